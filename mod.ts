@@ -40,3 +40,4 @@ export * from "./losses/combined_margin.ts";
 export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";
+export * from "./losses/catalog.ts";
