@@ -1,0 +1,49 @@
+// Every registered backend, on every head-loss fixture case, in its own precision, against the
+// float64 PyTorch values, within the tolerance of backends/tolerances.ts.
+import { fixtureCases } from "../testing/fixtures.ts";
+import { checkCase } from "./_parity.ts";
+import { BACKENDS } from "./registry.ts";
+import { toleranceOf } from "./tolerances.ts";
+
+/** Prints one line per skip reason: how many cases and which. */
+function reportSkips(backend: string, skips: Map<string, string[]>) {
+  for (const [reason, names] of skips) {
+    const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? ", …" : "");
+    console.log(`${backend}: skips ${names.length} case(s), ${reason} (${shown})`);
+  }
+}
+
+Deno.test("parity: every backend matches the PyTorch fixtures", async (t) => {
+  const cases = fixtureCases();
+  if (cases.length === 0) throw new Error("the fixture manifest has no cases");
+  for (const backend of BACKENDS) {
+    const availability = await backend.availability();
+    if (!availability.available) {
+      console.log(`${backend.name}: unavailable, skipped: ${availability.reason}`);
+      await t.step({ name: backend.name, ignore: true, fn: () => {} });
+      continue;
+    }
+    const tolerance = toleranceOf(backend);
+    await t.step(`${backend.name} (${backend.precision}, rtol ${tolerance.rtol})`, async (t) => {
+      const started = performance.now();
+      const skips = new Map<string, string[]>();
+      let ran = 0;
+      for (const c of cases) {
+        const parity = await checkCase(backend, c, tolerance);
+        if (parity.skipped) {
+          skips.set(parity.skipped, [...(skips.get(parity.skipped) ?? []), c.name]);
+          continue;
+        }
+        ran++;
+        await t.step(c.name, () => {
+          if (parity.failures.length) throw new Error(parity.failures.join("; "));
+        });
+      }
+      reportSkips(backend.name, skips);
+      if (ran === 0) throw new Error(`${backend.name} ran no fixture case`);
+      console.log(
+        `${backend.name}: ${ran} cases in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+    });
+  }
+});
