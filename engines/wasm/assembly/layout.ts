@@ -1,0 +1,52 @@
+// The parameter block shared by the kernels (AssemblyScript) and the host (TypeScript): slot k is
+// the i32 at params + 4·k. Plain constants, so the file compiles as both languages.
+
+/** Real sizes and their padded strides (Np, Cp multiples of 8 and 4; Dp of 8). */
+export const SLOT_N = 0;
+export const SLOT_NP = 1;
+export const SLOT_DP = 2;
+export const SLOT_C = 3;
+export const SLOT_CP = 4;
+/** 0: linear head, 1: angular head. */
+export const SLOT_ANGULAR = 5;
+/** Radius kind: 0 scale (a_i = s), 1 featureNorm (a_i = ‖x_i‖), 2 normProduct (also b_j = ‖w_j‖). */
+export const SLOT_RADIUS = 6;
+/** Classes per tile. */
+export const SLOT_TILE = 7;
+export const SLOT_THREADS = 8;
+/** Byte offsets of the shared arrays. */
+export const SLOT_XPACK = 10; // (Np/8)×Dp×8 f32: x̂ (angular) or x (linear), by blocks of 8 samples
+export const SLOT_W = 11; // Cp×Dp f32
+export const SLOT_GW = 12; // Cp×Dp f32
+export const SLOT_COS = 13; // Cp×Np f32: cosines (or logits of a linear head), class-major
+export const SLOT_LABELS = 14; // Np i32, −1 for padding
+export const SLOT_A = 15; // Np f32: row radius factor a_i
+export const SLOT_ZY = 16; // Np f64: the target logit z_iy, from the host
+export const SLOT_WEIGHT = 17; // Np f32: reduction weight, 0 for padding
+export const SLOT_BIAS = 18; // Cp f32
+export const SLOT_NW = 19; // Cp f32: ‖w_j‖
+export const SLOT_INVCW = 20; // Cp f32: 1 / max(‖w_j‖, 1e-12)
+export const SLOT_GB = 21; // Cp f32: ∂loss/∂b_j (linear) or the ‖w_j‖ radius gradient
+export const SLOT_STATS = 22; // Np×2 f64: max and Σ exp(z − max) over non-targets, by thread 0
+export const SLOT_THREAD_BASE = 23; // first thread's private region
+export const SLOT_THREAD_BYTES = 24; // bytes per thread's region
+/** Set by a thread whose gradient of the weights is not finite. */
+export const SLOT_BAD = 25;
+export const SLOT_XPACKK = 26; // (Dp/8)×Np×8 f32: x̂ packed by blocks of 8 features
+
+/** Counters of the next class tile to take, in the forward and the backward pass. */
+export const SLOT_NEXT_FORWARD = 27;
+export const SLOT_NEXT_BACKWARD = 28;
+/** Most threads. */
+export const MAX_THREADS = 64;
+export const PARAM_SLOTS = 32;
+
+/** Offsets inside a thread's private region, in multiples of Np·4 bytes (see threadLayout). */
+export const T_MAX = 0; // Np f32 running max
+export const T_SUM = 1; // Np f64 running sum (2 units)
+export const T_LOGZ = 3; // Np f32
+export const T_SUMX = 4; // Np f32: Σ_j gc_ij·c_ij over the thread's classes
+export const T_GRADA = 5; // Np f32: Σ_j gz_ij·b_j·v_ij
+// Tile×Np f32 gradient tile, then Np×Dp f32 partial ∂/∂x, then the tile's W rows packed by blocks
+// of 8 features ((Dp/8)×Tile×8 f32).
+export const T_TILE = 6;
