@@ -1,0 +1,109 @@
+/**
+ * A bridge from this library's analytic float64 head losses to TensorFlow.js training.
+ *
+ * @module
+ */
+import { marginSoftmaxLoss } from "../losses/margin_softmax.ts";
+import { centerLoss } from "../losses/center.ts";
+import { updateCenters } from "../losses/update_centers.ts";
+import type { HeadSpec } from "../losses/head_spec.ts";
+import { type Matrix, matrix } from "../losses/matrix.ts";
+import type { Reduction } from "../losses/types.ts";
+import { tf } from "../backends/_tfjs_setup.ts";
+
+export type { HeadSpec, Matrix, Reduction };
+
+/** Options of {@linkcode tfjsHeadLoss}. */
+export interface TfjsHeadLossOptions {
+  /** How per-sample losses are combined. @default {"mean"} */
+  reduction?: Reduction;
+  /**
+   * Adds the center loss λ_c·½‖x_i − c_{y_i}‖² with these centers (C×D), updated in place by the
+   * paper's rule (α) after every call that computes gradients. Omit for no center loss.
+   */
+  center?: { centers: Matrix; weight: number; alpha?: number };
+}
+
+/** A tfjs loss: features N×D, weights C×D and labels N give a scalar whose gradient is analytic. */
+export type TfjsHeadLoss = (
+  features: tf.Tensor2D,
+  weights: tf.Tensor2D,
+  labels: tf.Tensor1D,
+) => tf.Scalar;
+
+type CustomGradient = Parameters<typeof tf.customGrad>[0];
+
+/**
+ * Turns a head (any {@linkcode HeadSpec}, e.g. `arcFaceHead({ scale: 16, margin: 0.3 })`) into a
+ * TensorFlow.js loss whose gradient is the library's analytic float64 gradient, through
+ * `tf.customGrad`. The inputs are read back synchronously (`dataSync`), so it works on every tfjs
+ * backend, at the price of a round trip per call. `head` may be a function of nothing, read at
+ * every call, so that a schedule (SphereFace's λ) can change between steps.
+ *
+ * @example
+ * ```ts ignore
+ * import { tf } from "../backends/_tfjs_setup.ts";
+
+export type { HeadSpec, Matrix, Reduction };
+ * import { arcFaceHead } from "../losses/arcface.ts";
+ *
+ * const loss = tfjsHeadLoss(arcFaceHead({ scale: 16, margin: 0.3 }));
+ * const w = tf.variable(tf.randomNormal([10, 2]));
+ * const optimizer = tf.train.adam(0.01);
+ * optimizer.minimize(() => loss(model.apply(x) as tf.Tensor2D, w, y));
+ * ```
+ *
+ * @param head The head, or a function returning the head of the current step.
+ * @param options The reduction and an optional center loss.
+ * @returns The loss function.
+ */
+export function tfjsHeadLoss(
+  head: HeadSpec | (() => HeadSpec),
+  options: TfjsHeadLossOptions = {},
+): TfjsHeadLoss {
+  const reduction = options.reduction ?? "mean";
+  const op = tf.customGrad(
+    ((features: tf.Tensor2D, weights: tf.Tensor2D, labels: tf.Tensor1D) => {
+      const [N, D] = features.shape, C = weights.shape[0];
+      const input = {
+        features: matrix(N, D, Float64Array.from(features.dataSync())),
+        weights: matrix(C, D, Float64Array.from(weights.dataSync())),
+        labels: Array.from(labels.dataSync()),
+      };
+      const spec = typeof head === "function" ? head() : head;
+      const result = marginSoftmaxLoss(input, spec, { reduction });
+      let loss = result.loss;
+      const gradFeatures = Float32Array.from(result.gradFeatures.data);
+      const center = options.center;
+      if (center) {
+        const c = centerLoss({
+          features: input.features,
+          centers: center.centers,
+          labels: input.labels,
+        }, {
+          reduction,
+        });
+        loss += center.weight * c.loss;
+        for (let k = 0; k < gradFeatures.length; k++) {
+          gradFeatures[k] += center.weight * c.gradFeatures.data[k];
+        }
+        // The paper's rule moves the centers once per mini-batch, outside the optimiser.
+        const next = updateCenters(center.centers, c.centerDelta, { alpha: center.alpha });
+        center.centers.data.set(next.data);
+      }
+      const gradWeights = Float32Array.from(result.gradWeights.data);
+      return {
+        value: tf.scalar(loss),
+        gradFunc: (dy: tf.Scalar) => {
+          const scale = dy.dataSync()[0];
+          return [
+            tf.mul(tf.tensor2d(gradFeatures, [N, D]), scale),
+            tf.mul(tf.tensor2d(gradWeights, [C, D]), scale),
+            tf.zerosLike(labels),
+          ];
+        },
+      };
+    }) as CustomGradient,
+  ) as (f: tf.Tensor, w: tf.Tensor, l: tf.Tensor) => tf.Scalar;
+  return (features, weights, labels) => op(features, weights, labels);
+}
