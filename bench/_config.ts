@@ -1,0 +1,110 @@
+// What a bench run covers and how long each bench may take: sizes, the selection from the
+// environment, and the one skip rule. Shared by losses_bench.ts and run.ts.
+import { HEAD_CATALOG } from "../mod.ts";
+import { BACKENDS } from "../backends/registry.ts";
+
+/** A head size: N samples, D features, C classes. */
+export interface BenchSize {
+  name: string;
+  N: number;
+  D: number;
+  C: number;
+}
+
+/** The sizes of the suite, smallest first (the skip rule extrapolates from the first). */
+export const SIZES: readonly BenchSize[] = [
+  { name: "S", N: 64, D: 128, C: 1_000 },
+  { name: "M", N: 128, D: 512, C: 10_000 },
+  { name: "L", N: 256, D: 512, C: 100_000 },
+];
+
+/** The work of a head, forward and backward: three N×D×C matrix products of 2 flops per term. */
+export function flopsOf(size: BenchSize): number {
+  return 6 * size.N * size.D * size.C;
+}
+
+/** `size` as "S (64×128×1000)". */
+export function sizeLabel(size: BenchSize): string {
+  return `${size.name} (${size.N}×${size.D}×${size.C})`;
+}
+
+function pick<T>(variable: string, all: readonly T[], nameOf: (t: T) => string): T[] {
+  const wanted = Deno.env.get(variable)?.split(",").map((s) => s.trim()).filter(Boolean);
+  if (!wanted?.length) return [...all];
+  const names = all.map(nameOf);
+  const unknown = wanted.filter((w) => !names.includes(w));
+  if (unknown.length) {
+    throw new Error(`${variable}: unknown ${unknown.join(", ")}; known: ${names.join(", ")}`);
+  }
+  return all.filter((t) => wanted.includes(nameOf(t)));
+}
+
+/**
+ * The sizes, backends and losses to run: all of them, or the comma-separated names in
+ * BENCH_SIZES, BENCH_BACKENDS and BENCH_LOSSES.
+ */
+export function benchSelection() {
+  return {
+    sizes: pick("BENCH_SIZES", SIZES, (s) => s.name),
+    backends: pick("BENCH_BACKENDS", BACKENDS, (b) => b.name),
+    losses: pick("BENCH_LOSSES", HEAD_CATALOG, (e) => e.name),
+  };
+}
+
+/** Seconds one bench (warm-up and samples) may take: BENCH_BUDGET_S, 30 by default. */
+export function benchBudgetMs(): number {
+  const seconds = Number(Deno.env.get("BENCH_BUDGET_S") ?? 30);
+  if (!(seconds > 0)) throw new Error(`BENCH_BUDGET_S must be a positive number of seconds`);
+  return seconds * 1000;
+}
+
+/** How a bench runs, or why it does not. */
+export type BenchPlan =
+  | { skip: false; n: number; warmup: number; estimateMs: number; plannedMs: number }
+  | { skip: true; reason: string; estimateMs: number };
+
+/**
+ * Our warm-up runs untimed before the first timed call; `deno bench` (Deno 2.9, `warmup: 0`) then
+ * times at least one call in its own warm-up and n + 1 in its measuring phase, all recorded as
+ * samples: at least 3 with n = 1.
+ */
+const EXTRA_CALLS = 2, MIN_N = 1, MAX_N = 30;
+
+/**
+ * The one skip rule. The cost of a run is 6·N·D·C divided by the backend's measured throughput
+ * (flops per ms of a warm run at the largest size probed so far); a bench runs when warm-up and
+ * at least three samples fit in the budget, with as many samples as fit (up to 32).
+ */
+export function planBench(size: BenchSize, flopsPerMs: number, budgetMs: number): BenchPlan {
+  const estimateMs = flopsOf(size) / flopsPerMs;
+  // About a second of warm-up (JIT, shader compilation, caches), never more than a fifth of the budget.
+  const warmup = Math.max(1, Math.min(20, Math.floor(Math.min(1000, budgetMs / 5) / estimateMs)));
+  const fit = Math.floor(budgetMs / estimateMs) - warmup - EXTRA_CALLS;
+  if (fit < MIN_N) {
+    return {
+      skip: true,
+      estimateMs,
+      reason: `estimated ${(estimateMs / 1000).toFixed(1)} s per run ` +
+        `(at ${(flopsPerMs / 1e6).toFixed(2)} GFLOP/s measured): ` +
+        `${warmup + MIN_N + EXTRA_CALLS} runs exceed the ${budgetMs / 1000} s budget`,
+    };
+  }
+  const n = Math.min(MAX_N, fit);
+  return { skip: false, n, warmup, estimateMs, plannedMs: (warmup + n + EXTRA_CALLS) * estimateMs };
+}
+
+/**
+ * Whether start-up should measure a backend at `size` before planning: when the extrapolated run
+ * fits the budget. Extrapolating linearly from a smaller size overestimates backends with a fixed
+ * cost per call (GPU dispatch, read-back), which would otherwise be skipped wrongly.
+ */
+export function shouldProbe(size: BenchSize, flopsPerMs: number, budgetMs: number): boolean {
+  return flopsOf(size) / flopsPerMs <= budgetMs;
+}
+
+/** The median of a sample (the mean of the two middle values for an even count). */
+export function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

@@ -1,0 +1,22 @@
+// One probe of the skip rule, in its own process so that a backend that cannot hold a size (a
+// WebAssembly abort, an out-of-memory GPU) fails here and not inside the bench process.
+// Usage: deno run -A bench/_probe.ts BACKEND LOSS SIZE → prints {"warmRunMs": …} on stdout.
+import { HEAD_CATALOG } from "../mod.ts";
+import { BACKENDS } from "../backends/registry.ts";
+import { SIZES } from "./_config.ts";
+import { benchInput } from "./_inputs.ts";
+
+const [backendName, lossName, sizeName] = Deno.args;
+const backend = BACKENDS.find((b) => b.name === backendName);
+const loss = HEAD_CATALOG.find((e) => e.name === lossName);
+const size = SIZES.find((s) => s.name === sizeName);
+if (!backend || !loss || !size) throw new Error(`usage: _probe.ts BACKEND LOSS SIZE`);
+const availability = await backend.availability();
+if (!availability.available) throw new Error(availability.reason);
+const prepared = await backend.prepare(loss.head(), benchInput(size), "mean");
+await prepared.run();
+const t = performance.now();
+await prepared.run();
+const warmRunMs = performance.now() - t;
+await prepared.dispose();
+console.log(JSON.stringify({ warmRunMs }));

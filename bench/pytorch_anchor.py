@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""The PyTorch CPU rows of the benchmark: the same heads, sizes and budget as bench/losses_bench.ts.
+
+Usage: /usr/bin/python3 bench/pytorch_anchor.py JOB.json OUT.json
+
+JOB.json (written by bench/run.ts from HEAD_CATALOG and bench/_config.ts, so a loss added to the
+catalog needs nothing here): {"sizes": [{"name", "N", "D", "C"}], "heads": [{"loss", "head"}],
+"budgetS": seconds per bench}, where "head" is the loss's HeadSpec with its defaults
+(losses/head_spec.ts). Each head is computed the way a PyTorch user writes it: float32,
+F.normalize, one matrix product, the margin on the target column only (gather/scatter), then
+F.cross_entropy with the mean; timed forward+backward (gradients of features and weights) with
+torch.set_num_threads(os.cpu_count()). Prints progress on stderr; writes medians and the BLAS in
+use to OUT.json.
+"""
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def blas_in_use():
+    """Which BLAS the process really loaded (Debian's torch links the generic libblas.so.3)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            name = os.path.basename(path)
+            if "blas" in name or "lapack" in name:
+                paths.add(path)
+    info = {"libraries": sorted(paths), "openblas": None}
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            info["openblas"] = {
+                "library": path,
+                "config": lib.openblas_get_config().decode(),
+                "corename": lib.openblas_get_corename().decode(),
+                "threads": lib.openblas_get_num_threads(),
+            }
+            break
+        except (OSError, AttributeError):
+            continue
+    if info["openblas"]:
+        o = info["openblas"]
+        version = o["config"].split()[1] if o["config"].startswith("OpenBLAS") else "?"
+        info["summary"] = f"OpenBLAS {version} ({o['corename']} kernels, {o['threads']} threads)"
+    else:
+        info["summary"] = "generic BLAS (" + ", ".join(paths or ["none found"]) + ")"
+    return info
+
+
+def target_function(margin, c):
+    """f(c) of losses/_target.ts for the target cosines c (a column of N values)."""
+    kind = margin["kind"]
+    if kind == "none":
+        return c
+    if kind == "psi":
+        m, lam = margin["margin"], margin["lambda"]
+        theta = torch.acos(c.clamp(-1 + 1e-7, 1 - 1e-7))
+        k = torch.floor(m * theta / math.pi).detach()
+        sign = 1 - 2 * torch.remainder(k, 2)
+        psi = sign * torch.cos(m * theta) - 2 * k
+        return (lam * c + psi) / (1 + lam)
+    m1, m2, m3 = margin["m1"], margin["m2"], margin["m3"]
+    if m1 == 1:
+        sin = torch.sqrt((1 - c * c).clamp(min=1e-12))
+        f = c * math.cos(m2) - sin * math.sin(m2) - m3
+    else:
+        f = torch.cos(m1 * torch.acos(c.clamp(-1 + 1e-7, 1 - 1e-7)) + m2) - m3
+    if margin["fallback"] == "easy":
+        return torch.where(c > 0, f, c)
+    if margin["fallback"] == "insightface":
+        threshold = math.cos(math.pi - m2)
+        return torch.where(c > threshold, f, c - (math.sin(math.pi - m2) * m2 + m3))
+    return f
+
+
+def head_loss(head, x, w, labels):
+    """The mean loss of one HeadSpec."""
+    if head["logits"] == "linear":
+        return F.cross_entropy(x @ w.t(), labels)
+    x_norm = x.norm(dim=1, keepdim=True)
+    cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).t()
+    column = labels[:, None]
+    c = cos.gather(1, column)
+    f = target_function(head["margin"], c)
+    if head["marginGradient"] == "detached":
+        f = c + (f - c).detach()
+    logits = cos.scatter(1, column, f)
+    radius = head["radius"]
+    if radius["kind"] == "scale":
+        logits = logits * radius["scale"]
+    elif radius["kind"] == "featureNorm":
+        logits = logits * x_norm
+    else:  # normProduct: ‖x_i‖·‖w_j‖
+        logits = logits * x_norm * w.norm(dim=1)[None, :]
+    return F.cross_entropy(logits, labels)
+
+
+def bench_one(head, size, budget_s, generator):
+    n_, d, c_ = size["N"], size["D"], size["C"]
+    x = torch.randn(n_, d, generator=generator).requires_grad_()
+    w = torch.randn(c_, d, generator=generator).requires_grad_()
+    labels = (torch.arange(n_) * 7919 + 1) % c_
+
+    def run():
+        x.grad = None
+        w.grad = None
+        start = time.perf_counter()
+        loss = head_loss(head, x, w, labels)
+        loss.backward()
+        elapsed = time.perf_counter() - start
+        if not math.isfinite(loss.item()):
+            raise RuntimeError(f"non-finite loss {loss.item()}")
+        return elapsed
+
+    first = run()  # warm-up, and the cost estimate of the skip rule (as in bench/_config.ts)
+    if first * 4 > budget_s:
+        return {"skipped": f"estimated {first:.1f} s per run: 4 runs exceed the {budget_s} s budget"}
+    if first < 0.01:
+        for _ in range(4):
+            run()
+    samples = [run() for _ in range(max(3, min(32, int(budget_s / first) - 1)))]
+    return {"medianMs": statistics.median(samples) * 1e3, "samplesMs": [s * 1e3 for s in samples]}
+
+
+def main():
+    job_path, out_path = sys.argv[1], sys.argv[2]
+    with open(job_path) as f:
+        job = json.load(f)
+    torch.set_num_threads(os.cpu_count())
+    blas = blas_in_use()
+    info = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "blas": blas,
+        "coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "precision": "float32",
+        "rows": [],
+    }
+    print(f"[pytorch] torch {torch.__version__}, {info['threads']} threads, {blas['summary']}",
+          file=sys.stderr, flush=True)
+    generator = torch.Generator().manual_seed(1)
+    for size in job["sizes"]:
+        for entry in job["heads"]:
+            result = bench_one(entry["head"], size, job["budgetS"], generator)
+            info["rows"].append({"loss": entry["loss"], "size": size["name"], **result})
+            text = (f"median {result['medianMs']:.2f} ms ({len(result['samplesMs'])} samples)"
+                    if "medianMs" in result else f"skipped: {result['skipped']}")
+            print(f"[pytorch] {entry['loss']} {size['name']}: {text}", file=sys.stderr, flush=True)
+    with open(out_path, "w") as f:
+        json.dump(info, f)
+
+
+if __name__ == "__main__":
+    main()
