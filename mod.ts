@@ -41,3 +41,5 @@ export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";
 export * from "./losses/catalog.ts";
+export * from "./losses/boundaries.ts";
+export * from "./engines/head_loss.ts";
