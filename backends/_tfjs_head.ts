@@ -54,9 +54,35 @@ const productsWithTranspose = tf.customGrad(
   }) as CustomGradient,
 ) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
-/** sin θ = √max(1 − c², floor) for θ = acos c. */
-function sinTheta(c: tf.Tensor): tf.Tensor {
-  return tf.sqrt(tf.maximum(tf.sub(1, tf.square(c)), SIN_SQ_FLOOR));
+/**
+ * Rows `labels` of w, whose gradient scatters back with summed duplicates (tf.scatterND): tfjs's
+ * own gather gradient needs UnsortedSegmentSum, which the wasm backend lacks.
+ */
+function gatherRows(w: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor2D {
+  const op = tf.customGrad(
+    ((rows: tf.Tensor2D) => ({
+      value: tf.gather(rows, labels),
+      gradFunc: (dy: tf.Tensor2D) =>
+        tf.scatterND(tf.reshape(labels, [labels.shape[0], 1]), dy, rows.shape),
+    })) as CustomGradient,
+  ) as (rows: tf.Tensor2D) => tf.Tensor2D;
+  return op(w);
+}
+
+/**
+ * sin θ of each sample's target, √max(1 − c², floor), with 1 − c² = ‖x̂ + ŵ_y‖²·‖x̂ − ŵ_y‖²/4 for
+ * unit rows: near c = ±1 the product's float32 cosine is off by ~1e-7, which 1/sin θ in a margin's
+ * slope would magnify. A zero feature row (x̂ = 0) has c = 0 and keeps 1 − c².
+ */
+function targetSin(x: tf.Tensor2D, w: tf.Tensor2D, labels: tf.Tensor1D, c: tf.Tensor): tf.Tensor {
+  const wy = gatherRows(w, labels);
+  const plus = tf.sum(tf.square(tf.add(x, wy)), 1), minus = tf.sum(tf.square(tf.sub(x, wy)), 1);
+  const unit = detached((a) => tf.step(tf.sub(tf.sum(tf.square(a), 1), 0.5)), x); // 1, or 0
+  const sinSq = tf.add(
+    tf.mul(unit, tf.mul(tf.mul(plus, minus), 0.25)),
+    tf.mul(tf.sub(1, unit), tf.sub(1, tf.square(c))),
+  );
+  return tf.sqrt(tf.maximum(sinSq, SIN_SQ_FLOOR));
 }
 
 /** T_m(c) = cos(m·acos c), the Chebyshev polynomial, by its recurrence. */
@@ -70,7 +96,7 @@ function chebyshev(m: number, c: tf.Tensor): tf.Tensor {
 }
 
 /** f(c) of a target margin, as losses/_target.ts and fixtures/FORMAT.md define it. */
-function targetValue(margin: TargetMargin, c: tf.Tensor): tf.Tensor {
+function targetValue(margin: TargetMargin, c: tf.Tensor, sinOf: () => tf.Tensor): tf.Tensor {
   switch (margin.kind) {
     case "none":
       return c;
@@ -93,7 +119,7 @@ function targetValue(margin: TargetMargin, c: tf.Tensor): tf.Tensor {
     }
     case "angular": {
       const { m1, m2, m3, fallback } = margin;
-      const sin = sinTheta(c);
+      const sin = sinOf();
       // cos(θ + m2) = c·cos m2 − sin θ·sin m2 needs no acos; otherwise θ = atan2(sin θ, c), whose
       // gradient −1/sin θ stays finite at |c| = 1, unlike acos's.
       const f = m1 === 1
@@ -126,7 +152,8 @@ function normalizeRows(a: tf.Tensor2D): { unit: tf.Tensor2D; norms: tf.Tensor2D 
  * the analytic float64 one. Call it inside tf.tidy or a gradient function.
  *
  * Differences from the float64 reference, all below float32 resolution: norms are
- * √max(‖a‖², 1e-24) (the same clamp, also used as the radius), sin θ is √max(1 − c², 1e-16), ψ's
+ * √max(‖a‖², 1e-24) (the same clamp, also used as the radius), sin θ is √max(1 − c², 1e-16) with
+ * 1 − c² from ‖x̂ ± ŵ_y‖, ψ's
  * k is capped at m − 1 (it reaches m only at θ = π exactly), and the detached margin is
  * R·(c + detached(f(c) − c)).
  *
@@ -146,7 +173,8 @@ export function headLosses(head: HeadSpec, tensors: HeadTensors): tf.Tensor1D {
     const x = normalizeRows(features), w = normalizeRows(weights);
     const cosines = productsWithTranspose(x.unit, w.unit);
     const target = tf.sum(tf.mul(cosines, mask), 1);
-    const margin = (c: tf.Tensor) => tf.sub(targetValue(head.margin, c), c); // f(c) − c
+    const sinOf = () => targetSin(x.unit, w.unit, labels, target);
+    const margin = (c: tf.Tensor) => tf.sub(targetValue(head.margin, c, sinOf), c); // f(c) − c
     const shift = head.marginGradient === "detached" ? detached(margin, target) : margin(target);
     const adjusted = tf.add(cosines, tf.mul(mask, tf.expandDims(shift, 1)));
     const radius = head.radius;

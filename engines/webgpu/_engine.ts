@@ -1,6 +1,6 @@
-// The fused WebGPU engine: uploads a head's inputs once, then each run is one submission of six
-// dispatches (norms, cosines, per-sample softmax, per-class gradient, the two gradient products)
-// and one read-back.
+// The fused WebGPU engine: uploads a head's inputs once, then each run is one submission of seven
+// dispatches (norms, target half-angles, cosines, per-sample softmax, per-class gradient, the two
+// gradient products) and one read-back.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../../losses/types.ts";
 import { checkHeadInput, reductionOption } from "../../losses/_validate.ts";
@@ -19,6 +19,7 @@ import {
   rowShader,
   shaderKey,
   SHAPES,
+  targetsShader,
   TILE,
 } from "./_shaders.ts";
 
@@ -247,6 +248,7 @@ export async function prepareEngine(
   const nw = buffer(4 * Cp, U.STORAGE);
   const S = buffer(4 * Np * Cp, U.STORAGE);
   const stats = buffer(4 * ROW_STATS * Np, U.STORAGE);
+  const halves = buffer(8 * Np, U.STORAGE);
   const losses = buffer(4 * Np, U.STORAGE | U.COPY_SRC);
   const wFactor = buffer(4 * Cp, U.STORAGE);
   const gradBias = buffer(4 * Cp, U.STORAGE | U.COPY_SRC);
@@ -284,6 +286,15 @@ export async function prepareEngine(
         groups: [Math.ceil((Np + c.cCp) / LINE_THREADS)],
       }))
       : []),
+    ...(angular
+      ? perChunk((c) => ({
+        name: "targets",
+        code: targetsShader(),
+        access: ["r", "r", "r", "r", "r", "w"],
+        bind: [X, c.W, L, nx, nw, halves],
+        groups: [Math.ceil(N / LINE_THREADS)],
+      }))
+      : []),
     ...perChunk((c) => ({
       name: "forward",
       code: forwardShader(head),
@@ -294,8 +305,8 @@ export async function prepareEngine(
     {
       name: "row",
       code: rowShader(head),
-      access: ["r", "r", "r", "r", "w", "w"],
-      bind: [S, L, nx, nw, stats, losses],
+      access: ["r", "r", "r", "r", "w", "w", "r"],
+      bind: [S, L, nx, nw, stats, losses, halves],
       groups: [N],
     },
     ...(Z

@@ -46,14 +46,14 @@ fn asinSmall(x: f32) -> f32 {
   return ((((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z
     + 1.6666752422e-1) * z * x + x;
 }
-fn acosAccurate(c: f32) -> f32 {
+// θ from c and h = (1 − c, 1 + c), the latter accurate near ±1 (see targetsShader).
+fn acosAccurate(c: f32, h: vec2f) -> f32 {
   if (abs(c) <= 0.5) { return PI / 2.0 - asinSmall(c); }
-  // 1 ∓ c is exact here, so angles near 0 and π keep their precision.
-  if (c > 0.0) { return 2.0 * asinSmall(sqrt(0.5 * (1.0 - c))); }
-  return PI - 2.0 * asinSmall(sqrt(0.5 * (1.0 + c)));
+  if (c > 0.0) { return 2.0 * asinSmall(sqrt(0.5 * h.x)); }
+  return PI - 2.0 * asinSmall(sqrt(0.5 * h.y));
 }
-// sin θ = √((1 − c)(1 + c)): no cancellation near |c| = 1, unlike √(1 − c²) in float32.
-fn sinOf(c: f32) -> f32 { return sqrt(max(0.0, (1.0 - c) * (1.0 + c))); }
+// sin θ = √((1 − c)(1 + c)): no cancellation near |c| = 1, unlike √(1 − c²).
+fn sinOf(h: vec2f) -> f32 { return sqrt(max(0.0, h.x * h.y)); }
 `;
 
 /** The structural kind of a head: heads of one kind share shader text. */
@@ -68,7 +68,9 @@ export function shaderKey(head: HeadSpec): string {
 
 /** f(c) and f'(c) of the head's margin, as WGSL returning vec2f(value, slope): losses/_target.ts. */
 function targetFunction(head: HeadSpec): string {
-  if (head.logits === "linear") return "fn targetOf(c: f32) -> vec2f { return vec2f(c, 1.0); }";
+  if (head.logits === "linear") {
+    return "fn targetOf(c: f32, h: vec2f) -> vec2f { return vec2f(c, 1.0); }";
+  }
   const m = head.margin;
   let body: string;
   if (m.kind === "none") {
@@ -76,7 +78,7 @@ function targetFunction(head: HeadSpec): string {
   } else if (m.kind === "psi") {
     body = `
   let c = clamp(cosine, -1.0, 1.0);
-  let k = floor(f32(p.psiMargin) * acosAccurate(c) / PI);
+  let k = floor(f32(p.psiMargin) * acosAccurate(c, h) / PI);
   let sign = select(-1.0, 1.0, (u32(k) & 1u) == 0u);
   // Chebyshev T_m and U_{m-1} by their recurrences.
   var t0 = 1.0; var t1 = c; var u0 = 0.0; var u1 = 1.0;
@@ -92,12 +94,12 @@ function targetFunction(head: HeadSpec): string {
     const margin = m.m1 === 1
       ? `
   let c = clamp(cosine, -1.0, 1.0);
-  let s = sinOf(c);
+  let s = sinOf(h);
   return vec2f(c * p.cosM2 - s * p.sinM2 - p.m3, p.cosM2 + c * p.sinM2 / max(s, SIN_FLOOR));`
       : `
   let c = clamp(cosine, -1.0, 1.0);
-  let theta = acosAccurate(c);
-  let s = sinOf(c);
+  let theta = acosAccurate(c, h);
+  let s = sinOf(h);
   return vec2f(cos(p.m1 * theta + p.m2) - p.m3,
                p.m1 * sin(p.m1 * theta + p.m2) / max(s, SIN_FLOOR));`;
     const fallback = m.fallback === "easy"
@@ -109,10 +111,10 @@ function targetFunction(head: HeadSpec): string {
   }
   const detach = head.marginGradient === "detached";
   return `
-fn exactTarget(cosine: f32) -> vec2f {${body}
+fn exactTarget(cosine: f32, h: vec2f) -> vec2f {${body}
 }
-fn targetOf(cosine: f32) -> vec2f {
-  ${detach ? "return vec2f(exactTarget(cosine).x, 1.0);" : "return exactTarget(cosine);"}
+fn targetOf(cosine: f32, h: vec2f) -> vec2f {
+  ${detach ? "return vec2f(exactTarget(cosine, h).x, 1.0);" : "return exactTarget(cosine, h);"}
 }`;
 }
 
@@ -150,6 +152,43 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
     for (var k = 0u; k < D4; k++) { let v = W[j * D4 + k]; s += v * v; }
     nw[p.c0 + j] = sqrt(s.x + s.y + s.z + s.w);
   }
+}`;
+}
+
+/**
+ * (1 − c, 1 + c) of each sample's target cosine, from ‖x̂ ∓ ŵ_y‖²/2: near c = ±1 the product's
+ * cosine has an absolute error of ~1e-7, which 1/sin θ in a margin's slope would magnify.
+ */
+export function targetsShader(): string {
+  return `${PARAMS_STRUCT}
+@group(0) @binding(1) var<storage, read> X: array<vec4f>;
+@group(0) @binding(2) var<storage, read> W: array<vec4f>;
+@group(0) @binding(3) var<storage, read> labels: array<u32>;
+@group(0) @binding(4) var<storage, read> nx: array<f32>;
+@group(0) @binding(5) var<storage, read> nw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> halves: array<vec2f>;
+@compute @workgroup_size(${LINE_THREADS})
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.N) { return; }
+  let y = labels[i];
+  if (y < p.c0 || y >= p.c0 + p.cC) { return; }
+  if (!(nx[i] > NORM_EPS) || !(nw[y] > NORM_EPS)) {
+    halves[i] = vec2f(1.0, 1.0); // the cosine of a zero vector is 0
+    return;
+  }
+  let D4 = p.Dp / 4u;
+  let ix = 1.0 / nx[i];
+  let iw = 1.0 / nw[y];
+  var u = vec4f(0.0);
+  var v = vec4f(0.0);
+  for (var k = 0u; k < D4; k++) {
+    let a = X[i * D4 + k] * ix;
+    let b = W[(y - p.c0) * D4 + k] * iw;
+    v += (a - b) * (a - b);
+    u += (a + b) * (a + b);
+  }
+  halves[i] = 0.5 * vec2f(v.x + v.y + v.z + v.w, u.x + u.y + u.z + u.w);
 }`;
 }
 
@@ -229,6 +268,7 @@ export function rowShader(head: HeadSpec): string {
 @group(0) @binding(4) var<storage, read> nw: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(7) var<storage, read> halves: array<vec2f>;
 ${targetFunction(head)}
 ${radiusFunctions(head)}
 ${LOGIT_HELPERS}
@@ -261,7 +301,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let y = labels[i];
   let row = i * p.Cp;
   let cy = S[row + y];
-  let tf = select(vec2f(cy, 1.0), targetOf(cy), ANGULAR);
+  let tf = select(vec2f(cy, 1.0), targetOf(cy, halves[i]), ANGULAR);
   var m = -3.0e38;
   for (var j = t; j < p.C; j += ${ROW_THREADS}u) { m = max(m, logitOf(i, j, y, S[row + j], tf.x)); }
   m = reduceMax(t, m);

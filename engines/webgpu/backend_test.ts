@@ -66,15 +66,6 @@ async function compareWithReference(
   return worst;
 }
 
-/**
- * Measured exception: combinedMargin (m2 = 0.5, no fallback) with targets at cos θ = −1 + 1e-5…5e-5.
- * There f′(c) = cos m + c·sin m / sin θ ≈ −100 and sin θ = √((1 − c)(1 + c)) depends on 1 + c ≈ 1e-5,
- * which a float32 cosine (absolute error ~1e-7) carries to ~1 %: gradFeatures is off by 7.7e-4
- * relative to its largest entry (loss and losses match to 1e-7). Fixable by computing the target's
- * half-angle terms ‖x̂ ∓ ŵ_y‖ directly instead of from c; not done yet.
- */
-const NEAR_SINGULAR = new Set(["combinedMargin/near-one/exact"]);
-const NEAR_SINGULAR_RTOL = 2e-3;
 
 Deno.test({
   name: `engine-webgpu: matches the PyTorch fixtures (rtol ${RTOL})`,
@@ -85,11 +76,7 @@ Deno.test({
     const worst = new Map<string, { rel: number; where: string }>();
     for (const c of cases) {
       await t.step(c.name, async () => {
-        const rtol = NEAR_SINGULAR.has(c.name) ? NEAR_SINGULAR_RTOL : RTOL;
-        if (rtol !== RTOL) {
-          console.log(`  ${c.name}: held to ${rtol} (near-singular f′, see above)`);
-        }
-        const parity = await checkCase(webgpuEngineBackend, c, { rtol, reason: "" });
+        const parity = await checkCase(webgpuEngineBackend, c, { rtol: RTOL, reason: "" });
         for (const [output, rel] of Object.entries(parity.errors)) {
           const w = worst.get(c.loss) ?? { rel: -1, where: "" };
           if (rel! > w.rel) worst.set(c.loss, { rel: rel!, where: `${c.name} ${output}` });
