@@ -66,7 +66,6 @@ async function compareWithReference(
   return worst;
 }
 
-
 Deno.test({
   name: `engine-webgpu: matches the PyTorch fixtures (rtol ${RTOL})`,
   ignore: skip !== "",
