@@ -27,6 +27,7 @@ Deno.test("parity: every backend matches the PyTorch fixtures", async (t) => {
     await t.step(`${backend.name} (${backend.precision}, rtol ${tolerance.rtol})`, async (t) => {
       const started = performance.now();
       const skips = new Map<string, string[]>();
+      const worst = new Map<string, { rel: number; where: string }>();
       let ran = 0;
       for (const c of cases) {
         const parity = await checkCase(backend, c, tolerance);
@@ -35,11 +36,21 @@ Deno.test("parity: every backend matches the PyTorch fixtures", async (t) => {
           continue;
         }
         ran++;
+        for (const [output, rel] of Object.entries(parity.errors)) {
+          if (rel! >= (worst.get(c.loss)?.rel ?? 0)) {
+            worst.set(c.loss, { rel: rel!, where: `${c.name} ${output}` });
+          }
+        }
         await t.step(c.name, () => {
           if (parity.failures.length) throw new Error(parity.failures.join("; "));
         });
       }
       reportSkips(backend.name, skips);
+      for (const [loss, w] of worst) {
+        console.log(
+          `${backend.name} ${loss}: worst relative error ${w.rel.toExponential(2)} (${w.where})`,
+        );
+      }
       if (ran === 0) throw new Error(`${backend.name} ran no fixture case`);
       console.log(
         `${backend.name}: ${ran} cases in ${((performance.now() - started) / 1000).toFixed(1)} s`,

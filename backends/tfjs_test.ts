@@ -1,47 +1,11 @@
-// The tfjs backends against the PyTorch float64 fixtures (judged by backends/_parity.ts, as the
-// parity test of every backend is), and their hygiene in tfjs's one global engine.
+// The tfjs backends' hygiene in tfjs's one global engine; their fixture parity is
+// backends/parity_test.ts's, as for every backend.
 import assert from "node:assert";
 import { HEAD_CATALOG } from "../mod.ts";
 import { assertClose } from "../testing/assert_close.ts";
-import { fixtureCases } from "../testing/fixtures.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
-import { checkCase } from "./_parity.ts";
 import { tf } from "./_tfjs_setup.ts";
-import { tfjsCpuBackend, tfjsWasmBackend, tfjsWebgpuBackend } from "./tfjs.ts";
-import { toleranceOf } from "./tolerances.ts";
-
-for (const backend of [tfjsCpuBackend, tfjsWasmBackend, tfjsWebgpuBackend]) {
-  const availability = await backend.availability();
-  if (!availability.available) console.log(`SKIPPED ${backend.name}: ${availability.reason}`);
-  const tolerance = toleranceOf(backend);
-
-  Deno.test({
-    name: `${backend.name}: matches the PyTorch fixtures (rtol ${tolerance.rtol})`,
-    ignore: !availability.available,
-    async fn(t) {
-      // Center loss has no head: it is not a backend's business.
-      const cases = fixtureCases().filter((c) => HEAD_CATALOG.some((e) => e.name === c.loss));
-      assert.ok(cases.length > 0, "no head-loss fixture cases");
-      const worst = new Map<string, { rel: number; where: string }>();
-      for (const c of cases) {
-        await t.step(c.name, async () => {
-          const parity = await checkCase(backend, c, tolerance);
-          for (const [name, rel] of Object.entries(parity.errors)) {
-            if (rel >= (worst.get(c.loss)?.rel ?? 0)) {
-              worst.set(c.loss, { rel, where: `${c.name} ${name}` });
-            }
-          }
-          if (parity.failures.length) throw new Error(parity.failures.join("\n"));
-        });
-      }
-      for (const [loss, w] of worst) {
-        console.log(
-          `${backend.name} ${loss}: worst relative error ${w.rel.toExponential(2)} (${w.where})`,
-        );
-      }
-    },
-  });
-}
+import { tfjsCpuBackend, tfjsWasmBackend } from "./tfjs.ts";
 
 Deno.test({
   name: "tfjs backends: prepared heads survive backend switches and leak no tensors",

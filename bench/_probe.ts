@@ -1,10 +1,12 @@
 // One probe of the skip rule, in its own process so that a backend that cannot hold a size (a
 // WebAssembly abort, an out-of-memory GPU) fails here and not inside the bench process.
-// Usage: deno run -A bench/_probe.ts BACKEND LOSS SIZE → prints {"warmRunMs": …} on stdout.
+// Usage: deno run -A bench/_probe.ts BACKEND LOSS SIZE → prints {"warmRunMs": …, "peakRssMiB": …}
+// on stdout; the peak is the whole process's (bench/peak_memory.ts).
 import { HEAD_CATALOG } from "../mod.ts";
 import { BACKENDS } from "../backends/registry.ts";
 import { SIZES } from "./_config.ts";
 import { benchInput } from "./_inputs.ts";
+import { peakRssMiB } from "./_peak_rss.ts";
 
 const [backendName, lossName, sizeName] = Deno.args;
 const backend = BACKENDS.find((b) => b.name === backendName);
@@ -19,4 +21,4 @@ const t = performance.now();
 await prepared.run();
 const warmRunMs = performance.now() - t;
 await prepared.dispose();
-console.log(JSON.stringify({ warmRunMs }));
+console.log(JSON.stringify({ warmRunMs, peakRssMiB: await peakRssMiB() }));

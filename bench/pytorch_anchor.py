@@ -10,7 +10,7 @@ catalog needs nothing here): {"sizes": [{"name", "N", "D", "C"}], "heads": [{"lo
 F.normalize, one matrix product, the margin on the target column only (gather/scatter), then
 F.cross_entropy with the mean; timed forward+backward (gradients of features and weights) with
 torch.set_num_threads(os.cpu_count()). Prints progress on stderr; writes medians and the BLAS in
-use to OUT.json.
+use to OUT.json, with the process's peak resident set size.
 """
 import ctypes
 import json
@@ -133,6 +133,15 @@ def bench_one(head, size, budget_s, generator):
     return {"medianMs": statistics.median(samples) * 1e3, "samplesMs": [s * 1e3 for s in samples]}
 
 
+def peak_rss_mib():
+    """The process's peak resident set size (VmHWM, as `/usr/bin/time -v` reports it), in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
 def main():
     job_path, out_path = sys.argv[1], sys.argv[2]
     with open(job_path) as f:
@@ -157,6 +166,7 @@ def main():
             text = (f"median {result['medianMs']:.2f} ms ({len(result['samplesMs'])} samples)"
                     if "medianMs" in result else f"skipped: {result['skipped']}")
             print(f"[pytorch] {entry['loss']} {size['name']}: {text}", file=sys.stderr, flush=True)
+    info["peakRssMiB"] = peak_rss_mib()
     with open(out_path, "w") as f:
         json.dump(info, f)
 

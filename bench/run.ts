@@ -1,8 +1,8 @@
 /**
  * The benchmark driver (`deno task bench`): sets up OpenBLAS for the PyTorch anchor, runs
  * bench/pytorch_anchor.py and `deno bench --json bench/losses_bench.ts` one after the other, prints
- * progress and the Markdown table, writes bench/results/<timestamp>.json and latest.json, and the
- * chart latest.svg / latest.png, and prints the change against the previous latest.json.
+ * progress and the Markdown table, writes bench/results/<timestamp>.json, latest.json, the table
+ * as latest.md and the chart latest.svg / latest.png, and prints the change against the previous latest.json.
  *
  * Environment: BENCH_SIZES=S,M,L BENCH_BACKENDS=reference,… BENCH_LOSSES=arcFace,… (all by
  * default), BENCH_BUDGET_S (seconds per bench, 30), BENCH_PYTORCH=0 to leave PyTorch out.
@@ -11,8 +11,10 @@
  */
 import { renderSvg, svgToPng, type VegaLiteSpec } from "../charts/render.ts";
 import { BACKENDS } from "../backends/registry.ts";
-import { benchBudgetMs, benchSelection, flopsOf, median } from "./_config.ts";
+import { benchBudgetMs, benchSelection, flopsOf, median, SIZES } from "./_config.ts";
 import type { BenchSidecar } from "./losses_bench.ts";
+import { type Pytorch, runPytorch, setUpOpenBlas } from "./_pytorch.ts";
+import { measurePeakMemory, memoryTable } from "./peak_memory.ts";
 
 /** One row of the results: one backend, one loss, one size. */
 export interface BenchRow {
@@ -41,71 +43,6 @@ const here = new URL(".", import.meta.url);
 const resultsDir = new URL("results/", here);
 const decoder = new TextDecoder();
 const say = (line: string) => console.error(line);
-
-async function command(cmd: string, args: string[], env?: Record<string, string>) {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
-  return {
-    ok: out.success,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
-
-/** Installs Debian's OpenBLAS if missing (idempotent) and picks its kernels from the CPU flags. */
-async function setUpOpenBlas(): Promise<{ coretype?: string; note: string }> {
-  const status = await command("dpkg-query", ["-W", "-f=${Status}", "libopenblas0-pthread"])
-    .catch(() => ({ ok: false, stdout: "", stderr: "dpkg-query missing" }));
-  let note: string;
-  if (status.stdout.includes("install ok installed")) {
-    note = "libopenblas0-pthread already installed";
-  } else {
-    say("[setup] installing libopenblas0-pthread (apt-get, needs root)…");
-    let install = await command("apt-get", ["install", "-y", "libopenblas0-pthread"]);
-    if (!install.ok) {
-      await command("apt-get", ["update"]);
-      install = await command("apt-get", ["install", "-y", "libopenblas0-pthread"]);
-    }
-    note = install.ok
-      ? "libopenblas0-pthread installed now"
-      : `libopenblas0-pthread could not be installed: ${install.stderr.trim().split("\n").pop()}`;
-  }
-  const flags = (await Deno.readTextFile("/proc/cpuinfo")).match(/^flags\s*:(.*)$/m)?.[1]
-    .split(/\s+/) ?? [];
-  // OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to SSE3 kernels otherwise.
-  const coretype = flags.includes("avx512f")
-    ? "SkylakeX"
-    : flags.includes("avx2")
-    ? "Haswell"
-    : undefined;
-  return { coretype, note: `${note}; OPENBLAS_CORETYPE=${coretype ?? "(unset: no avx2)"}` };
-}
-
-// deno-lint-ignore no-explicit-any
-type Pytorch = { threads: number; blas: { summary: string }; torch: string; rows: any[] };
-
-async function runPytorch(coretype: string | undefined): Promise<Pytorch | string> {
-  const { sizes, losses } = benchSelection();
-  const dir = await Deno.makeTempDir({ prefix: "bench-pytorch-" });
-  const job = `${dir}/job.json`, out = `${dir}/out.json`;
-  await Deno.writeTextFile(
-    job,
-    JSON.stringify({
-      sizes,
-      budgetS: benchBudgetMs() / 1000,
-      heads: losses.map((e) => ({ loss: e.name, head: e.head() })),
-    }),
-  );
-  const env: Record<string, string> = coretype ? { OPENBLAS_CORETYPE: coretype } : {};
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: [new URL("pytorch_anchor.py", here).pathname, job, out],
-    env,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  const { success } = await child.status;
-  if (!success) return "bench/pytorch_anchor.py failed (see above)";
-  return JSON.parse(await Deno.readTextFile(out));
-}
 
 async function runDenoBench() {
   const sidecar = await Deno.makeTempFile({ prefix: "bench-sidecar-", suffix: ".json" });
@@ -285,13 +222,19 @@ if (import.meta.main) {
   );
   let pytorch: Pytorch | string = "left out (BENCH_PYTORCH=0)";
   let setup = "";
+  let coretype: string | undefined;
   if (Deno.env.get("BENCH_PYTORCH") !== "0") {
     const blas = await setUpOpenBlas();
     setup = blas.note;
+    coretype = blas.coretype;
     say(`[setup] ${setup}`);
     pytorch = await runPytorch(blas.coretype);
   }
   const { json, side } = await runDenoBench();
+  const largest = SIZES[SIZES.length - 1].name;
+  const memory = benchSelection().sizes.some((s) => s.name === largest)
+    ? await measurePeakMemory(coretype, say)
+    : [];
   const startupFailures = new Map(
     (side.startup ?? []).filter((s) => !s.available).map((s) => [s.backend, s.reason ?? ""]),
   );
@@ -318,6 +261,7 @@ if (import.meta.main) {
     pytorch: typeof pytorch === "string" ? { skipped: pytorch } : { ...pytorch, rows: undefined },
     startup: side.startup ?? [],
     rows,
+    peakMemory: memory,
   };
   await Deno.mkdir(resultsDir, { recursive: true });
   const json_ = JSON.stringify(result, null, 2) + "\n";
@@ -335,7 +279,7 @@ if (import.meta.main) {
         `${s.firstRunMs!.toFixed(1)} ms | ${s.warmRunMs!.toFixed(2)} ms |`
       : `| ${s.backend} | unavailable: ${s.reason} | | | |`
   );
-  console.log([
+  const report = [
     `## Benchmark, ${subtitle}`,
     "",
     `Each figure: median of one run (sample count in parentheses) of \`await prepared.run()\` ` +
@@ -350,9 +294,16 @@ if (import.meta.main) {
     "|---|---|---|---|---|",
     ...startup,
     "",
+    ...(memory.length
+      ? [`Peak resident memory at ${largest}, one process per row:`, "", memoryTable(memory), ""]
+      : []),
     previous ? `Change against ${previous.timestamp}.` : "No previous results to compare with.",
-    `Wrote bench/results/latest.json, latest.svg, latest.png in ${
+  ].join("\n");
+  await Deno.writeTextFile(new URL("latest.md", resultsDir), report + "\n");
+  console.log(report);
+  console.log(
+    `Wrote bench/results/latest.json, latest.md, latest.svg, latest.png in ${
       ((performance.now() - started) / 1000).toFixed(0)
     } s.`,
-  ].join("\n"));
+  );
 }

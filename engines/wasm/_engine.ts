@@ -25,6 +25,10 @@ import { type CheckedHead, checkHeadInput, reductionOption } from "../../losses/
 import * as L from "./assembly/layout.ts";
 
 const WHERE = "wasmHeadLoss";
+// The runtime's own Worker, taken before anything can replace it: tfjs-backend-wasm's threaded
+// build, believing itself in Node.js, sets globalThis.Worker to node:worker_threads' Worker,
+// whose workers have no `self`.
+const WebWorker = globalThis.Worker;
 const NORM_EPS = 1e-12;
 /** Where the barrier words live; AssemblyScript's static data ends well below. */
 const CONTROL = 32768;
@@ -203,7 +207,7 @@ export async function prepareWasmHead(
   const workers: Worker[] = [];
   const ready: Promise<void>[] = [];
   for (let t = 0; t < T; t++) {
-    const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
+    const worker = new WebWorker(new URL("./_worker.ts", import.meta.url), { type: "module" });
     workers.push(worker);
     ready.push(
       new Promise((resolve, reject) => {
