@@ -10,7 +10,7 @@
 import * as ortWasm from "onnxruntime-web";
 import * as ortWebgpu from "onnxruntime-web/webgpu";
 import type { HeadInput, HeadSpec, Reduction } from "../mod.ts";
-import { checkHeadInput, reductionOption } from "../losses/_validate.ts";
+import { assertFiniteOutput, checkHeadInput, reductionOption } from "../losses/_validate.ts";
 import type { Availability, Backend, BackendKind, BackendResult, PreparedHead } from "./backend.ts";
 import {
   type GraphEntry,
@@ -33,14 +33,6 @@ interface Provider {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function assertFinite(where: string, name: string, data: Float32Array) {
-  for (let k = 0; k < data.length; k++) {
-    if (!Number.isFinite(data[k])) {
-      throw new RangeError(`${where}: ${name} is not finite in float32 at ${k} (${data[k]})`);
-    }
-  }
 }
 
 function configure(ort: Ort) {
@@ -168,7 +160,7 @@ function ortBackend(provider: Provider): Backend {
         const read = async (output: string) => {
           // getData() downloads a GPU-located output; CPU outputs are returned as they are.
           const data = (await outputs[output].getData()) as Float32Array;
-          assertFinite(where, output, data);
+          assertFiniteOutput(where, output, data, "float32");
           return data;
         };
         const result: BackendResult = {

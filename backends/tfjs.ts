@@ -7,16 +7,26 @@
  * @module
  */
 import type { HeadSpec, Reduction } from "../mod.ts";
-import { checkHeadInput, reductionOption } from "../losses/_validate.ts";
+import { assertFiniteOutput, checkHeadInput, reductionOption } from "../losses/_validate.ts";
 import type { Backend, BackendKind, BackendResult, PreparedHead } from "./backend.ts";
 import { headLosses } from "./_tfjs_head.ts";
 import { tf, type TfjsBackendName, useTfjsBackend } from "./_tfjs_setup.ts";
 
-function assertFinite(where: string, name: string, data: Float32Array) {
-  for (let k = 0; k < data.length; k++) {
-    if (!Number.isFinite(data[k])) {
-      throw new RangeError(`${where}: ${name} is not finite in float32 at ${k} (${data[k]})`);
-    }
+/**
+ * tfjs-webgpu binds each tensor whole; past the adapter's maxStorageBufferBindingSize (128 MiB on
+ * lavapipe) it computes silently wrong results (measured at L = 256×512×100 000: softmax returns
+ * zeros, the margin losses non-finite values), so such heads are refused up front.
+ */
+function checkBindingLimit(where: string, N: number, D: number, C: number) {
+  const limit = (tf.backend() as unknown as { device?: GPUDevice }).device?.limits
+    .maxStorageBufferBindingSize;
+  const largest = 4 * Math.max(C * D, N * C, N * D);
+  if (limit !== undefined && largest > limit) {
+    throw new RangeError(
+      `${where}: a ${(largest / 2 ** 20).toFixed(0)} MiB tensor exceeds this adapter's ` +
+        `${(limit / 2 ** 20).toFixed(0)} MiB storage-binding limit, where tfjs-webgpu computes ` +
+        `wrong results`,
+    );
   }
 }
 
@@ -34,6 +44,7 @@ function tfjsBackend(name: TfjsBackendName, kind: BackendKind): Backend {
       classes: "weights",
       allowBias: head.logits === "linear",
     });
+    if (name === "webgpu") checkBindingLimit(where, N, D, C);
     // Uploaded once, outside run(); released by dispose().
     const features = tf.tensor2d(Float32Array.from(x), [N, D]);
     const weights = tf.tensor2d(Float32Array.from(w), [C, D]);
@@ -64,7 +75,7 @@ function tfjsBackend(name: TfjsBackendName, kind: BackendKind): Backend {
           tf.dispose(outputs);
         }
         const names = ["loss", "losses", "gradFeatures", "gradWeights", "gradBias"];
-        data.forEach((d, k) => assertFinite(where, names[k], d));
+        data.forEach((d, k) => assertFiniteOutput(where, names[k], d, "float32"));
         const result: BackendResult = {
           loss: data[0][0],
           losses: data[1],

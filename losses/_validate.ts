@@ -20,6 +20,18 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/** Checks that every element is a finite number; typed arrays are only read. */
+function checkFinite(where: string, name: string, data: ArrayLike<number>): void {
+  for (let k = 0; k < data.length; k++) {
+    const v = data[k];
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new RangeError(
+        `${where}: ${name} must hold finite numbers, got ${describe(v)} at ${k}`,
+      );
+    }
+  }
+}
+
 function finiteCopy(where: string, name: string, data: ArrayLike<number>): Float64Array {
   const out = new Float64Array(data.length);
   for (let k = 0; k < data.length; k++) {
@@ -36,6 +48,24 @@ function finiteCopy(where: string, name: string, data: ArrayLike<number>): Float
 
 /** Checks a matrix's shape and values and returns its elements as a new Float64Array. */
 export function checkMatrix(where: string, name: string, m: Matrix): Float64Array {
+  checkMatrixShape(where, name, m);
+  return finiteCopy(where, name, m.data);
+}
+
+/**
+ * Checks a matrix like {@linkcode checkMatrix} but returns the caller's typed array itself (only
+ * to be read), so that engines that convert to float32 anyway skip the float64 copy.
+ */
+export function viewMatrix(where: string, name: string, m: Matrix): Float64Array | Float32Array {
+  checkMatrixShape(where, name, m);
+  if (m.data instanceof Float64Array || m.data instanceof Float32Array) {
+    checkFinite(where, name, m.data);
+    return m.data;
+  }
+  return finiteCopy(where, name, m.data);
+}
+
+function checkMatrixShape(where: string, name: string, m: Matrix): void {
   if (m === null || typeof m !== "object") {
     throw new TypeError(
       `${where}: ${name} must be a Matrix {rows, cols, data}, got ${describe(m)}`,
@@ -64,7 +94,6 @@ export function checkMatrix(where: string, name: string, m: Matrix): Float64Arra
       } elements, got ${data.length}`,
     );
   }
-  return finiteCopy(where, name, data);
 }
 
 /** Checks labels: N integers in [0, C). */
@@ -94,18 +123,42 @@ export function checkLabels(
   return out;
 }
 
+/** {@linkcode CheckedHead} whose matrices may be the caller's own arrays, to be read only. */
+export interface CheckedHeadView extends Omit<CheckedHead, "x" | "w"> {
+  x: Float64Array | Float32Array;
+  w: Float64Array | Float32Array;
+}
+
 /** Checks a features / class-matrix / labels triple (and the bias where one is allowed). */
 export function checkHeadInput(
   where: string,
   input: Omit<HeadInput, "weights">,
   names: { classes: string; allowBias: boolean },
 ): CheckedHead {
+  return checkHead(where, input, names, checkMatrix);
+}
+
+/** {@linkcode checkHeadInput} without copying typed-array matrices (see {@linkcode viewMatrix}). */
+export function viewHeadInput(
+  where: string,
+  input: Omit<HeadInput, "weights">,
+  names: { classes: string; allowBias: boolean },
+): CheckedHeadView {
+  return checkHead(where, input, names, viewMatrix);
+}
+
+function checkHead<T extends Float64Array | Float32Array>(
+  where: string,
+  input: Omit<HeadInput, "weights">,
+  names: { classes: string; allowBias: boolean },
+  matrixOf: (where: string, name: string, m: Matrix) => T,
+): Omit<CheckedHead, "x" | "w"> & { x: T; w: T } {
   if (input === null || typeof input !== "object") {
     throw new TypeError(`${where}: input must be an object {features, ${names.classes}, labels}`);
   }
   const classes = (input as unknown as Record<string, Matrix>)[names.classes];
-  const x = checkMatrix(where, "features", input.features);
-  const w = checkMatrix(where, names.classes, classes);
+  const x = matrixOf(where, "features", input.features);
+  const w = matrixOf(where, names.classes, classes);
   const N = input.features.rows, D = input.features.cols, C = classes.rows;
   if (classes.cols !== D) {
     throw new RangeError(
@@ -221,12 +274,17 @@ export function optionsObject<T extends object>(
   return options;
 }
 
-/** The last guard: no NaN or Infinity leaves the library. */
-export function assertFiniteOutput(where: string, name: string, data: ArrayLike<number>): void {
+/** The last guard: no NaN or Infinity leaves the library, whatever the precision it ran in. */
+export function assertFiniteOutput(
+  where: string,
+  name: string,
+  data: ArrayLike<number>,
+  precision: "float32" | "float64" = "float64",
+): void {
   for (let k = 0; k < data.length; k++) {
     if (!Number.isFinite(data[k])) {
       throw new RangeError(
-        `${where}: ${name} overflowed float64 at ${k} (inputs too large for this loss)`,
+        `${where}: ${name} overflowed ${precision} at ${k} (inputs too large for this loss)`,
       );
     }
   }

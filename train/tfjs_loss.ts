@@ -34,10 +34,34 @@ export type TfjsHeadLoss = (
 type CustomGradient = Parameters<typeof tf.customGrad>[0];
 
 /**
+ * Whether this runtime has the 2-D canvas that tfjs-webgpu's synchronous read-back draws on: Deno
+ * has an OffscreenCanvas whose 2-D context is null, where `dataSync` fails deep inside tfjs.
+ */
+export function hasSyncGpuReadBack(): boolean {
+  const g = globalThis as { document?: unknown; OffscreenCanvas?: typeof OffscreenCanvas };
+  if (g.document !== undefined) return true;
+  try {
+    return g.OffscreenCanvas !== undefined && new g.OffscreenCanvas(1, 1).getContext("2d") !== null;
+  } catch {
+    return false;
+  }
+}
+
+function checkSyncReadBack() {
+  if (tf.getBackend() === "webgpu" && !hasSyncGpuReadBack()) {
+    throw new Error(
+      "tfjsHeadLoss: the tfjs webgpu backend cannot read tensors back synchronously in this " +
+        "runtime (no 2-D canvas); use the cpu or wasm backend here, or webgpu in a browser",
+    );
+  }
+}
+
+/**
  * Turns a head (any {@linkcode HeadSpec}, e.g. `arcFaceHead({ scale: 16, margin: 0.3 })`) into a
  * TensorFlow.js loss whose gradient is the library's analytic float64 gradient, through
- * `tf.customGrad`. The inputs are read back synchronously (`dataSync`), so it works on every tfjs
- * backend, at the price of a round trip per call. `head` may be a function of nothing, read at
+ * `tf.customGrad`. The inputs are read back synchronously (`dataSync`), at the price of a round
+ * trip per call: this works on the cpu and wasm backends everywhere and on webgpu in a browser
+ * (Deno has no canvas for tfjs-webgpu's synchronous read-back: there it throws a clear error). `head` may be a function of nothing, read at
  * every call, so that a schedule (SphereFace's λ) can change between steps.
  *
  * @example
@@ -64,6 +88,7 @@ export function tfjsHeadLoss(
   const reduction = options.reduction ?? "mean";
   const op = tf.customGrad(
     ((features: tf.Tensor2D, weights: tf.Tensor2D, labels: tf.Tensor1D) => {
+      checkSyncReadBack();
       const [N, D] = features.shape, C = weights.shape[0];
       const input = {
         features: matrix(N, D, Float64Array.from(features.dataSync())),

@@ -21,7 +21,7 @@ import type { HeadInput, Reduction } from "../../losses/types.ts";
 import type { Matrix } from "../../losses/matrix.ts";
 import { targetFunction } from "../../losses/_target.ts";
 import { reductionWeight } from "../../losses/_cross_entropy.ts";
-import { type CheckedHead, checkHeadInput, reductionOption } from "../../losses/_validate.ts";
+import { type CheckedHeadView, reductionOption, viewHeadInput } from "../../losses/_validate.ts";
 import * as L from "./assembly/layout.ts";
 
 const WHERE = "wasmHeadLoss";
@@ -117,12 +117,13 @@ export async function prepareWasmHead(
   options: WasmEngineOptions = {},
 ): Promise<PreparedWasmHead> {
   reductionOption(WHERE, reduction);
-  let checked: CheckedHead | undefined = checkHeadInput(WHERE, input, {
+  // The caller's arrays themselves (read only): a float64 copy of W would double the peak memory.
+  let checked: CheckedHeadView | undefined = viewHeadInput(WHERE, input, {
     classes: "weights",
     allowBias: head.logits === "linear",
   });
   const { N, D, C, labels, bias } = checked;
-  let x: Float64Array | undefined = checked.x;
+  let x: Float64Array | Float32Array | undefined = checked.x;
   const angular = head.logits === "angular";
   const radius = angular ? ["scale", "featureNorm", "normProduct"].indexOf(head.radius.kind) : 0;
   const tile = options.tile ?? 64;
@@ -238,7 +239,7 @@ export async function prepareWasmHead(
       }
     }
     for (let i = 0; i < N; i++) wy.set(checked.w.subarray(labels[i] * D, labels[i] * D + D), i * D);
-    checked = undefined; // its float64 copy of W is the largest thing here: let it go
+    checked = undefined;
     if (bias) f32(o.bias, C).set(bias);
     if (!angular) f32(o.invcw, Cp).fill(1);
     const labelsOut = new Int32Array(buffer, o.labels, Np).fill(-1);

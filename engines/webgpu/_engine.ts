@@ -3,7 +3,7 @@
 // gradient products) and one read-back.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../../losses/types.ts";
-import { checkHeadInput, reductionOption } from "../../losses/_validate.ts";
+import { reductionOption, viewHeadInput } from "../../losses/_validate.ts";
 import {
   columnShader,
   D_ALIGN,
@@ -152,7 +152,8 @@ export async function prepareEngine(
       throw new RangeError(`${where}: a psi margin must be a non-negative integer, got ${m}`);
     }
   }
-  const { N, D, C, x, w, labels, bias } = checkHeadInput(where, input, {
+  // The caller's arrays themselves (read only): they are converted to float32 below anyway.
+  const { N, D, C, x, w, labels, bias } = viewHeadInput(where, input, {
     classes: "weights",
     allowBias: head.logits === "linear",
   });
@@ -186,7 +187,7 @@ export async function prepareEngine(
     if (data) device.queue.writeBuffer(b, 0, data as BufferSource);
     return b;
   };
-  const padded = (src: Float64Array, rows: number, rowsP: number) => {
+  const padded = (src: Float64Array | Float32Array, rows: number, rowsP: number) => {
     const out = new Float32Array(rowsP * Dp);
     for (let r = 0; r < rows; r++) {
       for (let k = 0; k < D; k++) out[r * Dp + k] = src[r * D + k];
