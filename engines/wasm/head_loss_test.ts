@@ -9,6 +9,7 @@ import {
 } from "../../mod.ts";
 import type { Radius, TargetMargin } from "../../losses/head_spec.ts";
 import { closeness } from "../../testing/assert_close.ts";
+import { assertMatchesReference } from "../../testing/engine_checks.ts";
 import { fixtureCases } from "../../testing/fixtures.ts";
 import { randomHeadInput } from "../../testing/loss_checks.ts";
 import { checkCase } from "../../backends/_parity.ts";
@@ -30,26 +31,7 @@ async function compare(
 ): Promise<number> {
   const expected = marginSoftmaxLoss(input, head, { reduction });
   const actual = await wasmHeadLoss(input, head, { reduction, threads, logits: true });
-  const pairs: [string, ArrayLike<number>, ArrayLike<number>][] = [
-    ["loss", [actual.loss], [expected.loss]],
-    ["losses", actual.losses, expected.losses],
-    ["logits", actual.logits!.data, expected.logits.data],
-    ["gradFeatures", actual.gradFeatures.data, expected.gradFeatures.data],
-    ["gradWeights", actual.gradWeights.data, expected.gradWeights.data],
-  ];
-  if (expected.gradBias) pairs.push(["gradBias", actual.gradBias!, expected.gradBias]);
-  let worst = 0;
-  for (const [output, a, e] of pairs) {
-    for (const v of Array.from(a)) assert.ok(Number.isFinite(v), `${name} ${output}: ${v}`);
-    const { relError, worstIndex } = closeness(a, e);
-    assert.ok(
-      relError <= RTOL,
-      `${name} ${output}: relative error ${relError.toExponential(2)} at ${worstIndex} ` +
-        `(${a[worstIndex]} vs ${e[worstIndex]})`,
-    );
-    worst = Math.max(worst, relError);
-  }
-  return worst;
+  return assertMatchesReference(actual, expected, { name, rtol: RTOL });
 }
 
 const RADII: Radius[] = [

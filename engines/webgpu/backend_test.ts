@@ -12,6 +12,7 @@ import {
 } from "../../mod.ts";
 import { toleranceOf } from "../../backends/tolerances.ts";
 import { closeness } from "../../testing/assert_close.ts";
+import { assertMatchesReference } from "../../testing/engine_checks.ts";
 import { randomHeadInput } from "../../testing/loss_checks.ts";
 import { webgpuEngineBackend } from "./backend.ts";
 import { webgpuHeadLoss } from "./head_loss.ts";
@@ -43,26 +44,7 @@ async function compareWithReference(
 ): Promise<number> {
   const expected = marginSoftmaxLoss(input, head, { reduction });
   const actual = await webgpuHeadLoss(input, head, { reduction });
-  const pairs: [string, ArrayLike<number>, ArrayLike<number>][] = [
-    ["loss", [actual.loss], [expected.loss]],
-    ["losses", actual.losses, expected.losses],
-    ["logits", actual.logits.data, expected.logits.data],
-    ["gradFeatures", actual.gradFeatures.data, expected.gradFeatures.data],
-    ["gradWeights", actual.gradWeights.data, expected.gradWeights.data],
-  ];
-  if (expected.gradBias) pairs.push(["gradBias", actual.gradBias!, expected.gradBias]);
-  let worst = 0;
-  for (const [output, a, e] of pairs) {
-    for (const v of Array.from(a)) assert.ok(Number.isFinite(v), `${name} ${output}: ${v}`);
-    const { relError, worstIndex } = closeness(a, e);
-    worst = Math.max(worst, relError);
-    assert.ok(
-      relError <= rtol,
-      `${name} ${output}: relative error ${relError.toExponential(2)} > ${rtol} ` +
-        `(element ${worstIndex}: ${a[worstIndex]} vs ${e[worstIndex]})`,
-    );
-  }
-  return worst;
+  return assertMatchesReference(actual, expected, { name, rtol });
 }
 
 Deno.test({
