@@ -49,7 +49,6 @@ function cpuMs(): number | undefined {
   const usage = (globalThis as { Deno?: { cpuUsage?: () => { user: number } } }).Deno?.cpuUsage?.();
   return usage ? usage.user / 1000 : undefined;
 }
-const U = GPUBufferUsage;
 
 /** Binding kinds of a shader, in binding order after the uniform at 0: r = read, w = read_write. */
 type Access = "r" | "w";
@@ -146,6 +145,9 @@ export async function prepareEngine(
 ): Promise<PreparedEngine> {
   const where = options.where ?? WHERE;
   const reduction = reductionOption(where, options.reduction);
+  // Read here, not at module load: runtimes without WebGPU have no GPUBufferUsage global, and
+  // mod.ts (through headLoss) must still import there.
+  const U = GPUBufferUsage;
   if (head.logits === "angular" && head.margin.kind === "psi") {
     const m = head.margin.margin;
     if (!Number.isInteger(m) || m < 0) {
