@@ -1,53 +1,22 @@
 import type { HeadSpec } from "../losses/head_spec.ts";
-import type { Matrix } from "../losses/matrix.ts";
 import type { HeadInput, Reduction } from "../losses/types.ts";
-import { marginSoftmaxLoss } from "../losses/margin_softmax.ts";
-import { optionsObject } from "../losses/_validate.ts";
-import { wasmHeadLoss } from "./wasm/head_loss.ts";
-import { webgpuHeadLoss } from "./webgpu/head_loss.ts";
-
-/**
- * Where a head is computed: `"reference"` (pure TypeScript, float64, exact), `"wasm"` (WebAssembly
- * SIMD on worker threads, float32) or `"webgpu"` (fused WGSL, float32).
- */
-export type Engine = "reference" | "wasm" | "webgpu";
+import { optionsObject, viewHeadInput } from "../losses/_validate.ts";
+import type { EngineResult } from "./engine.ts";
+import { prepareHead, type PrepareHeadOptions } from "./prepare_head.ts";
 
 /** Options of {@linkcode headLoss}. */
-export interface HeadLossOptions {
-  /** The engine that computes the head. @default {"reference"} */
-  engine?: Engine;
+export interface HeadLossOptions extends PrepareHeadOptions {
   /** How per-sample losses are combined. @default {"mean"} */
   reduction?: Reduction;
-  /** Worker threads of the `"wasm"` engine. @default {navigator.hardwareConcurrency} */
-  threads?: number;
+  /** Also return the N×C logits. @default {false} */
+  logits?: boolean;
 }
 
 /**
- * What {@linkcode headLoss} returns: the fields of `HeadResult`, float64 from the reference engine
- * and float32 from the others. The `"wasm"` engine does not form the N×C logits.
- */
-export interface EngineHeadResult {
-  /** The reduced loss; for `"none"` the sum of `losses`. */
-  loss: number;
-  /** Per-sample losses, length N. */
-  losses: Float64Array | Float32Array;
-  /** The N×C logits fed to softmax, except from the `"wasm"` engine. */
-  logits?: Matrix;
-  /** ∂loss/∂features, N×D. */
-  gradFeatures: Matrix;
-  /** ∂loss/∂weights, C×D. */
-  gradWeights: Matrix;
-  /** ∂loss/∂bias, present when a bias was given. */
-  gradBias?: Float64Array | Float32Array;
-}
-
-const ENGINES: readonly Engine[] = ["reference", "wasm", "webgpu"];
-
-/**
- * Computes any head of {@linkcode HeadSpec} on the chosen engine. Pick `"reference"` for exact
- * float64 values (tests, small heads), `"wasm"` for speed on the CPU (large heads: fused kernels on
- * every core) and `"webgpu"` where a GPU adapter exists. The float32 engines agree with the
- * reference to about 1e-5 of each array's largest magnitude.
+ * Computes any head of {@linkcode HeadSpec} once on the chosen engine: {@linkcode prepareHead},
+ * one run, dispose. Pick `"reference"` for exact float64 values, `"wasm"` for speed on the CPU and
+ * `"webgpu"` where a GPU adapter exists. To compute a head repeatedly (training, benchmarks), keep a
+ * prepared head instead: preparing starts workers or builds GPU pipelines every time.
  *
  * @example CosFace on the WebAssembly engine
  * ```ts
@@ -66,30 +35,29 @@ const ENGINES: readonly Engine[] = ["reference", "wasm", "webgpu"];
  *
  * @param input Features (N×D), weights (C×D), labels (N) and, for a linear head, an optional bias.
  * @param head What to compute, e.g. `arcFaceHead({ scale: 64, margin: 0.5 })`.
- * @param options The engine, the reduction and the `"wasm"` engine's thread count.
- * @returns The loss, per-sample losses, gradients and (except from `"wasm"`) the logits.
+ * @param options The engine, its thread count, the reduction and whether to return the logits.
+ * @returns The loss, per-sample losses, gradients and (when asked) the logits.
  */
 export async function headLoss(
   input: HeadInput,
   head: HeadSpec,
   options?: HeadLossOptions,
-): Promise<EngineHeadResult> {
+): Promise<EngineResult> {
   const where = "headLoss";
-  const { engine = "reference", reduction, threads } = optionsObject(where, options, [
+  const { reduction, logits, ...prepare } = optionsObject(where, options, [
     "engine",
-    "reduction",
     "threads",
+    "reduction",
+    "logits",
   ]);
-  if (!ENGINES.includes(engine)) {
-    throw new Error(
-      `${where}: options.engine must be one of ${ENGINES.map((e) => `"${e}"`).join(", ")}` +
-        `, got ${JSON.stringify(engine)}`,
-    );
+  const shape = {
+    samples: input?.features?.rows,
+    dims: input?.features?.cols,
+    classes: input?.weights?.rows,
+  };
+  if (!Object.values(shape).every((v) => Number.isInteger(v) && v > 0)) {
+    viewHeadInput(where, input, { classes: "weights", allowBias: true }); // throws, naming the input
   }
-  if (threads !== undefined && engine !== "wasm") {
-    throw new Error(`${where}: options.threads applies to the "wasm" engine only`);
-  }
-  if (engine === "wasm") return await wasmHeadLoss(input, head, { reduction, threads });
-  if (engine === "webgpu") return await webgpuHeadLoss(input, head, { reduction });
-  return marginSoftmaxLoss(input, head, { reduction });
+  await using prepared = await prepareHead(head, shape, prepare);
+  return await prepared.run(input, { reduction, logits });
 }

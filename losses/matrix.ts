@@ -1,11 +1,11 @@
 /** A dense row-major matrix: element (i, j) is `data[i * cols + j]`. */
-export interface Matrix {
+export interface Matrix<T extends Float64Array | Float32Array = Float64Array | Float32Array> {
   /** Number of rows. */
   rows: number;
   /** Number of columns. */
   cols: number;
   /** The `rows * cols` elements, row after row. */
-  data: Float64Array | Float32Array;
+  data: T;
 }
 
 /**

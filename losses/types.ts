@@ -26,20 +26,23 @@ export interface HeadInput {
   bias?: ArrayLike<number>;
 }
 
-/** What every head loss returns: the loss, its per-sample values, the logits and the gradients. */
-export interface HeadResult {
+/**
+ * What every head loss returns: the loss, its per-sample values, the logits and the gradients. `T`
+ * is the array type of the precision it was computed in (float64 for the reference losses).
+ */
+export interface HeadResult<T extends Float64Array | Float32Array = Float64Array> {
   /** The reduced loss; for `"none"` the sum of `losses`. */
   loss: number;
-  /** Per-sample losses, length N. */
+  /** Per-sample losses, length N, in float64 whatever the precision of the rest. */
   losses: Float64Array;
   /** The N×C logits fed to softmax, after margin and scale. */
-  logits: Matrix;
+  logits: Matrix<T>;
   /** ∂loss/∂features, N×D. */
-  gradFeatures: Matrix;
+  gradFeatures: Matrix<T>;
   /** ∂loss/∂weights, C×D. */
-  gradWeights: Matrix;
+  gradWeights: Matrix<T>;
   /** ∂loss/∂bias, present when a bias was given. */
-  gradBias?: Float64Array;
+  gradBias?: T;
 }
 
 /** The option every loss takes. */

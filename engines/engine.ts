@@ -1,0 +1,92 @@
+/**
+ * The engine contract: what every engine (the float64 reference, engine-wasm, engine-webgpu) and
+ * every peer adapter (TensorFlow.js, onnxruntime) implements, and what {@linkcode prepareHead}, the
+ * bench, the parity matrix and the tests read. An engine knows nothing about individual losses: it
+ * compiles a {@linkcode HeadSpec}.
+ *
+ * @module
+ */
+import type { HeadSpec } from "../losses/head_spec.ts";
+import type { Matrix } from "../losses/matrix.ts";
+import type { HeadResult, Reduction } from "../losses/types.ts";
+import type { CheckedHeadView } from "../losses/_validate.ts";
+
+/** Where an engine runs. */
+export type EngineKind = "CPU" | "WASM" | "WebGPU";
+
+/** Whether an engine can run here, and why not. */
+export type Availability = { available: true } | { available: false; reason: string };
+
+/** The sizes a head is prepared for: N samples of D features, C classes. */
+export interface HeadShape {
+  /** N, rows of the features (the batch size). */
+  samples: number;
+  /** D, columns of the features and of the weights. */
+  dims: number;
+  /** C, rows of the weights. */
+  classes: number;
+}
+
+/**
+ * What every engine returns: a {@linkcode HeadResult} in the engine's precision `T`, with the N×C
+ * logits only when the run asked for them.
+ */
+export type EngineResult<T extends Float32Array | Float64Array = Float32Array | Float64Array> =
+  & Omit<HeadResult<T>, "logits">
+  & { logits?: Matrix<T> };
+
+/** Options of one run of a prepared head. */
+export interface RunOptions {
+  /** How per-sample losses are combined. @default {"mean"} */
+  reduction?: Reduction;
+  /** Also return the N×C logits (an extra N×C pass and read-back). @default {false} */
+  logits?: boolean;
+}
+
+/** A run's settings after validation, as engines receive them. */
+export interface RunSettings {
+  reduction: Reduction;
+  logits: boolean;
+}
+
+/**
+ * What an engine's `prepare` returns: the expensive state (workers, memory, GPU pipelines and
+ * buffers) for one head and shape. `run` receives validated input whose arrays may be the caller's
+ * own: it must read everything it needs from them before its first `await`, since the caller may
+ * reuse them as soon as `run` returns its promise.
+ */
+export interface EngineHead<T extends Float32Array | Float64Array = Float32Array | Float64Array> {
+  /** Forward and backward on new features, weights, labels (and bias); results are new arrays. */
+  run(input: CheckedHeadView, settings: RunSettings): Promise<EngineResult<T>>;
+  /** Releases everything `prepare` took; idempotent. */
+  dispose(): void | Promise<void>;
+  /** Worker threads in use, where the engine has threads. */
+  threads?: number;
+}
+
+/** Options every engine understands; engines may take more of their own. */
+export interface EngineOptions {
+  /** Worker threads, for engines with threads (`"wasm"`). @default {the logical cores} */
+  threads?: number;
+}
+
+/** One engine: ours (in the registry that {@linkcode prepareHead} reads) or a peer's adapter. */
+export interface Engine<
+  T extends Float32Array | Float64Array = Float32Array | Float64Array,
+  O extends EngineOptions = EngineOptions,
+> {
+  /** Unique name, e.g. `"wasm"` or `"tfjs-webgpu"`. */
+  name: string;
+  /** Where it runs. */
+  kind: EngineKind;
+  /** The precision of its arithmetic. */
+  precision: T extends Float64Array ? "float64" : "float32";
+  /** Whether it takes the `threads` option. */
+  threaded: boolean;
+  /** Loads what the engine needs (once) and says whether it can run here. */
+  availability(): Promise<Availability>;
+  /** Whether it computes that (valid) head; a reason when it does not. */
+  supports(head: HeadSpec): true | string;
+  /** Builds what runs of one head and shape need; the head and shape are already validated. */
+  prepare(head: HeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
+}

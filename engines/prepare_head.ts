@@ -1,0 +1,220 @@
+import type { HeadSpec } from "../losses/head_spec.ts";
+import type { HeadInput } from "../losses/types.ts";
+import {
+  booleanOption,
+  type CheckedHeadView,
+  optionsObject,
+  reductionOption,
+  viewHeadInput,
+} from "../losses/_validate.ts";
+import type {
+  Engine,
+  EngineHead,
+  EngineOptions,
+  EngineResult,
+  HeadShape,
+  RunOptions,
+  RunSettings,
+} from "./engine.ts";
+import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
+import { checkHeadSpec } from "../losses/_head_spec_check.ts";
+
+/** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
+export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
+  extends Disposable, AsyncDisposable {
+  /** The engine's name. */
+  readonly engine: string;
+  /** The head it computes. */
+  readonly head: HeadSpec;
+  /** The sizes every run's input must have. */
+  readonly shape: Readonly<HeadShape>;
+  /** Worker threads in use, for engines with threads. */
+  readonly threads?: number;
+  /**
+   * Forward and backward on new features, weights, labels (and bias, for a linear head). The
+   * arrays are read before the returned promise is created, so the caller may reuse them at once;
+   * results are new arrays. Runs of one prepared head queue one after another.
+   */
+  run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>>;
+  /** Releases the engine's workers, memory or GPU buffers; a later `run` is an error. */
+  dispose(): Promise<void>;
+}
+
+/** Checks `shape`: three positive integers. */
+export function checkShape(where: string, shape: HeadShape): HeadShape {
+  if (shape === null || typeof shape !== "object") {
+    throw new TypeError(`${where}: shape must be an object {samples, dims, classes}`);
+  }
+  for (const key of Object.keys(shape)) {
+    if (!["samples", "dims", "classes"].includes(key)) {
+      throw new TypeError(
+        `${where}: shape has an unknown key "${key}"; it takes samples, dims, classes`,
+      );
+    }
+  }
+  for (const name of ["samples", "dims", "classes"] as const) {
+    const value = shape[name];
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(`${where}: shape.${name} must be a positive integer, got ${value}`);
+    }
+  }
+  return { samples: shape.samples, dims: shape.dims, classes: shape.classes };
+}
+
+function checkRunInput(
+  where: string,
+  head: HeadSpec,
+  shape: HeadShape,
+  input: HeadInput,
+): CheckedHeadView {
+  const view = viewHeadInput(where, input, {
+    classes: "weights",
+    allowBias: head.logits === "linear",
+  });
+  const want = `${shape.samples}×${shape.dims} features and ${shape.classes}×${shape.dims} weights`;
+  if (view.N !== shape.samples || view.D !== shape.dims || view.C !== shape.classes) {
+    throw new RangeError(
+      `${where}: this head was prepared for ${want}, got ${view.N}×${view.D} and ` +
+        `${view.C}×${view.D}; prepare another head for other sizes`,
+    );
+  }
+  return view;
+}
+
+/** A private copy of a view, for a run that must wait for the one before it. */
+function snapshot(view: CheckedHeadView): CheckedHeadView {
+  return { ...view, x: view.x.slice(), w: view.w.slice(), labels: view.labels.slice() };
+}
+
+function runSettings(where: string, options: RunOptions | undefined): RunSettings {
+  const o = optionsObject(where, options, ["reduction", "logits"]);
+  return {
+    reduction: reductionOption(where, o.reduction),
+    logits: booleanOption(where, "logits", o.logits, false),
+  };
+}
+
+/**
+ * Prepares `head` for `shape` on `engine`: the shared wrapper behind {@linkcode prepareHead}, the
+ * bench, the parity matrix and the adapters. Validates the head, the shape and, on every run, the
+ * input and the run options.
+ */
+export async function prepareOn<
+  T extends Float32Array | Float64Array,
+  O extends EngineOptions,
+>(
+  engine: Engine<T, O>,
+  head: HeadSpec,
+  shape: HeadShape,
+  options: O,
+): Promise<PreparedHead<T>> {
+  const where = `prepareHead (${engine.name})`;
+  checkHeadSpec(where, head);
+  const checkedShape = checkShape(where, shape);
+  const supported = engine.supports(head);
+  if (supported !== true) throw new RangeError(`${where}: ${supported}`);
+  if (options.threads !== undefined && !engine.threaded) {
+    throw new TypeError(`${where}: options.threads applies to engines with threads ("wasm")`);
+  }
+  const inner: EngineHead<T> = await engine.prepare(head, checkedShape, options);
+  let disposed = false;
+  let busy: Promise<unknown> | undefined;
+  const runWhere = `${engine.name} run`;
+
+  async function run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>> {
+    if (disposed) throw new Error(`${runWhere}: the head was disposed`);
+    const settings = runSettings(runWhere, options);
+    let view = checkRunInput(runWhere, head, checkedShape, input);
+    if (busy) view = snapshot(view);
+    const waitFor = busy;
+    const task = (async () => {
+      if (waitFor) await waitFor.catch(() => {});
+      if (disposed) throw new Error(`${runWhere}: the head was disposed`);
+      return await inner.run(view, settings);
+    })();
+    const current = task.catch(() => {}).finally(() => {
+      if (busy === current) busy = undefined;
+    });
+    busy = current;
+    return await task;
+  }
+
+  async function dispose(): Promise<void> {
+    if (disposed) return;
+    disposed = true;
+    await inner.dispose();
+  }
+
+  return {
+    engine: engine.name,
+    head,
+    shape: Object.freeze(checkedShape),
+    threads: inner.threads,
+    run,
+    dispose,
+    [Symbol.dispose]: () => void dispose().catch(() => {}),
+    [Symbol.asyncDispose]: dispose,
+  };
+}
+
+/** Options of {@linkcode prepareHead}. */
+export interface PrepareHeadOptions extends EngineOptions {
+  /** The engine that computes the head. @default {"reference"} */
+  engine?: EngineName;
+}
+
+/**
+ * Prepares a head on one engine: the engine's expensive state (worker threads and their shared
+ * memory, GPU pipelines and buffers) is built once, and each `run` computes the loss, per-sample
+ * losses and gradients for new features AND weights, as a training loop needs. Release it with
+ * `dispose()` (or `using` / `await using`).
+ *
+ * Engines: `"reference"` (float64, exact, on the calling thread), `"wasm"` (float32 WebAssembly
+ * SIMD on worker threads; the fast CPU engine) and `"webgpu"` (float32 WGSL where a WebGPU adapter
+ * exists). The float32 engines agree with the reference to the error the README states.
+ *
+ * @example ArcFace on the WebAssembly engine, run twice with new inputs
+ * ```ts
+ * import { arcFaceHead, matrix, prepareHead } from "../mod.ts";
+ * import assert from "node:assert";
+ *
+ * await using head = await prepareHead(arcFaceHead(), { samples: 2, dims: 3, classes: 4 }, {
+ *   engine: "wasm",
+ *   threads: 1,
+ * });
+ * for (const shift of [0, 0.5]) {
+ *   const { loss, gradWeights } = await head.run({
+ *     features: matrix(2, 3, [1, shift, 0, 0, 1, shift]),
+ *     weights: matrix(4, 3, [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]),
+ *     labels: [0, 1],
+ *   });
+ *   assert.ok(Number.isFinite(loss));
+ *   assert.equal(gradWeights.rows, 4);
+ * }
+ * ```
+ *
+ * @param head What to compute, e.g. `arcFaceHead({ scale: 64, margin: 0.5 })`; validated here.
+ * @param shape The sizes of every run's input: N samples, D dims, C classes.
+ * @param options The engine and, for `"wasm"`, its thread count.
+ * @returns The prepared head.
+ */
+export async function prepareHead(
+  head: HeadSpec,
+  shape: HeadShape,
+  options?: PrepareHeadOptions,
+): Promise<PreparedHead> {
+  const where = "prepareHead";
+  const { engine = "reference", ...rest } = optionsObject(where, options, ["engine", "threads"]);
+  if (!ENGINE_NAMES.includes(engine)) {
+    throw new RangeError(
+      `${where}: options.engine must be one of ${ENGINE_NAMES.map((e) => `"${e}"`).join(", ")}` +
+        `, got ${JSON.stringify(engine)}`,
+    );
+  }
+  return await prepareOn<Float32Array | Float64Array, EngineOptions>(
+    ENGINES[engine] as Engine,
+    head,
+    shape,
+    rest,
+  );
+}
