@@ -42,4 +42,7 @@ export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";
 export * from "./losses/catalog.ts";
 export * from "./losses/boundaries.ts";
+export * from "./engines/engine.ts";
+export { type PreparedHead, prepareHead, type PrepareHeadOptions } from "./engines/prepare_head.ts";
+export { ENGINE_NAMES, type EngineName, ENGINES } from "./engines/registry.ts";
 export * from "./engines/head_loss.ts";

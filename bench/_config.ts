@@ -1,7 +1,7 @@
 // What a bench run covers and how long each bench may take: sizes, the selection from the
 // environment, and the one skip rule. Shared by losses_bench.ts and run.ts.
 import { HEAD_CATALOG } from "../mod.ts";
-import { BACKENDS } from "../backends/registry.ts";
+import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
 
 /** A head size: N samples, D features, C classes. */
 export interface BenchSize {

@@ -3,9 +3,9 @@
 // Usage: deno run -A bench/_probe.ts BACKEND LOSS SIZE → prints {"warmRunMs": …, "peakRssMiB": …}
 // on stdout; the peak is the whole process's (bench/peak_memory.ts).
 import { HEAD_CATALOG } from "../mod.ts";
-import { BACKENDS } from "../backends/registry.ts";
+import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
+import { prepareBenchHead } from "./_prepared.ts";
 import { SIZES } from "./_config.ts";
-import { benchInput } from "./_inputs.ts";
 import { peakRssMiB } from "./_peak_rss.ts";
 
 const [backendName, lossName, sizeName] = Deno.args;
@@ -15,7 +15,7 @@ const size = SIZES.find((s) => s.name === sizeName);
 if (!backend || !loss || !size) throw new Error(`usage: _probe.ts BACKEND LOSS SIZE`);
 const availability = await backend.availability();
 if (!availability.available) throw new Error(availability.reason);
-const prepared = await backend.prepare(loss.head(), benchInput(size), "mean");
+const prepared = await prepareBenchHead(backend, loss.head(), size);
 await prepared.run();
 const t = performance.now();
 await prepared.run();

@@ -13,9 +13,10 @@
  *
  * @module
  */
-import type { CatalogEntry, HeadInput } from "../mod.ts";
-import type { Backend, PreparedHead } from "../backends/backend.ts";
-import { BACKENDS } from "../backends/registry.ts";
+import type { CatalogEntry } from "../mod.ts";
+import type { Engine as Backend } from "../engines/engine.ts";
+import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
+import { type BenchHead as PreparedHead, prepareBenchHead } from "./_prepared.ts";
 import {
   benchBudgetMs,
   benchSelection,
@@ -27,7 +28,6 @@ import {
   sizeLabel,
   SIZES,
 } from "./_config.ts";
-import { benchInput } from "./_inputs.ts";
 
 /** What the sidecar file holds; bench/run.ts reads it. */
 export interface BenchSidecar {
@@ -67,13 +67,6 @@ const budgetMs = benchBudgetMs();
 const sidecarPath = Deno.env.get("BENCH_SIDECAR");
 const sidecar: BenchSidecar = { startup: [], skipped: [], benches: [] };
 const save = () => sidecarPath && Deno.writeTextFileSync(sidecarPath, JSON.stringify(sidecar));
-
-let input: { size: BenchSize; value: HeadInput } | undefined;
-/** One size's input at a time: the largest weights take 200 MB. */
-function inputOf(size: BenchSize): HeadInput {
-  if (input?.size !== size) input = { size, value: benchInput(size) };
-  return input.value;
-}
 
 /** The measured speed of a backend: flops per ms of a warm run, at each size probed. */
 type Rates = Map<BenchSize, number>;
@@ -130,7 +123,7 @@ async function startUp(
   }
   let prepared: PreparedHead | undefined;
   try {
-    prepared = await backend.prepare(head, inputOf(SIZES[0]), "mean");
+    prepared = await prepareBenchHead(backend, head, SIZES[0]);
     const t2 = performance.now();
     await prepared.run();
     const t3 = performance.now();
@@ -274,7 +267,7 @@ for (const size of sizes) {
             current = { entry, calls: 0 };
             sidecar.benches.push(entry);
             try {
-              current.prepared = await backend.prepare(head, inputOf(size), "mean");
+              current.prepared = await prepareBenchHead(backend, head, size);
               // Our own warm-up, untimed: `deno bench`'s own warm-up count is time-based.
               for (let k = 0; k < plan.warmup; k++) await current.prepared.run();
             } catch (e) {

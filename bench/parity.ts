@@ -9,9 +9,9 @@
  */
 import { HEAD_CATALOG } from "../mod.ts";
 import { fixtureCases } from "../testing/fixtures.ts";
-import { checkCase, type ParityOutput } from "../backends/_parity.ts";
-import { BACKENDS } from "../backends/registry.ts";
-import { toleranceOf } from "../backends/tolerances.ts";
+import { checkCase, type ParityOutput } from "../testing/parity.ts";
+import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
+import { toleranceOf } from "../testing/tolerances.ts";
 
 /** One cell: one loss on one backend over the loss's fixture cases. */
 interface Cell {
@@ -108,7 +108,7 @@ const markdown = [
   "the inputs as given and round them themselves). A cell shows pass/FAIL with the number of " +
   "cases, then the worst relative error max |actual − expected| / max |expected| over those " +
   "cases of L (the loss and the per-sample losses), ∂x (features), ∂W (weights) and ∂b (bias, " +
-  "only where a case has one). The tolerance (rtol) comes from backends/tolerances.ts.",
+  "only where a case has one). The tolerance (rtol) comes from testing/tolerances.ts.",
   "",
   `| loss | ${header.join(" | ")} |`,
   `|---|${header.map(() => "---").join("|")}|`,

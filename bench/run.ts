@@ -10,7 +10,7 @@
  * @module
  */
 import { renderSvg, svgToPng, type VegaLiteSpec } from "../charts/render.ts";
-import { BACKENDS } from "../backends/registry.ts";
+import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
 import { benchBudgetMs, benchSelection, flopsOf, median, SIZES } from "./_config.ts";
 import type { BenchSidecar } from "./losses_bench.ts";
 import { type Pytorch, runPytorch, setUpOpenBlas } from "./_pytorch.ts";

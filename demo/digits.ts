@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { tf, useTfjsBackend } from "../backends/_tfjs_setup.ts";
+import { tf, useTfjsBackend } from "../train/tfjs_setup.ts";
 import { tfjsHeadLoss, type TfjsHeadLossOptions } from "../train/tfjs_loss.ts";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import { softmaxHead } from "../losses/softmax.ts";

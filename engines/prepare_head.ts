@@ -41,7 +41,7 @@ export interface PreparedHead<T extends Float32Array | Float64Array = Float32Arr
 }
 
 /** Checks `shape`: three positive integers. */
-export function checkShape(where: string, shape: HeadShape): HeadShape {
+function checkShape(where: string, shape: HeadShape): HeadShape {
   if (shape === null || typeof shape !== "object") {
     throw new TypeError(`${where}: shape must be an object {samples, dims, classes}`);
   }

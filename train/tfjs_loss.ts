@@ -9,7 +9,7 @@ import { updateCenters } from "../losses/update_centers.ts";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import { type Matrix, matrix } from "../losses/matrix.ts";
 import type { Reduction } from "../losses/types.ts";
-import { tf } from "../backends/_tfjs_setup.ts";
+import { tf } from "./tfjs_setup.ts";
 
 export type { HeadSpec, Matrix, Reduction };
 
@@ -66,7 +66,7 @@ function checkSyncReadBack() {
  *
  * @example
  * ```ts ignore
- * import { tf } from "../backends/_tfjs_setup.ts";
+ * import { tf } from "./tfjs_setup.ts";
 
 export type { HeadSpec, Matrix, Reduction };
  * import { arcFaceHead } from "../losses/arcface.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert";
-import { tf, useTfjsBackend } from "../backends/_tfjs_setup.ts";
-import { headLosses } from "../backends/_tfjs_head.ts";
+import { tf, useTfjsBackend } from "./tfjs_setup.ts";
+import { headLosses } from "../adapters/tfjs_head.ts";
 import { closeness } from "../testing/assert_close.ts";
 import { type FixtureCase, fixtureCases } from "../testing/fixtures.ts";
 import { fixtureHeadInput, randomHeadInput } from "../testing/loss_checks.ts";

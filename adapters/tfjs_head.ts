@@ -1,6 +1,6 @@
 // Any HeadSpec as TensorFlow.js ops: per-sample losses that tfjs's autodiff differentiates itself.
 import type { HeadSpec, TargetMargin } from "../mod.ts";
-import { tf } from "./_tfjs_setup.ts";
+import { tf } from "../train/tfjs_setup.ts";
 
 /** Norms are clamped to 1e-12 like torch.nn.functional.normalize: squared norms to this. */
 const NORM_SQ_EPS = 1e-24;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Backend } from "./backend.ts";
+import type { Engine } from "../engines/engine.ts";
 
 /** A tolerance and why it is what it is. */
 export interface Tolerance {
@@ -16,7 +16,7 @@ export interface Tolerance {
 }
 
 /** The default per precision: float64 matches PyTorch's float64 autograd to rounding. */
-export const PRECISION_TOLERANCE: Readonly<Record<Backend["precision"], Tolerance>> = {
+export const PRECISION_TOLERANCE: Readonly<Record<Engine["precision"], Tolerance>> = {
   float64: { rtol: 1e-10, reason: "float64 arithmetic" },
   float32: { rtol: 1e-4, reason: "float32 arithmetic (ε ≈ 1.2e-7, sums over D and C)" },
 };
@@ -29,6 +29,6 @@ export const PRECISION_TOLERANCE: Readonly<Record<Backend["precision"], Toleranc
 export const TOLERANCE_OVERRIDES: Readonly<Record<string, Tolerance>> = {};
 
 /** The tolerance a backend is held to. */
-export function toleranceOf(backend: Pick<Backend, "name" | "precision">): Tolerance {
-  return TOLERANCE_OVERRIDES[backend.name] ?? PRECISION_TOLERANCE[backend.precision];
+export function toleranceOf(engine: Pick<Engine, "name" | "precision">): Tolerance {
+  return TOLERANCE_OVERRIDES[engine.name] ?? PRECISION_TOLERANCE[engine.precision];
 }

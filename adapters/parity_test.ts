@@ -1,9 +1,9 @@
-// Every registered backend, on every head-loss fixture case, in its own precision, against the
-// float64 PyTorch values, within the tolerance of backends/tolerances.ts.
+// Every engine and peer, on every head-loss fixture case, in its own precision, against the
+// float64 PyTorch values, within the tolerance of testing/tolerances.ts.
 import { fixtureCases } from "../testing/fixtures.ts";
-import { checkCase } from "./_parity.ts";
-import { BACKENDS } from "./registry.ts";
-import { toleranceOf } from "./tolerances.ts";
+import { checkCase } from "../testing/parity.ts";
+import { CONTENDERS } from "./registry.ts";
+import { toleranceOf } from "../testing/tolerances.ts";
 
 /** Prints one line per skip reason: how many cases and which. */
 function reportSkips(backend: string, skips: Map<string, string[]>) {
@@ -13,10 +13,10 @@ function reportSkips(backend: string, skips: Map<string, string[]>) {
   }
 }
 
-Deno.test("parity: every backend matches the PyTorch fixtures", async (t) => {
+Deno.test("parity: every engine and peer matches the PyTorch fixtures", async (t) => {
   const cases = fixtureCases();
   if (cases.length === 0) throw new Error("the fixture manifest has no cases");
-  for (const backend of BACKENDS) {
+  for (const backend of CONTENDERS) {
     const availability = await backend.availability();
     if (!availability.available) {
       console.log(`${backend.name}: unavailable, skipped: ${availability.reason}`);

@@ -1,10 +1,12 @@
-// Runs one backend on one fixture case and measures every output against the float64 PyTorch
-// values. Shared by backends/parity_test.ts and bench/parity.ts, so both judge the same way.
+// Runs one engine on one fixture case and measures every output against the float64 PyTorch
+// values. Shared by adapters/parity_test.ts, the engines' tests and bench/parity.ts, so all judge
+// the same way.
 import { HEAD_CATALOG, type HeadSpec, type Reduction } from "../mod.ts";
-import { closeness } from "../testing/assert_close.ts";
-import { fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
-import { fixtureHeadInput } from "../testing/loss_checks.ts";
-import type { Backend, BackendResult } from "./backend.ts";
+import type { Engine, EngineResult } from "../engines/engine.ts";
+import { prepareOn } from "../engines/prepare_head.ts";
+import { closeness } from "./assert_close.ts";
+import { fixtureArray, type FixtureCase } from "./fixtures.ts";
+import { fixtureHeadInput } from "./loss_checks.ts";
 import type { Tolerance } from "./tolerances.ts";
 
 /** The outputs a backend returns and the fixtures hold, compared one by one. */
@@ -19,7 +21,7 @@ export const PARITY_OUTPUTS = [
 /** One compared output. */
 export type ParityOutput = typeof PARITY_OUTPUTS[number];
 
-/** What one backend did on one fixture case. */
+/** What one engine did on one fixture case. */
 export interface CaseParity {
   /** Why the case did not run on this backend (not a head loss, or the backend declines the head). */
   skipped?: string;
@@ -35,33 +37,36 @@ export function caseHead(c: FixtureCase): HeadSpec | string {
   return entry ? entry.head(c.options) : `"${c.loss}" is not a head loss of HEAD_CATALOG`;
 }
 
-function outputOf(result: BackendResult, name: ParityOutput): ArrayLike<number> | undefined {
-  return name === "loss" ? [result.loss] : result[name];
+function outputOf(result: EngineResult, name: ParityOutput): ArrayLike<number> | undefined {
+  if (name === "loss") return [result.loss];
+  if (name === "losses" || name === "gradBias") return result[name];
+  return result[name].data;
 }
 
-/** Runs `backend` on case `c` in the backend's own precision and compares with the fixtures. */
+/** Runs `engine` on case `c` in the engine's own precision and compares with the fixtures. */
 export async function checkCase(
-  backend: Backend,
+  engine: Engine,
   c: FixtureCase,
   tolerance: Tolerance,
 ): Promise<CaseParity> {
   const head = caseHead(c);
   if (typeof head === "string") return { skipped: head, errors: {}, failures: [] };
-  const supported = backend.supports?.(head) ?? true;
+  const supported = engine.supports(head);
   if (supported !== true) return { skipped: supported, errors: {}, failures: [] };
   const input = fixtureHeadInput(c);
   const inputs = [input.features.data, input.weights.data, input.bias ?? []];
   const before = inputs.map((a) => Float64Array.from(a));
   const reduction = (c.options.reduction ?? "mean") as Reduction;
   const parity: CaseParity = { errors: {}, failures: [] };
-  let result: BackendResult;
+  let result: EngineResult;
   try {
-    const prepared = await backend.prepare(head, input, reduction);
-    try {
-      result = await prepared.run();
-    } finally {
-      await prepared.dispose();
-    }
+    const shape = {
+      samples: input.features.rows,
+      dims: input.features.cols,
+      classes: input.weights.rows,
+    };
+    await using prepared = await prepareOn(engine, head, shape, {});
+    result = await prepared.run(input, { reduction });
   } catch (error) {
     parity.failures.push(`threw ${error instanceof Error ? error.message : String(error)}`);
     return parity;
@@ -89,7 +94,7 @@ export async function checkCase(
   }
   inputs.forEach((a, k) => {
     if (a.length !== before[k].length || before[k].some((v, j) => !Object.is(v, a[j]))) {
-      parity.failures.push("the backend changed its input arrays");
+      parity.failures.push("the engine changed its input arrays");
     }
   });
   return parity;

@@ -1,16 +1,16 @@
 /**
- * TensorFlow.js 4.22 as backends: `tfjs-cpu` (plain JavaScript), `tfjs-wasm` (WebAssembly SIMD,
+ * TensorFlow.js 4.22 as peer engines: `tfjs-cpu` (plain JavaScript), `tfjs-wasm` (WebAssembly SIMD,
  * one thread in Deno) and `tfjs-webgpu` (WGSL shaders), all float32. The head is written with tfjs
  * ops and differentiated by tfjs's own autodiff: a third derivation of every gradient, independent
  * of the analytic float64 one and of PyTorch's.
  *
  * @module
  */
-import type { HeadSpec, Reduction } from "../mod.ts";
-import { assertFiniteOutput, checkHeadInput, reductionOption } from "../losses/_validate.ts";
-import type { Backend, BackendKind, BackendResult, PreparedHead } from "./backend.ts";
-import { headLosses } from "./_tfjs_head.ts";
-import { tf, type TfjsBackendName, useTfjsBackend } from "./_tfjs_setup.ts";
+import type { HeadSpec } from "../losses/head_spec.ts";
+import { assertFiniteOutput } from "../losses/_validate.ts";
+import type { Engine, EngineHead, EngineKind, EngineResult, HeadShape } from "../engines/engine.ts";
+import { headLosses } from "./tfjs_head.ts";
+import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts";
 
 /**
  * tfjs-webgpu binds each tensor whole; past the adapter's maxStorageBufferBindingSize (128 MiB on
@@ -30,40 +30,33 @@ function checkBindingLimit(where: string, N: number, D: number, C: number) {
   }
 }
 
-function tfjsBackend(name: TfjsBackendName, kind: BackendKind): Backend {
+function tfjsEngine(name: TfjsBackendName, kind: EngineKind): Engine<Float32Array> {
   const where = `tfjs-${name}`;
-  const prepare = async (
-    head: HeadSpec,
-    input: Parameters<Backend["prepare"]>[1],
-    reduction: Reduction,
-  ): Promise<PreparedHead> => {
-    reductionOption(where, reduction);
+  const prepare = async (head: HeadSpec, shape: HeadShape): Promise<EngineHead<Float32Array>> => {
     const availability = await useTfjsBackend(name);
     if (!availability.available) throw new Error(`${where} is unavailable: ${availability.reason}`);
-    const { N, D, C, x, w, labels, bias } = checkHeadInput(where, input, {
-      classes: "weights",
-      allowBias: head.logits === "linear",
-    });
+    const { samples: N, dims: D, classes: C } = shape;
     if (name === "webgpu") checkBindingLimit(where, N, D, C);
-    // Uploaded once, outside run(); released by dispose().
-    const features = tf.tensor2d(Float32Array.from(x), [N, D]);
-    const weights = tf.tensor2d(Float32Array.from(w), [C, D]);
-    const labelTensor = tf.tensor1d(labels, "int32");
-    const biasTensor = bias ? tf.tensor1d(Float32Array.from(bias)) : undefined;
-    // The gradient of Σ weight·loss_i: 1/N for "mean", 1 for "sum" and "none".
-    const dy = tf.fill([N], reduction === "mean" ? 1 / N : 1) as tf.Tensor1D;
-    const args = biasTensor ? [features, weights, biasTensor] : [features, weights];
-    const lossesOf = (...t: tf.Tensor[]) =>
-      headLosses(head, {
-        features: t[0] as tf.Tensor2D,
-        weights: t[1] as tf.Tensor2D,
-        labels: labelTensor,
-        bias: t[2] as tf.Tensor1D | undefined,
-      });
+    const labelTensors = (labels: Int32Array) => tf.tensor1d(labels, "int32");
     return {
-      async run(): Promise<BackendResult> {
-        await useTfjsBackend(name); // another tfjs backend may have run since prepare
+      async run(view, { reduction }) {
+        // Copied before the first await: the caller may reuse its arrays at once.
+        const x = Float32Array.from(view.x), w = Float32Array.from(view.w);
+        const labels = view.labels.slice(), bias = view.bias && Float32Array.from(view.bias);
+        await useTfjsBackend(name); // another tfjs backend may have run since
         const outputs = tf.tidy(() => {
+          const args: tf.Tensor[] = [tf.tensor2d(x, [N, D]), tf.tensor2d(w, [C, D])];
+          if (bias) args.push(tf.tensor1d(bias));
+          const labelTensor = labelTensors(labels);
+          // The gradient of Σ weight·loss_i: 1/N for "mean", 1 for "sum" and "none".
+          const dy = tf.fill([N], reduction === "mean" ? 1 / N : 1) as tf.Tensor1D;
+          const lossesOf = (...t: tf.Tensor[]) =>
+            headLosses(head, {
+              features: t[0] as tf.Tensor2D,
+              weights: t[1] as tf.Tensor2D,
+              labels: labelTensor,
+              bias: t[2] as tf.Tensor1D | undefined,
+            });
           const { value: losses, grads } = tf.valueAndGrads(lossesOf)(args, dy);
           const loss = reduction === "mean" ? tf.mean(losses) : tf.sum(losses);
           return [loss, losses, ...grads];
@@ -76,34 +69,34 @@ function tfjsBackend(name: TfjsBackendName, kind: BackendKind): Backend {
         }
         const names = ["loss", "losses", "gradFeatures", "gradWeights", "gradBias"];
         data.forEach((d, k) => assertFiniteOutput(where, names[k], d, "float32"));
-        const result: BackendResult = {
+        const result: EngineResult<Float32Array> = {
           loss: data[0][0],
-          losses: data[1],
-          gradFeatures: data[2],
-          gradWeights: data[3],
+          losses: Float64Array.from(data[1]),
+          gradFeatures: { rows: N, cols: D, data: data[2] },
+          gradWeights: { rows: C, cols: D, data: data[3] },
         };
         if (data[4]) result.gradBias = data[4];
         return result;
       },
-      dispose() {
-        tf.dispose([features, weights, labelTensor, dy, ...(biasTensor ? [biasTensor] : [])]);
-      },
+      dispose() {},
     };
   };
   return {
     name: where,
     kind,
     precision: "float32",
+    threaded: false,
     availability: () => useTfjsBackend(name),
+    supports: () => true,
     prepare,
   };
 }
 
-/** TensorFlow.js's plain-JavaScript `cpu` backend, float32. */
-export const tfjsCpuBackend: Backend = tfjsBackend("cpu", "CPU");
+/** TensorFlow.js's plain-JavaScript `cpu` backend, float32, with tfjs's own autodiff. */
+export const tfjsCpuEngine: Engine<Float32Array> = tfjsEngine("cpu", "CPU");
 
 /** TensorFlow.js's `wasm` backend (XNNPACK, WebAssembly SIMD; no threads in Deno), float32. */
-export const tfjsWasmBackend: Backend = tfjsBackend("wasm", "WASM");
+export const tfjsWasmEngine: Engine<Float32Array> = tfjsEngine("wasm", "WASM");
 
 /** TensorFlow.js's `webgpu` backend, float32; unavailable without a WebGPU adapter. */
-export const tfjsWebgpuBackend: Backend = tfjsBackend("webgpu", "WebGPU");
+export const tfjsWebgpuEngine: Engine<Float32Array> = tfjsEngine("webgpu", "WebGPU");

@@ -1,5 +1,5 @@
 /**
- * onnxruntime-web 1.30 as backends: `ort-wasm` (its WebAssembly execution provider, one thread) and
+ * onnxruntime-web 1.30 as peer engines: `ort-wasm` (its WebAssembly execution provider, one thread) and
  * `ort-webgpu` (its WebGPU execution provider), both float32. ORT-web has no training API, so each
  * head runs an ONNX graph that computes the loss and its gradients with an explicit backward,
  * exported from PyTorch and checked against autograd by fixtures/onnx_export.py: one graph per
@@ -9,9 +9,16 @@
  */
 import * as ortWasm from "onnxruntime-web";
 import * as ortWebgpu from "onnxruntime-web/webgpu";
-import type { HeadInput, HeadSpec, Reduction } from "../mod.ts";
-import { assertFiniteOutput, checkHeadInput, reductionOption } from "../losses/_validate.ts";
-import type { Availability, Backend, BackendKind, BackendResult, PreparedHead } from "./backend.ts";
+import type { HeadSpec } from "../losses/head_spec.ts";
+import { assertFiniteOutput } from "../losses/_validate.ts";
+import type {
+  Availability,
+  Engine,
+  EngineHead,
+  EngineKind,
+  EngineResult,
+  HeadShape,
+} from "../engines/engine.ts";
 import {
   type GraphEntry,
   graphFor,
@@ -26,7 +33,7 @@ type Ort = typeof ortWasm;
 /** One execution provider of one onnxruntime-web build. */
 interface Provider {
   name: string;
-  kind: BackendKind;
+  kind: EngineKind;
   ort: Ort;
   executionProvider: "wasm" | "webgpu";
 }
@@ -41,7 +48,7 @@ function configure(ort: Ort) {
   ort.env.logLevel = "error"; // not the "nodes not assigned to the preferred EP" warning
 }
 
-function ortBackend(provider: Provider): Backend {
+function ortEngine(provider: Provider): Engine<Float32Array> {
   const { name: where, ort, executionProvider } = provider;
   configure(ort);
   const sessions = new Map<string, Promise<ortWasm.InferenceSession>>();
@@ -106,56 +113,56 @@ function ortBackend(provider: Provider): Backend {
     return typeof graph === "string" ? graph : true;
   };
 
-  const prepare = async (
-    head: HeadSpec,
-    input: HeadInput,
-    reduction: Reduction,
-  ): Promise<PreparedHead> => {
-    reductionOption(where, reduction);
+  const prepare = async (head: HeadSpec, shape: HeadShape): Promise<EngineHead<Float32Array>> => {
     const available = await (availability ??= probe());
     if (!available.available) throw new Error(`${where} is unavailable: ${available.reason}`);
-    const { N, D, C, x, w, labels, bias } = checkHeadInput(where, input, {
-      classes: "weights",
-      allowBias: head.logits === "linear",
-    });
+    const { samples: N, dims: D, classes: C } = shape;
     const graphs = await graphIndex();
     const graph = graphFor(graphs, head);
     if (typeof graph === "string") throw new Error(`${where}: ${graph}`);
     const s = await session(graph);
-    // Every tensor is built here, outside run(); a linear head without bias gets zeros. On WebGPU
-    // the two big ones are uploaded here too, as tfjs-webgpu and our own engine do.
+    // On WebGPU the two big inputs live in GPU buffers made once and written by each run, as
+    // tfjs-webgpu and our own engine do; on wasm they are new tensors each run.
+    const device = executionProvider === "webgpu"
+      ? (await ort.env.webgpu.device) as GPUDevice
+      : undefined;
     const gpuBuffers: GPUBuffer[] = [];
-    const matrixTensor = async (data: Float64Array, dims: number[]) => {
-      const values = Float32Array.from(data);
-      if (executionProvider !== "webgpu") return new ort.Tensor("float32", values, dims);
-      const device = (await ort.env.webgpu.device) as GPUDevice;
+    const matrixTensor = (dims: number[]) => {
+      if (!device) return (values: Float32Array) => new ort.Tensor("float32", values, dims);
       const buffer = device.createBuffer({
-        size: values.byteLength,
+        size: 4 * dims[0] * dims[1],
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
-      device.queue.writeBuffer(buffer, 0, values);
       gpuBuffers.push(buffer);
-      return ort.Tensor.fromGpuBuffer(buffer, { dataType: "float32", dims });
+      const tensor = ort.Tensor.fromGpuBuffer(buffer, { dataType: "float32", dims });
+      return (values: Float32Array) => {
+        device.queue.writeBuffer(buffer, 0, values as Float32Array<ArrayBuffer>);
+        return tensor;
+      };
     };
-    const tensors: Record<string, ortWasm.Tensor> = {
-      features: await matrixTensor(x, [N, D]),
-      weights: await matrixTensor(w, [C, D]),
-      labels: new ort.Tensor("int64", BigInt64Array.from(labels, (y) => BigInt(y)), [N]),
-      bias: new ort.Tensor("float32", bias ? Float32Array.from(bias) : new Float32Array(C), [C]),
-    };
-    const feeds: Record<string, ortWasm.Tensor> = {};
-    for (const inputName of s.inputNames) {
-      if (tensors[inputName]) {
-        feeds[inputName] = tensors[inputName];
-        continue;
-      }
-      const value = paramValue(graphs, inputName, { head, reduction, N });
-      feeds[inputName] = inputName === "psi_margin"
-        ? new ort.Tensor("int64", BigInt64Array.of(BigInt(value)), [])
-        : new ort.Tensor("float32", Float32Array.of(value), []);
-    }
+    const featuresOf = matrixTensor([N, D]), weightsOf = matrixTensor([C, D]);
     return {
-      async run(): Promise<BackendResult> {
+      async run(view, { reduction }) {
+        const tensors: Record<string, ortWasm.Tensor> = {
+          features: featuresOf(Float32Array.from(view.x)),
+          weights: weightsOf(Float32Array.from(view.w)),
+          labels: new ort.Tensor("int64", BigInt64Array.from(view.labels, (y) => BigInt(y)), [N]),
+          bias: new ort.Tensor(
+            "float32",
+            view.bias ? Float32Array.from(view.bias) : new Float32Array(C),
+            [C],
+          ),
+        };
+        const feeds: Record<string, ortWasm.Tensor> = {};
+        for (const inputName of s.inputNames) {
+          const value = tensors[inputName] ?? paramValue(graphs, inputName, { head, reduction, N });
+          feeds[inputName] = typeof value !== "number"
+            ? value
+            : inputName === "psi_margin"
+            ? new ort.Tensor("int64", BigInt64Array.of(BigInt(value)), [])
+            : new ort.Tensor("float32", Float32Array.of(value), []);
+        }
+        const hasBias = view.bias !== undefined;
         const outputs = await s.run(feeds);
         const read = async (output: string) => {
           // getData() downloads a GPU-located output; CPU outputs are returned as they are.
@@ -163,13 +170,13 @@ function ortBackend(provider: Provider): Backend {
           assertFiniteOutput(where, output, data, "float32");
           return data;
         };
-        const result: BackendResult = {
+        const result: EngineResult<Float32Array> = {
           loss: (await read("loss"))[0],
-          losses: await read("losses"),
-          gradFeatures: await read("grad_features"),
-          gradWeights: await read("grad_weights"),
+          losses: Float64Array.from(await read("losses")),
+          gradFeatures: { rows: N, cols: D, data: await read("grad_features") },
+          gradWeights: { rows: C, cols: D, data: await read("grad_weights") },
         };
-        if (bias) result.gradBias = await read("grad_bias");
+        if (hasBias) result.gradBias = await read("grad_bias");
         for (const tensor of Object.values(outputs)) tensor.dispose();
         return result;
       },
@@ -183,6 +190,7 @@ function ortBackend(provider: Provider): Backend {
     name: where,
     kind: provider.kind,
     precision: "float32",
+    threaded: false,
     availability: () => availability ??= probe(),
     supports,
     prepare,
@@ -190,7 +198,7 @@ function ortBackend(provider: Provider): Backend {
 }
 
 /** onnxruntime-web's WebAssembly execution provider (SIMD, one thread), float32. */
-export const ortWasmBackend: Backend = ortBackend({
+export const ortWasmEngine: Engine<Float32Array> = ortEngine({
   name: "ort-wasm",
   kind: "WASM",
   ort: ortWasm,
@@ -198,7 +206,7 @@ export const ortWasmBackend: Backend = ortBackend({
 });
 
 /** onnxruntime-web's WebGPU execution provider, float32; unavailable without a WebGPU adapter. */
-export const ortWebgpuBackend: Backend = ortBackend({
+export const ortWebgpuEngine: Engine<Float32Array> = ortEngine({
   name: "ort-webgpu",
   kind: "WebGPU",
   ort: ortWebgpu as unknown as Ort,

@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";
-import type { Availability } from "./backend.ts";
+import type { Availability } from "../engines/engine.ts";
 
 /** The tfjs namespace, with the cpu, wasm and webgpu backends and every gradient registered. */
 export { tf };
