@@ -1,6 +1,7 @@
 // The one hook that distinguishes margin losses: the target function f(c) and its slope f'(c).
 import type { TargetMargin } from "./head_spec.ts";
 import type { MarginGradient } from "./types.ts";
+import { type TargetMarginParams, targetMarginParams } from "./margin_params.ts";
 
 /** f(c) and f'(c) for one target cosine. */
 export type TargetFunction = (cosine: number) => { value: number; slope: number };
@@ -45,10 +46,11 @@ export function psi(margin: number, cosine: number): { value: number; slope: num
   return { value: sign * t.value - 2 * k, slope: sign * t.slope };
 }
 
-function angularTarget(m1: number, m2: number, m3: number): TargetFunction {
+function angularTarget(
+  { m1, m2, m3, cosM2: cosM, sinM2: sinM }: TargetMarginParams,
+): TargetFunction {
   if (m1 === 1) {
     // cos(θ + m2) = c·cos m2 − sin θ·sin m2: no acos, as insightface and arcface-pytorch write it.
-    const cosM = Math.cos(m2), sinM = Math.sin(m2);
     return (cosine) => {
       const c = clampCosine(cosine), sin = sinFromCos(c);
       return {
@@ -81,13 +83,27 @@ function exactTarget(margin: TargetMargin): TargetFunction {
       };
     }
     case "angular": {
-      const { m1, m2, m3, fallback } = margin;
-      const f = angularTarget(m1, m2, m3);
-      if (fallback === "none") return f;
-      if (fallback === "easy") return (c) => c > 0 ? f(c) : { value: c, slope: 1 };
-      // insightface: past θ = π − m2 the margin would help; use the linear extension instead.
-      const threshold = Math.cos(Math.PI - m2), shift = Math.sin(Math.PI - m2) * m2 + m3;
-      return (c) => c > threshold ? f(c) : { value: c - shift, slope: 1 };
+      const params = targetMarginParams(margin);
+      const f = angularTarget(params);
+      switch (margin.fallback) {
+        case "none":
+          return f;
+        case "easy":
+          return (c) => c > 0 ? f(c) : { value: c, slope: 1 };
+        case "insightface": {
+          // insightface: past θ = π − m2 the margin would help; use the linear extension instead.
+          const { threshold, shift } = params;
+          return (c) => c > threshold ? f(c) : { value: c - shift, slope: 1 };
+        }
+        default: {
+          const unreachable: never = margin.fallback;
+          throw new Error(`unreachable fallback ${unreachable}`);
+        }
+      }
+    }
+    default: {
+      const unreachable: never = margin;
+      throw new Error(`unreachable margin ${JSON.stringify(unreachable)}`);
     }
   }
 }

@@ -3,9 +3,8 @@ import type { HeadInput, HeadResult, ReductionOptions } from "./types.ts";
 import { softmaxCrossEntropy } from "./_cross_entropy.ts";
 import { targetFunction } from "./_target.ts";
 import { assertFiniteOutput, checkHeadInput, optionsObject, reductionOption } from "./_validate.ts";
-
-/** Norms are clamped to this before dividing, like torch.nn.functional.normalize. */
-const NORM_EPS = 1e-12;
+import { checkHeadSpec, headWhere } from "./_head_spec_check.ts";
+import { NORM_EPS } from "./_constants.ts";
 
 /** P = X·Wᵀ for X (N×D) and W (C×D). */
 function innerProducts(x: Float64Array, w: Float64Array, N: number, C: number, D: number) {
@@ -105,7 +104,8 @@ function radiusFactors(radius: Radius, featureNorms: Float64Array, weightNorms: 
  * ```
  *
  * @param input Features (N×D), weights (C×D), labels (N) and, for a linear head, an optional bias.
- * @param head What to compute: see {@linkcode HeadSpec}.
+ * @param head What to compute: see {@linkcode HeadSpec}. It is checked field by field (kinds, ranges,
+ *   no unknown fields): a malformed head is an error naming the field, never a silent result.
  * @param options The reduction.
  * @returns The loss, per-sample losses, logits and gradients.
  */
@@ -114,7 +114,8 @@ export function marginSoftmaxLoss(
   head: HeadSpec,
   options?: ReductionOptions,
 ): HeadResult {
-  const where = `${head.name}Loss`;
+  const where = headWhere(head, "marginSoftmaxLoss");
+  head = checkHeadSpec(where, head);
   const reduction = reductionOption(where, optionsObject(where, options, ["reduction"]).reduction);
   const { N, D, C, x, w, labels, bias } = checkHeadInput(where, input, {
     classes: "weights",
