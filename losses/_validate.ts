@@ -75,7 +75,7 @@ function checkMatrixShape(where: string, name: string, m: Matrix): void {
   if (!Number.isInteger(rows) || rows < 1) {
     throw new RangeError(
       `${where}: ${name}.rows must be a positive integer${
-        name === "features" ? " (the batch is empty)" : ""
+        name === "features" && rows === 0 ? " (the batch is empty)" : ""
       }, got ${describe(rows)}`,
     );
   }
@@ -155,6 +155,19 @@ function checkHead<T extends Float64Array | Float32Array>(
 ): Omit<CheckedHead, "x" | "w"> & { x: T; w: T } {
   if (input === null || typeof input !== "object") {
     throw new TypeError(`${where}: input must be an object {features, ${names.classes}, labels}`);
+  }
+  // A misspelt key ("bais", "feature") would otherwise be ignored or reported as a missing field.
+  // "bias" is always a known key: where no bias is allowed, the bias check below says so.
+  const known = ["features", names.classes, "labels", "bias"];
+  for (const key of Object.keys(input)) {
+    if (!known.includes(key)) {
+      const takes = ["features", names.classes, "labels", ...(names.allowBias ? ["bias"] : [])];
+      throw new TypeError(
+        `${where}: input has an unknown key "${key}"; it takes ${
+          takes.map((k) => `"${k}"`).join(", ")
+        }`,
+      );
+    }
   }
   const classes = (input as unknown as Record<string, Matrix>)[names.classes];
   const x = matrixOf(where, "features", input.features);

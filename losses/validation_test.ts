@@ -79,6 +79,25 @@ const BAD_INPUTS: [string, (input: HeadInput) => unknown, RegExp][] = [
     /weights must hold finite numbers, got Infinity at 11/,
   ],
   ["missing weights", (i) => delete (i as Partial<HeadInput>).weights, /weights must be a Matrix/],
+  [
+    "fractional rows",
+    (i) => (i.features = { rows: 1.5, cols: 2, data: new Float64Array(3) }),
+    /features\.rows must be a positive integer, got 1\.5$/,
+  ],
+  [
+    "a misspelt bias",
+    (i) => ((i as unknown as Record<string, unknown>).bais = [0, 0, 0, 0]),
+    /input has an unknown key "bais"; it takes "features", "weights", "labels"/,
+  ],
+  [
+    "a misspelt features",
+    (i) => {
+      const r = i as unknown as Record<string, unknown>;
+      r.feature = r.features;
+      delete r.features;
+    },
+    /input has an unknown key "feature"; it takes "features", "weights", "labels"/,
+  ],
 ];
 
 Deno.test("every loss rejects malformed inputs, naming the argument", async (t) => {
@@ -109,6 +128,45 @@ Deno.test("only softmax takes a bias, of length C with finite values", () => {
   assert.throws(
     () => softmaxLoss({ ...good(), bias: [0, 0, NaN, 0] }),
     /bias must hold finite numbers, got NaN at 2/,
+  );
+});
+
+Deno.test("an unknown input key names the keys each loss takes", () => {
+  assert.throws(
+    () => softmaxLoss({ ...good(), bais: [0, 0, 0, 0] } as HeadInput),
+    /^TypeError: softmaxLoss: input has an unknown key "bais"; it takes "features", "weights", "labels", "bias"$/,
+  );
+  assert.throws(
+    () => arcFaceLoss({ ...good(), weight: good().weights } as HeadInput),
+    /^TypeError: arcFaceLoss: input has an unknown key "weight"; it takes "features", "weights", "labels"$/,
+  );
+  assert.throws(
+    () => centerLoss({ features: matrix(2, 3), centres: matrix(4, 3), labels: [0, 1] } as never),
+    /^TypeError: centerLoss: input has an unknown key "centres"; it takes "features", "centers", "labels"$/,
+  );
+  assert.throws(
+    () => centerLoss({ features: matrix(2, 3), weights: matrix(4, 3), labels: [0, 1] } as never),
+    /centerLoss: input has an unknown key "weights"/,
+  );
+  // A bias given where none is allowed keeps its own message; an absent one is fine.
+  assert.throws(() => arcFaceLoss({ ...good(), bias: [0, 0, 0, 0] }), /bias is not used/);
+  assert.ok(Number.isFinite(arcFaceLoss({ ...good(), bias: undefined }).loss));
+});
+
+Deno.test("rows that are not positive integers are not called an empty batch", () => {
+  for (const rows of [1.5, -1, NaN]) {
+    assert.throws(
+      () => softmaxLoss({ ...good(), features: { rows, cols: 3, data: new Float64Array(3) } }),
+      (e: Error) => {
+        assert.match(e.message, /^softmaxLoss: features\.rows must be a positive integer, got /);
+        assert.doesNotMatch(e.message, /empty/);
+        return true;
+      },
+    );
+  }
+  assert.throws(
+    () => softmaxLoss({ ...good(), weights: { rows: 2.5, cols: 3, data: new Float64Array(6) } }),
+    /softmaxLoss: weights\.rows must be a positive integer, got 2\.5$/,
   );
 });
 
