@@ -65,3 +65,40 @@ Deno.test("center: classes without samples get a zero update", () => {
   assert.deepEqual(Array.from(r.centerDelta.data), [0, 0, -0.5, -0.5, 0, 0]);
   assert.deepEqual(Array.from(r.gradCenters.data), [0, 0, -1, -1, 0, 0]);
 });
+
+Deno.test("center: large but finite losses stay finite; overflowing ones are an error", () => {
+  // ½·(1.5e154)² = 1.125e308 is finite although (1.5e154)² is not.
+  const one = centerLoss({ features: matrix(1, 1, [1.5e154]), centers: matrix(1, 1), labels: [0] });
+  assert.strictEqual(one.loss, 0.5 * 1.5e154 * 1.5e154);
+  // The mean of two losses of 1.1e308 is finite although their sum is not.
+  const two = centerLoss({
+    features: matrix(2, 1, [1.5e154, -1.5e154]),
+    centers: matrix(1, 1),
+    labels: [0, 0],
+  });
+  assert.ok(Number.isFinite(two.loss) && Math.abs(two.loss / one.loss - 1) < 1e-15, `${two.loss}`);
+  for (const data of [two.gradFeatures.data, two.gradCenters.data, two.centerDelta.data]) {
+    assert.ok(Array.from(data).every(Number.isFinite));
+  }
+  // Their sum overflows: an error naming the output, never Infinity.
+  assert.throws(
+    () =>
+      centerLoss({
+        features: matrix(2, 1, [1.5e154, -1.5e154]),
+        centers: matrix(1, 1),
+        labels: [0, 0],
+      }, {
+        reduction: "sum",
+      }),
+    /^RangeError: centerLoss: loss overflowed float64/,
+  );
+  assert.throws(
+    () =>
+      centerLoss({
+        features: matrix(1, 1, [1.7e308]),
+        centers: matrix(1, 1, [-1.7e308]),
+        labels: [0],
+      }),
+    /^RangeError: centerLoss: losses overflowed float64 at 0/,
+  );
+});

@@ -24,7 +24,8 @@ export interface UpdateCentersOptions {
  * @param centers The current centers, C×D.
  * @param centerDelta Δc from centerLoss, C×D.
  * @param options The learning rate α.
- * @returns The updated centers.
+ * @returns The updated centers. Never ±Infinity: a result beyond the float64 range (impossible with
+ *   a Δc from centerLoss on these centers) is an error.
  */
 export function updateCenters(
   centers: Matrix,
@@ -46,6 +47,19 @@ export function updateCenters(
       `${where}: centerDelta must be ${centers.rows}×${centers.cols} like centers, got ${centerDelta.rows}×${centerDelta.cols}`,
     );
   }
-  for (let k = 0; k < c.length; k++) c[k] -= alpha * d[k];
+  for (let k = 0; k < c.length; k++) {
+    const updated = c[k] - alpha * d[k];
+    // α·Δc never overflows (α ≤ 1), so only a result beyond ±1.8e308 does: a Δc that centerLoss
+    // gives for these centers never leads there (the update is a convex combination of the center
+    // and its samples), so say so rather than return ±Infinity.
+    if (!Number.isFinite(updated)) {
+      throw new RangeError(
+        `${where}: the updated center at ${k}, centers − α·centerDelta = ${c[k]} − ${alpha} × ${
+          d[k]
+        }, overflows float64; a centerDelta that centerLoss returns for these centers never does`,
+      );
+    }
+    c[k] = updated;
+  }
   return matrix(centers.rows, centers.cols, c);
 }

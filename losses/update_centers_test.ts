@@ -13,3 +13,13 @@ Deno.test("updateCenters moves each center towards its samples and leaves its in
   assert.deepEqual(Array.from(centers.data), [0, 10]);
   assert.deepEqual(Array.from(updateCenters(centers, centerDelta).data), [1, 10]); // α = 0.5
 });
+
+Deno.test("updateCenters never returns ±Infinity: a result past float64's range is an error", () => {
+  const centers = matrix(1, 2, [1.7e308, 1]);
+  const delta = matrix(1, 2, [-1.7e308, 0]);
+  assert.throws(
+    () => updateCenters(centers, delta, { alpha: 1 }),
+    /^RangeError: updateCenters: the updated center at 0, centers − α·centerDelta = 1\.7e\+308 − 1 × -1\.7e\+308, overflows float64/,
+  );
+  assert.deepEqual(Array.from(centers.data), [1.7e308, 1]);
+});
