@@ -9,8 +9,12 @@ import type { HeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput } from "../losses/types.ts";
 import { matrix } from "../losses/matrix.ts";
 import { sphereFaceHead } from "../losses/sphereface.ts";
+import { arcFaceHead } from "../losses/arcface.ts";
+import { softmaxHead } from "../losses/softmax.ts";
+import { centerLoss } from "../losses/center.ts";
+import { updateCenters } from "../losses/update_centers.ts";
 import { lambdaSchedule } from "../losses/lambda_schedule.ts";
-import { hasSyncGpuReadBack, tfjsHeadLoss } from "./tfjs_loss.ts";
+import { hasSyncGpuReadBack, tfjsHeadLoss, type TfjsHeadLossOptions } from "./tfjs_loss.ts";
 
 /** float32 inputs and autodiff, relative to the largest gradient element. */
 const RTOL = 1e-4;
@@ -31,6 +35,154 @@ const BACKENDS = ["cpu", "wasm", "webgpu"] as const;
 
 // tfjs-webgpu has no synchronous read-back without a 2-D canvas (Deno): the adapter says so.
 const SYNC_READ_BACK = hasSyncGpuReadBack();
+
+/** A 4×3 batch on 5 classes as tensors (call inside tf.tidy). */
+function tensors(seed = 3) {
+  const input = randomHeadInput({ N: 4, D: 3, C: 5 }, seed);
+  return {
+    input,
+    x: tf.tensor2d(Float32Array.from(input.features.data), [4, 3]),
+    w: tf.tensor2d(Float32Array.from(input.weights.data), [5, 3]),
+    y: tf.tensor1d(Int32Array.from(input.labels), "int32"),
+  };
+}
+
+Deno.test("tfjsHeadLoss: evaluating leaves the centers alone; each backward pass moves them once", async () => {
+  assert.ok((await useTfjsBackend("cpu")).available);
+  const centers = matrix(5, 3, Array.from({ length: 15 }, (_, k) => (k % 4) - 1.5));
+  const start = Float64Array.from(centers.data);
+  const loss = tfjsHeadLoss(softmaxHead(), { center: { centers, weight: 0.1, alpha: 0.5 } });
+  tf.tidy(() => {
+    const { input, x, w, y } = tensors();
+    // Two evaluations, no gradient taken: the centers stay where they were.
+    const first = loss(x, w, y).dataSync()[0], second = loss(x, w, y).dataSync()[0];
+    assert.deepStrictEqual(centers.data, start);
+    assert.strictEqual(first, second);
+    // One backward pass: one step of the paper's rule, from the features of that pass (float32).
+    const features = matrix(4, 3, Float64Array.from(x.dataSync()));
+    const { centerDelta } = centerLoss({ features, centers, labels: input.labels });
+    const expected = updateCenters(centers, centerDelta, { alpha: 0.5 }).data;
+    tf.grads((a, b) => loss(a as tf.Tensor2D, b as tf.Tensor2D, y))([x, w]);
+    assert.deepStrictEqual(centers.data, expected);
+    assert.notDeepStrictEqual(centers.data, start);
+    // Evaluating again still moves nothing.
+    loss(x, w, y);
+    assert.deepStrictEqual(centers.data, expected);
+  });
+});
+
+Deno.test("tfjsHeadLoss: malformed options and heads are clear errors when the loss is made", async () => {
+  assert.ok((await useTfjsBackend("cpu")).available);
+  const centers = matrix(5, 3);
+  const bad: [unknown, unknown, RegExp][] = [
+    [softmaxHead(), null, /^TypeError: tfjsHeadLoss: options must be an object, got null$/],
+    [
+      softmaxHead(),
+      { reduce: "sum" },
+      /^TypeError: tfjsHeadLoss: unknown option "reduce"; this loss takes "reduction", "center"$/,
+    ],
+    [
+      softmaxHead(),
+      { reduction: "avg" },
+      /^RangeError: tfjsHeadLoss: options\.reduction must be one of "mean", "sum", "none", got "avg"$/,
+    ],
+    ...[NaN, Infinity, -Infinity, -0.1, "1"].map((weight): [unknown, unknown, RegExp] => [
+      softmaxHead(),
+      { center: { centers, weight } },
+      new RegExp(
+        `^RangeError: tfjsHeadLoss: options\\.center\\.weight must be a finite number ≥ 0, got ${
+          typeof weight === "string" ? `"${weight}"` : weight
+        }$`,
+      ),
+    ]),
+    [
+      softmaxHead(),
+      { center: { centers } },
+      /^TypeError: tfjsHeadLoss: options\.center\.weight \(λ_c\) must be a finite number ≥ 0, got undefined$/,
+    ],
+    [
+      softmaxHead(),
+      { center: { centers, weight: 1, alpha: 2 } },
+      /^RangeError: tfjsHeadLoss: options\.center\.alpha must be in \[0, 1\], got 2$/,
+    ],
+    [
+      softmaxHead(),
+      { center: { centers, weight: 1, wieght: 2 } },
+      /^TypeError: tfjsHeadLoss: unknown option "center\.wieght"; options\.center takes "centers", "weight", "alpha"$/,
+    ],
+    [
+      softmaxHead(),
+      { center: null },
+      /^TypeError: tfjsHeadLoss: options\.center must be an object \{centers, weight, alpha\?\}, got null$/,
+    ],
+    [
+      softmaxHead(),
+      { center: { centers: [0, 0], weight: 1 } },
+      /^RangeError: tfjsHeadLoss: options\.center\.centers\.rows must be a positive integer/,
+    ],
+    [
+      { ...arcFaceHead(), marginGradient: "bogus" },
+      {},
+      /^RangeError: tfjsHeadLoss: head\.marginGradient must be one of "exact", "detached", got "bogus"$/,
+    ],
+    [{}, {}, /^RangeError: tfjsHeadLoss: head\.logits must be one of "linear", "angular"/],
+  ];
+  for (const [head, options, message] of bad) {
+    assert.throws(
+      () => tfjsHeadLoss(head as HeadSpec, options as TfjsHeadLossOptions),
+      (e: Error) => {
+        assert.match(String(e), message);
+        return true;
+      },
+      JSON.stringify(options),
+    );
+  }
+});
+
+Deno.test("tfjsHeadLoss: shapes and per-step heads are checked at every call, in its own words", async () => {
+  assert.ok((await useTfjsBackend("cpu")).available);
+  tf.tidy(() => {
+    const { x, w, y } = tensors();
+    const loss = tfjsHeadLoss(softmaxHead());
+    const cases: [() => unknown, RegExp][] = [
+      [
+        () => loss(x, tf.zeros([5, 4]) as tf.Tensor2D, y),
+        /^RangeError: tfjsHeadLoss: weights must be a 2-D tensor C×D with D = 3 \(the columns of features\), got \[5, 4\]$/,
+      ],
+      [
+        () => loss(x, tf.zeros([15]) as unknown as tf.Tensor2D, y),
+        /^RangeError: tfjsHeadLoss: weights must be a 2-D tensor C×D with D = 3 .* got \[15\]$/,
+      ],
+      [
+        () => loss(tf.zeros([12]) as unknown as tf.Tensor2D, w, y),
+        /^TypeError: tfjsHeadLoss: features must be a 2-D tensor N×D, got \[12\]$/,
+      ],
+      [
+        () => loss(x, w, tf.tensor1d([0, 1, 2], "int32")),
+        /^RangeError: tfjsHeadLoss: labels must be a 1-D tensor of N = 4 labels \(one per row of features\), got \[3\]$/,
+      ],
+      [
+        () =>
+          tfjsHeadLoss(softmaxHead(), { center: { centers: matrix(4, 3), weight: 1 } })(x, w, y),
+        /^RangeError: tfjsHeadLoss: options\.center\.centers must be C×D = 5×3 \(one center per row of weights\), got 4×3$/,
+      ],
+      [
+        () =>
+          tfjsHeadLoss(() =>
+            ({ ...sphereFaceHead(), margin: { kind: "psi", margin: 2.5, lambda: 0 } }) as HeadSpec
+          )(x, w, y),
+        /^RangeError: tfjsHeadLoss: head\.margin\.margin must be an integer from 1 to 16, got 2\.5$/,
+      ],
+    ];
+    for (const [call, message] of cases) {
+      assert.throws(call, (e: Error) => {
+        assert.match(String(e), message);
+        assert.doesNotMatch(e.message, /^matrix:/);
+        return true;
+      });
+    }
+  });
+});
 
 Deno.test({
   name: "tfjsHeadLoss on tfjs-webgpu without a canvas: a clear error",
