@@ -1,44 +1,77 @@
 // WGSL for the fused margin-softmax engine, generated from a HeadSpec: the structure (linear or
-// angular, radius kind, margin kind, gradient mode) picks the code, the numbers live in a uniform
-// buffer, so every loss of one structure shares its pipelines.
-import type { HeadSpec } from "../../losses/head_spec.ts";
+// angular, radius kind, margin kind, gradient mode) picks the code, the numbers live in the uniform
+// buffer (_uniforms.ts), so every loss of one structure shares its pipelines. Each shader comes with
+// its bindings, named after the buffers they bind, so the runtime cannot bind them out of order.
+import type { HeadSpec, Radius, TargetMargin } from "../../losses/head_spec.ts";
+import { NORM_EPS } from "../../losses/checks.ts";
+import { ROW_STATS, SHAPES, type StageName } from "./_layout.ts";
+import { structText, UNIFORM_FIELDS } from "./_uniforms.ts";
 
-/** Rows of X and W are padded to a multiple of this, so register blocks never run over. */
-export const ROW_ALIGN = 16;
-/** D is padded to a multiple of this, so register blocks of vec4 columns never run over. */
-export const D_ALIGN = 32;
-/** Invocations per matmul workgroup along each axis. */
-export const TILE = 8;
-/** Invocations of the row pass (one workgroup per sample). */
-export const ROW_THREADS = 256;
-/** Invocations per workgroup of the elementwise passes. */
-export const LINE_THREADS = 64;
+/** The engine's buffers, by the name the shaders give them. */
+export type BufferName =
+  | "x"
+  | "w"
+  | "labels"
+  | "bias"
+  | "nx"
+  | "nw"
+  | "scores"
+  | "stats"
+  | "halves"
+  | "rows"
+  | "wFactor"
+  | "gradBias"
+  | "partials"
+  | "gx"
+  | "gw"
+  | "logits";
 
-/** Float32 slots of the uniform buffer; see {@linkcode PARAMS_STRUCT}. */
-export const PARAMS_FLOATS = 24;
-
-/** Per-sample statistics the row pass leaves for the later passes (float32 slots per row). */
-export const ROW_STATS = 8;
-
-const PARAMS_STRUCT = /* wgsl */ `
-struct Params {
-  N: u32, C: u32, D: u32, Np: u32,
-  Cp: u32, Dp: u32, psiMargin: u32, c0: u32,
-  scale: f32, weight: f32, m1: f32, m2: f32,
-  m3: f32, cosM2: f32, sinM2: f32, lambda: f32,
-  threshold: f32, shift: f32, unused1: f32, unused2: f32,
-  // The chunk of classes a product dispatch covers: W rows [c0, c0 + cC), cCp with padding.
-  cC: u32, cCp: u32, first: u32, unused3: u32,
+/** One storage binding (after the uniform at 0): the buffer, its element type and access. */
+export interface Binding {
+  name: BufferName;
+  type: "f32" | "u32" | "vec2f" | "vec4f";
+  access: "read" | "read_write";
 }
+
+/** A shader's text and its storage bindings in binding order. */
+export interface Shader {
+  code: string;
+  bindings: Binding[];
+}
+
+const r = (name: BufferName, type: Binding["type"] = "f32"): Binding => ({
+  name,
+  type,
+  access: "read",
+});
+const rw = (name: BufferName, type: Binding["type"] = "f32"): Binding => ({
+  name,
+  type,
+  access: "read_write",
+});
+
+const { ROW_THREADS, LINE_THREADS, TILE, TY } = SHAPES;
+
+const PRELUDE = /* wgsl */ `
+${structText("Params", UNIFORM_FIELDS)}
 @group(0) @binding(0) var<uniform> p: Params;
-const NORM_EPS: f32 = 1e-12;
+const NORM_EPS: f32 = ${NORM_EPS};
 const SIN_FLOOR: f32 = 1e-8;
 const PI: f32 = 3.14159265358979;
-// Probabilities below this are flushed to 0: lavapipe keeps float32 subnormals, and products with
-// them run ~100× slower on the CPU; they are 1e-30 of the largest gradient entry at most.
+const ROW_STATS: u32 = ${ROW_STATS}u;
+// e^v, or 0 where it would be subnormal: lavapipe keeps float32 subnormals, and products with them
+// run ~100× slower on the CPU.
+fn expOrZero(v: f32) -> f32 { return select(0.0, exp(v), v > -87.0); }
+// A non-target's softmax probability; below 1e-30 flushed to 0, for the same reason.
 fn probability(shifted: f32, sum: f32) -> f32 {
-  let q = exp(max(shifted, -87.0)) / sum;
+  let q = expOrZero(shifted) / sum;
   return select(q, 0.0, q < 1e-30);
+}
+// Kahan summation: acc = (sum, compensation); the value is acc.x − acc.y.
+fn kahan(acc: vec2f, v: f32) -> vec2f {
+  let y = v - acc.y;
+  let t = (acc.x + y) * p.one;
+  return vec2f(t, (t - acc.x) - y);
 }
 // asin on [-0.5, 0.5] (Cephes asinf, ~2.5e-7 relative): lavapipe's built-in acos is off by 1.6e-4.
 fn asinSmall(x: f32) -> f32 {
@@ -46,7 +79,7 @@ fn asinSmall(x: f32) -> f32 {
   return ((((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z
     + 1.6666752422e-1) * z * x + x;
 }
-// θ from c and h = (1 − c, 1 + c), the latter accurate near ±1 (see targetsShader).
+// θ from c and h = (1 − c, 1 + c), the latter accurate near ±1 (see the targets pass).
 fn acosAccurate(c: f32, h: vec2f) -> f32 {
   if (abs(c) <= 0.5) { return PI / 2.0 - asinSmall(c); }
   if (c > 0.0) { return 2.0 * asinSmall(sqrt(0.5 * h.x)); }
@@ -56,117 +89,119 @@ fn acosAccurate(c: f32, h: vec2f) -> f32 {
 fn sinOf(h: vec2f) -> f32 { return sqrt(max(0.0, h.x * h.y)); }
 `;
 
-/** The structural kind of a head: heads of one kind share shader text. */
-export function shaderKey(head: HeadSpec): string {
-  if (head.logits === "linear") return "linear";
-  const m = head.margin;
-  const margin = m.kind === "angular"
-    ? `angular-${m.m1 === 1 ? "additive" : "general"}-${m.fallback}`
-    : m.kind;
-  return `angular-${head.radius.kind}-${margin}-${head.marginGradient}`;
+/** A whole shader: the prelude, its bindings' declarations and its body. */
+function shader(bindings: Binding[], body: string): Shader {
+  const declarations = bindings.map((b, k) =>
+    `@group(0) @binding(${k + 1}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`
+  );
+  return { code: `${PRELUDE}\n${declarations.join("\n")}\n${body}`, bindings };
 }
 
-/** f(c) and f'(c) of the head's margin, as WGSL returning vec2f(value, slope): losses/_target.ts. */
-function targetFunction(head: HeadSpec): string {
-  if (head.logits === "linear") {
-    return "fn targetOf(c: f32, h: vec2f) -> vec2f { return vec2f(c, 1.0); }";
+const unreachable = (what: string, value: never): never => {
+  throw new Error(`engine-webgpu: unknown ${what} ${JSON.stringify(value)}`);
+};
+
+/** The fallback of an angular margin where it stops being monotone, as a WGSL early return. */
+function fallbackGuard(fallback: "none" | "insightface" | "easy"): string {
+  switch (fallback) {
+    case "none":
+      return "";
+    case "insightface":
+      return "if (!(cosine > p.threshold)) { return vec2f(cosine - p.shift, 1.0); }";
+    case "easy":
+      return "if (!(cosine > 0.0)) { return vec2f(cosine, 1.0); }";
+    default:
+      return unreachable("fallback", fallback);
   }
-  const m = head.margin;
-  let body: string;
-  if (m.kind === "none") {
-    body = "return vec2f(cosine, 1.0);";
-  } else if (m.kind === "psi") {
-    body = `
+}
+
+const PSI_BODY = `
   let c = clamp(cosine, -1.0, 1.0);
   let k = floor(f32(p.psiMargin) * acosAccurate(c, h) / PI);
   let sign = select(-1.0, 1.0, (u32(k) & 1u) == 0u);
   // Chebyshev T_m and U_{m-1} by their recurrences.
   var t0 = 1.0; var t1 = c; var u0 = 0.0; var u1 = 1.0;
-  if (p.psiMargin == 0u) { t1 = 1.0; u1 = 0.0; }
   for (var n = 1u; n < p.psiMargin; n++) {
     let t2 = 2.0 * c * t1 - t0; t0 = t1; t1 = t2;
     let u2 = 2.0 * c * u1 - u0; u0 = u1; u1 = u2;
   }
-  let slopeT = select(f32(p.psiMargin) * u1, 0.0, p.psiMargin == 0u);
   return vec2f((p.lambda * c + sign * t1 - 2.0 * k) / (1.0 + p.lambda),
-               (p.lambda + sign * slopeT) / (1.0 + p.lambda));`;
-  } else {
-    const margin = m.m1 === 1
-      ? `
-  let c = clamp(cosine, -1.0, 1.0);
-  let s = sinOf(h);
+               (p.lambda + sign * f32(p.psiMargin) * u1) / (1.0 + p.lambda));`;
+
+/** The body of f(c), f′(c) for one target margin (losses/_target.ts). */
+function marginBody(margin: TargetMargin): string {
+  switch (margin.kind) {
+    case "none":
+      return "return vec2f(cosine, 1.0);";
+    case "psi":
+      return PSI_BODY;
+    case "angular": {
+      const formula = margin.m1 === 1
+        ? `let s = sinOf(h);
   return vec2f(c * p.cosM2 - s * p.sinM2 - p.m3, p.cosM2 + c * p.sinM2 / max(s, SIN_FLOOR));`
-      : `
-  let c = clamp(cosine, -1.0, 1.0);
-  let theta = acosAccurate(c, h);
+        : `let theta = acosAccurate(c, h);
   let s = sinOf(h);
   return vec2f(cos(p.m1 * theta + p.m2) - p.m3,
                p.m1 * sin(p.m1 * theta + p.m2) / max(s, SIN_FLOOR));`;
-    const fallback = m.fallback === "easy"
-      ? "if (!(cosine > 0.0)) { return vec2f(cosine, 1.0); }"
-      : m.fallback === "insightface"
-      ? "if (!(cosine > p.threshold)) { return vec2f(cosine - p.shift, 1.0); }"
-      : "";
-    body = `${fallback}${margin}`;
+      return `${fallbackGuard(margin.fallback)}
+  let c = clamp(cosine, -1.0, 1.0);
+  ${formula}`;
+    }
+    default:
+      return unreachable("margin kind", margin);
   }
-  const detach = head.marginGradient === "detached";
+}
+
+/** targetOf(c, h) → vec2f(f(c), f′(c)) for the head (f′ = 1 for a detached margin gradient). */
+function targetFunction(head: HeadSpec & { logits: "angular" }): string {
+  const slope = head.marginGradient === "detached" ? "1.0" : "value.y";
   return `
-fn exactTarget(cosine: f32, h: vec2f) -> vec2f {${body}
+fn exactTarget(cosine: f32, h: vec2f) -> vec2f {${marginBody(head.margin)}
 }
 fn targetOf(cosine: f32, h: vec2f) -> vec2f {
-  ${detach ? "return vec2f(exactTarget(cosine, h).x, 1.0);" : "return exactTarget(cosine, h);"}
+  let value = exactTarget(cosine, h);
+  return vec2f(value.x, ${slope});
 }`;
 }
 
-/** a_i and b_j of the radius R_ij = a_i·b_j; 1 for a linear head. */
+/** a_i and b_j of the radius R_ij = a_i·b_j, and which of them are norms. */
+function radiusOf(radius: Radius | undefined): { a: string; b: string } {
+  switch (radius?.kind) {
+    case undefined: // a linear head
+      return { a: "1.0", b: "1.0" };
+    case "scale":
+      return { a: "p.scale", b: "1.0" };
+    case "featureNorm":
+      return { a: "nx[i]", b: "1.0" };
+    case "normProduct":
+      return { a: "nx[i]", b: "nw[j]" };
+    default:
+      return unreachable("radius kind", radius);
+  }
+}
+
 function radiusFunctions(head: HeadSpec): string {
-  const kind = head.logits === "linear" ? "linear" : head.radius.kind;
-  const a = kind === "linear" ? "1.0" : kind === "scale" ? "p.scale" : "nx[i]";
-  const b = kind === "normProduct" ? "nw[j]" : "1.0";
+  const { a, b } = radiusOf(head.logits === "angular" ? head.radius : undefined);
   return `
 fn radiusA(i: u32) -> f32 { return ${a}; }
 fn radiusB(j: u32) -> f32 { return ${b}; }
-const A_IS_NORM: bool = ${kind === "featureNorm" || kind === "normProduct"};
-const B_IS_NORM: bool = ${kind === "normProduct"};
-const ANGULAR: bool = ${head.logits === "angular"};`;
+const A_IS_NORM: bool = ${a === "nx[i]"};
+const B_IS_NORM: bool = ${b === "nw[j]"};`;
 }
 
-/** Row norms of X (first N rows) and W (next C rows); padding rows get 0. */
-export function normsShader(): string {
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> X: array<vec4f>;
-@group(0) @binding(2) var<storage, read> W: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> nx: array<f32>;
-@group(0) @binding(4) var<storage, read_write> nw: array<f32>;
-@compute @workgroup_size(${LINE_THREADS})
-fn main(@builtin(global_invocation_id) g: vec3u) {
-  let r = g.x;
-  let D4 = p.Dp / 4u;
-  if (r < p.Np) {
-    var s = vec4f(0.0);
-    for (var k = 0u; k < D4; k++) { let v = X[r * D4 + k]; s += v * v; }
-    nx[r] = sqrt(s.x + s.y + s.z + s.w);
-  } else if (r < p.Np + p.cCp) {
-    let j = r - p.Np;
-    var s = vec4f(0.0);
-    for (var k = 0u; k < D4; k++) { let v = W[j * D4 + k]; s += v * v; }
-    nw[p.c0 + j] = sqrt(s.x + s.y + s.z + s.w);
-  }
-}`;
-}
+/** Whether a head is angular, narrowing its type. */
+const isAngular = (head: HeadSpec): head is HeadSpec & { logits: "angular" } =>
+  head.logits === "angular";
 
 /**
- * (1 − c, 1 + c) of each sample's target cosine, from ‖x̂ ∓ ŵ_y‖²/2: near c = ±1 the product's
- * cosine has an absolute error of ~1e-7, which 1/sin θ in a margin's slope would magnify.
+ * (1 − c, 1 + c) of each sample's target cosine, from ‖x̂ ∓ ŵ_y‖²/2 on the normalised rows: near
+ * c = ±1 the product's cosine has an absolute error of ~1e-7, which 1/sin θ in a margin's slope
+ * would magnify.
  */
-export function targetsShader(): string {
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> X: array<vec4f>;
-@group(0) @binding(2) var<storage, read> W: array<vec4f>;
-@group(0) @binding(3) var<storage, read> labels: array<u32>;
-@group(0) @binding(4) var<storage, read> nx: array<f32>;
-@group(0) @binding(5) var<storage, read> nw: array<f32>;
-@group(0) @binding(6) var<storage, read_write> halves: array<vec2f>;
+function targetsShader(): Shader {
+  return shader(
+    [r("x", "vec4f"), r("w", "vec4f"), r("labels", "u32"), r("nx"), r("nw"), rw("halves", "vec2f")],
+    `
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
@@ -178,317 +213,364 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
     return;
   }
   let D4 = p.Dp / 4u;
-  let ix = 1.0 / nx[i];
-  let iw = 1.0 / nw[y];
   var u = vec4f(0.0);
   var v = vec4f(0.0);
   for (var k = 0u; k < D4; k++) {
-    let a = X[i * D4 + k] * ix;
-    let b = W[(y - p.c0) * D4 + k] * iw;
+    let a = x[i * D4 + k];
+    let b = w[(y - p.c0) * D4 + k];
     v += (a - b) * (a - b);
     u += (a + b) * (a + b);
   }
   halves[i] = 0.5 * vec2f(v.x + v.y + v.z + v.w, u.x + u.y + u.z + u.w);
-}`;
+}`,
+  );
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, k) => k);
 
-/** Register blocks of the three products (rows per invocation; Q = vec4 columns of D). */
-export const SHAPES = {
-  // Measured on lavapipe (min CPU time of 5, 128 × 512 × 10 000): 16×16 / 16×8 / 16×8 beat 8×8 by
-  // ~25 %; lavapipe loads storage buffers lane by lane, so fewer loads per FMA win until register
-  // spills and LLVM's compile time (32×32 does not finish in minutes) take over.
-  /** S = X·Wᵀ: FI samples × FJ classes per invocation. */
-  FI: 16,
-  FJ: 16,
-  /** ∂X = G·W: GI samples × GQ vec4 features. */
-  GI: 16,
-  GQ: 8,
-  /** ∂W = Gᵀ·X: WJ classes × WQ vec4 features. */
-  WJ: 16,
-  WQ: 8,
-  /** Workgroup rows of the products (TILE × TY invocations). */
-  TY: 8,
-};
-
 /**
- * Forward: S = X·Wᵀ in FI×FJ blocks per invocation, then the cosine S/(‖x‖·‖w‖) (angular) or the
- * logit S + b (linear) into the N×C buffer. Neighbouring invocations share the W rows, which
- * lavapipe then loads once for its SIMD lanes.
+ * Forward: S = X̂·Ŵᵀ (the cosines; the host uploads normalised rows) or X·Wᵀ + b (linear) in
+ * FI×FJ blocks per invocation. Neighbouring invocations share the W rows, which lavapipe then
+ * loads once for its SIMD lanes.
  */
-export function forwardShader(head: HeadSpec): string {
+function forwardShader(head: HeadSpec): Shader {
   const { FI, FJ } = SHAPES;
   const I = range(FI), J = range(FJ);
-  const epilogue = (r: number, c: number) => {
-    const value = head.logits === "linear"
-      ? `a${r}_${c} + bias[p.c0 + jb + ${c}u]`
-      : `a${r}_${c} / (cx${r} * max(nw[p.c0 + jb + ${c}u], NORM_EPS))`;
-    return `S[(ib + ${r}u) * p.Cp + p.c0 + jb + ${c}u] = ${value};`;
-  };
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> X: array<vec4f>;
-@group(0) @binding(2) var<storage, read> W: array<vec4f>;
-@group(0) @binding(3) var<storage, read> nx: array<f32>;
-@group(0) @binding(4) var<storage, read> nw: array<f32>;
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> S: array<f32>;
-@compute @workgroup_size(${TILE}, ${SHAPES.TY})
+  const bias = (c: number) => isAngular(head) ? "" : ` + bias[p.c0 + jb + ${c}u]`;
+  return shader(
+    [r("x", "vec4f"), r("w", "vec4f"), ...(isAngular(head) ? [] : [r("bias")]), rw("scores")],
+    `
+@compute @workgroup_size(${TILE}, ${TY})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let ib = g.x * ${FI}u;
   let jb = g.y * ${FJ}u;
   if (jb >= p.cCp || ib >= p.Np) { return; }
   let D4 = p.Dp / 4u;
-  ${I.map((r) => J.map((c) => `var a${r}_${c} = 0.0;`).join(" ")).join("\n  ")}
+  ${I.map((i) => J.map((c) => `var a${i}_${c} = 0.0;`).join(" ")).join("\n  ")}
   for (var k = 0u; k < D4; k++) {
-    ${I.map((r) => `let x${r} = X[(ib + ${r}u) * D4 + k];`).join(" ")}
-    ${J.map((c) => `let w${c} = W[(jb + ${c}u) * D4 + k];`).join(" ")}
-    ${I.map((r) => J.map((c) => `a${r}_${c} += dot(x${r}, w${c});`).join(" ")).join("\n    ")}
+    ${I.map((i) => `let x${i} = x[(ib + ${i}u) * D4 + k];`).join(" ")}
+    ${J.map((c) => `let w${c} = w[(jb + ${c}u) * D4 + k];`).join(" ")}
+    ${I.map((i) => J.map((c) => `a${i}_${c} += dot(x${i}, w${c});`).join(" ")).join("\n    ")}
   }
-  ${I.map((r) => `let cx${r} = max(nx[ib + ${r}u], NORM_EPS);`).join(" ")}
-  ${I.map((r) => J.map((c) => epilogue(r, c)).join("\n  ")).join("\n  ")}
-}`;
+  ${
+      I.map((i) =>
+        J.map((c) => `scores[(ib + ${i}u) * p.Cp + p.c0 + jb + ${c}u] = a${i}_${c}${bias(c)};`)
+          .join("\n  ")
+      ).join("\n  ")
+    }
+}`,
+  );
 }
 
-/** The logit z_ij and the target value/slope, shared by the row and column passes. */
-const LOGIT_HELPERS = `
-fn logitOf(i: u32, j: u32, y: u32, c: f32, tv: f32) -> f32 {
-  return radiusA(i) * radiusB(j) * select(c, tv, j == y);
+/** Workgroup reductions of the row pass, one per combining operation. */
+function reductions(): string {
+  const reduce = (name: string, combine: string) => `
+fn ${name}(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { let a = red[t]; let b = red[t + s]; red[t] = ${combine}; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
 }`;
+  return `var<workgroup> red: array<f32, ${ROW_THREADS}>;
+${reduce("reduceMax", "max(a, b)")}
+${reduce("reduceSum", "a + b")}`;
+}
+
+/** The angular part of the row pass: ∂loss/∂a_i and Σ_j ∂loss/∂c_ij · c_ij, compensated. */
+const ROW_NORM_TERMS = `
+  var ga = vec2f(0.0);
+  var gcc = vec2f(0.0);
+  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
+    let c = scores[row + j];
+    let isY = j == y;
+    let value = select(c, tf.x, isY);
+    let b = radiusB(j);
+    let gz = select(p.weight * probability(a * b * value - top, sum), targetGrad, isY);
+    ga = kahan(ga, gz * b * value);
+    gcc = kahan(gcc, gz * a * b * select(1.0, tf.y, isY) * c);
+  }
+  let gaSum = reduceSum(t, ga.x - ga.y);
+  let gccSum = reduceSum(t, gcc.x - gcc.y);
+  let n = nx[i];
+  let cx = max(n, NORM_EPS);
+  let selfFactor = (select(0.0, -gccSum / cx, n > NORM_EPS) + select(0.0, gaSum, A_IS_NORM)) *
+    select(0.0, cx / n, n != 0.0);
+  let rowScale = 1.0 / cx;`;
 
 /**
- * One workgroup per sample: max and sum of exp over the classes, the loss, the target's f and f′,
- * and the sample's norm-gradient factor (∂loss/∂‖x_i‖ ÷ ‖x_i‖).
+ * One workgroup per sample. With m the largest non-target logit and R = Σ_{j≠y} e^{z_j − m} ≥ 1
+ * (compensated), the loss is softplus(m − z_y + log R), finished in float64 on the host from
+ * rows[i] = (m − z_y, R): it keeps its relative precision however small it is. The target's
+ * gradient p_y − 1 is −Σ_{j≠y} p_j, which never cancels. Leaves the softmax shift and sum, f(c),
+ * f′(c), the sample's factors on x̂_i and on G·W, and the target's gradient in `stats`.
  */
-export function rowShader(head: HeadSpec): string {
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read> nx: array<f32>;
-@group(0) @binding(4) var<storage, read> nw: array<f32>;
-@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(6) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(7) var<storage, read> halves: array<vec2f>;
-${targetFunction(head)}
+function rowShader(head: HeadSpec): Shader {
+  const angular = isAngular(head);
+  return shader(
+    [
+      r("scores"),
+      r("labels", "u32"),
+      r("nx"),
+      r("nw"),
+      ...(angular ? [r("halves", "vec2f")] : []),
+      rw("stats"),
+      rw("rows", "vec2f"),
+    ],
+    `${angular ? targetFunction(head) : ""}
 ${radiusFunctions(head)}
-${LOGIT_HELPERS}
-var<workgroup> red: array<f32, ${ROW_THREADS}>;
-fn reduceMax(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = max(red[t], red[t + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn reduceSum(t: u32, v: f32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+${reductions()}
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let i = wid.x;
   let y = labels[i];
   let row = i * p.Cp;
-  let cy = S[row + y];
-  let tf = select(vec2f(cy, 1.0), targetOf(cy, halves[i]), ANGULAR);
+  let cy = scores[row + y];
+  let tf = ${angular ? "targetOf(cy, halves[i])" : "vec2f(cy, 1.0)"};
+  let a = radiusA(i);
+  let zy = a * radiusB(y) * tf.x;
   var m = -3.0e38;
-  for (var j = t; j < p.C; j += ${ROW_THREADS}u) { m = max(m, logitOf(i, j, y, S[row + j], tf.x)); }
-  m = reduceMax(t, m);
-  var s = 0.0;
-  for (var j = t; j < p.C; j += ${ROW_THREADS}u) { s += exp(max(logitOf(i, j, y, S[row + j], tf.x) - m, -87.0)); }
-  s = reduceSum(t, s);
-  // ∂loss/∂a_i and Σ_j ∂loss/∂c_ij · c_ij, for the norm terms of x_i.
-  var ga = 0.0;
-  var gcc = 0.0;
-  if (ANGULAR) {
-    let a = radiusA(i);
-    for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-      let c = S[row + j];
-      let isY = j == y;
-      let value = select(c, tf.x, isY);
-      let z = a * radiusB(j) * value;
-      let gz = p.weight * (probability(z - m, s) - select(0.0, 1.0, isY));
-      ga += gz * radiusB(j) * value;
-      gcc += gz * a * radiusB(j) * select(1.0, tf.y, isY) * c;
-    }
+  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
+    if (j != y) { m = max(m, a * radiusB(j) * scores[row + j]); }
   }
-  ga = reduceSum(t, ga);
-  gcc = reduceSum(t, gcc);
+  m = reduceMax(t, m);
+  var rest = vec2f(0.0);
+  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
+    if (j != y) { rest = kahan(rest, expOrZero(a * radiusB(j) * scores[row + j] - m)); }
+  }
+  let restSum = reduceSum(t, rest.x - rest.y);
+  // The softmax over all classes, shifted by its maximum: sum = e^{z_y − top} + R·e^{m − top}.
+  let top = max(m, zy);
+  let others = restSum * expOrZero(m - top);
+  let sum = expOrZero(zy - top) + others;
+  let targetGrad = -p.weight * others / sum;
+  ${angular ? ROW_NORM_TERMS : "let selfFactor = 0.0;\n  let rowScale = 1.0;"}
   if (t == 0u) {
-    let o = i * ${ROW_STATS}u;
-    let n = nx[i];
-    let cx = max(n, NORM_EPS);
-    let coefficient = select(0.0, -gcc / cx, n > NORM_EPS) + select(0.0, ga, A_IS_NORM);
-    stats[o] = m;
-    stats[o + 1u] = s;
+    let o = i * ROW_STATS;
+    stats[o] = top;
+    stats[o + 1u] = sum;
     stats[o + 2u] = tf.x;
     stats[o + 3u] = tf.y;
-    stats[o + 4u] = select(0.0, coefficient / n, ANGULAR && n != 0.0);
-    losses[i] = log(s) + m - logitOf(i, y, y, cy, tf.x);
+    stats[o + 4u] = selfFactor;
+    stats[o + 5u] = rowScale;
+    stats[o + 6u] = targetGrad;
+    rows[i] = vec2f(m - zy, restSum);
   }
-}`;
+}`,
+  );
 }
 
-/** The N×C logits z_ij, for callers that want them (one invocation per entry). */
-export function logitsShader(head: HeadSpec): string {
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read> nx: array<f32>;
-@group(0) @binding(4) var<storage, read> nw: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read_write> Z: array<f32>;
-${radiusFunctions(head)}
-${LOGIT_HELPERS}
+/** The N×C logits z_ij, for runs that ask for them (one invocation per entry). */
+function logitsShader(head: HeadSpec): Shader {
+  return shader(
+    [r("scores"), r("labels", "u32"), r("nx"), r("nw"), r("stats"), rw("logits")],
+    `${radiusFunctions(head)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   let i = g.y;
   if (j >= p.C || i >= p.N) { return; }
-  Z[i * p.C + j] = logitOf(i, j, labels[i], S[i * p.Cp + j], stats[i * ${ROW_STATS}u + 2u]);
-}`;
+  let value = select(scores[i * p.Cp + j], stats[i * ROW_STATS + 2u], labels[i] == j);
+  logits[i * p.C + j] = radiusA(i) * radiusB(j) * value;
+}`,
+  );
 }
 
 /**
- * One invocation per class: turns the column of S into ∂loss/∂(X·Wᵀ) in place, and leaves the
- * class's norm-gradient factor and the bias gradient.
+ * One invocation per class: turns the column of S into G = ∂loss/∂c (angular) or ∂loss/∂z
+ * (linear) in place, and leaves the class's factors (1/‖w_j‖ on Gᵀ·X, the factor on ŵ_j) and ∂b.
  */
-export function columnShader(head: HeadSpec): string {
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read> nx: array<f32>;
-@group(0) @binding(4) var<storage, read> nw: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read_write> wFactor: array<f32>;
-@group(0) @binding(7) var<storage, read_write> gradBias: array<f32>;
-${radiusFunctions(head)}
+function columnShader(head: HeadSpec): Shader {
+  const angular = isAngular(head);
+  const body = angular
+    ? `let value = select(c, stats[o + 2u], isY);
+    let gz = select(p.weight * probability(a * b * value - stats[o], stats[o + 1u]), stats[o + 6u], isY);
+    gb = kahan(gb, gz * a * value);
+    let gc = gz * a * b * select(1.0, stats[o + 3u], isY);
+    gcc = kahan(gcc, gc * c);
+    scores[i * p.Cp + j] = gc;`
+    : `let gz = select(p.weight * probability(c - stats[o], stats[o + 1u]), stats[o + 6u], isY);
+    gb = kahan(gb, gz);
+    scores[i * p.Cp + j] = gz;`;
+  const epilogue = angular
+    ? `let n = nw[j];
+  let cw = max(n, NORM_EPS);
+  let own = (select(0.0, -(gcc.x - gcc.y) / cw, n > NORM_EPS) + select(0.0, gb.x - gb.y, B_IS_NORM)) *
+    select(0.0, cw / n, n != 0.0);
+  wFactor[j] = vec2f(1.0 / cw, own);`
+    : `wFactor[j] = vec2f(1.0, 0.0);
+  gradBias[j] = gb.x - gb.y;`;
+  return shader(
+    [
+      rw("scores"),
+      r("labels", "u32"),
+      r("nx"),
+      r("nw"),
+      r("stats"),
+      rw("wFactor", "vec2f"),
+      ...(angular ? [] : [rw("gradBias")]),
+    ],
+    `${radiusFunctions(head)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
-  if (j >= p.Cp) { return; }
-  if (j >= p.C) {
-    for (var i = 0u; i < p.Np; i++) { S[i * p.Cp + j] = 0.0; }
-    wFactor[j] = 0.0;
-    gradBias[j] = 0.0;
-    return;
-  }
+  if (j >= p.C) { return; }
   let b = radiusB(j);
-  let cw = max(nw[j], NORM_EPS);
-  var gb = 0.0;
-  var gcc = 0.0;
+  var gb = vec2f(0.0);
+  var gcc = vec2f(0.0);
   for (var i = 0u; i < p.N; i++) {
-    let o = i * ${ROW_STATS}u;
+    let o = i * ROW_STATS;
     let isY = labels[i] == j;
-    let c = S[i * p.Cp + j];
-    let value = select(c, stats[o + 2u], isY);
+    let c = scores[i * p.Cp + j];
     let a = radiusA(i);
-    let gz = p.weight *
-      (probability(a * b * value - stats[o], stats[o + 1u]) - select(0.0, 1.0, isY));
-    if (ANGULAR) {
-      gb += gz * a * value;
-      let gc = gz * a * b * select(1.0, stats[o + 3u], isY);
-      gcc += gc * c;
-      S[i * p.Cp + j] = gc / (max(nx[i], NORM_EPS) * cw);
-    } else {
-      gb += gz;
-      S[i * p.Cp + j] = gz;
-    }
+    ${body}
   }
-  let n = nw[j];
-  let coefficient = select(0.0, -gcc / cw, n > NORM_EPS) + select(0.0, gb, B_IS_NORM);
-  wFactor[j] = select(0.0, coefficient / n, ANGULAR && n != 0.0);
-  gradBias[j] = gb;
-}`;
+  ${epilogue}
+}`,
+  );
+}
+
+/** What differs between the two gradient products (see {@linkcode productShader}). */
+interface Product {
+  /** Output rows (R) and vec4 columns (Q) per invocation. */
+  R: number;
+  Q: number;
+  bindings: Binding[];
+  /** The bound on the block's first output row, and statements before the loop. */
+  rows: string;
+  setup: string;
+  /** The range of the summation index t. */
+  from: string;
+  to: string;
+  /** G's entry for output row `i` at t, and the other factor's vec4 `q` at t. */
+  g: (i: number) => string;
+  m: (q: number) => string;
+  /** Stores the accumulator a{i}_{q} (a vec4f) of output row base + i, vec4 column kb + q. */
+  store: (i: number, q: number) => string;
 }
 
 /**
- * ∂loss/∂X = G·W + f_i·x_i (f_i the sample's norm factor): GI samples × GQ vec4 features per
- * invocation; neighbouring invocations are neighbouring samples and share the W loads.
+ * The two gradient products from one template: out = Σ_t G(row, t) · M[t] over t, with R output
+ * rows × Q vec4 columns in registers per invocation; neighbouring invocations are neighbouring
+ * rows and share the M loads.
  */
-export function gradFeaturesShader(): string {
-  const { GI, GQ } = SHAPES;
-  const I = range(GI), Q = range(GQ);
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<vec4f>;
-@group(0) @binding(3) var<storage, read> X: array<vec4f>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gx: array<f32>;
-@compute @workgroup_size(${TILE}, ${SHAPES.TY})
+function productShader(spec: Product): Shader {
+  const I = range(spec.R), Q = range(spec.Q);
+  return shader(
+    spec.bindings,
+    `
+@compute @workgroup_size(${TILE}, ${TY})
 fn main(@builtin(global_invocation_id) g: vec3u) {
-  let kb = g.y * ${GQ}u; // first vec4 column of the block
-  let ib = g.x * ${GI}u;
+  let base = g.x * ${spec.R}u;
+  let kb = g.y * ${spec.Q}u; // the block's first vec4 column
   let D4 = p.Dp / 4u;
-  if (kb >= D4 || ib >= p.Np) { return; }
-  ${I.map((r) => Q.map((q) => `var a${r}_${q} = vec4f(0.0);`).join(" ")).join("\n  ")}
-  for (var j = 0u; j < p.cC; j++) {
-    ${I.map((r) => `let g${r} = G[(ib + ${r}u) * p.Cp + p.c0 + j];`).join(" ")}
-    ${Q.map((q) => `let w${q} = W[j * D4 + kb + ${q}u];`).join(" ")}
-    ${I.map((r) => Q.map((q) => `a${r}_${q} += g${r} * w${q};`).join(" ")).join("\n    ")}
+  if (kb >= D4 || base >= ${spec.rows}) { return; }
+  ${spec.setup}
+  ${I.map((i) => Q.map((q) => `var a${i}_${q} = vec4f(0.0);`).join(" ")).join("\n  ")}
+  for (var t = ${spec.from}; t < ${spec.to}; t++) {
+    ${I.map((i) => `let g${i} = ${spec.g(i)};`).join(" ")}
+    ${Q.map((q) => `let m${q} = ${spec.m(q)};`).join(" ")}
+    ${I.map((i) => Q.map((q) => `a${i}_${q} += g${i} * m${q};`).join(" ")).join("\n    ")}
   }
-  ${
-    I.map((r) =>
-      `{ let i = ib + ${r}u; if (i < p.N) { let f = select(0.0, stats[i * ${ROW_STATS}u + 4u], p.first == 1u);
-    ${
-        Q.map((q) =>
-          `{ let v = a${r}_${q} + f * X[i * D4 + kb + ${q}u]; let k = (kb + ${q}u) * 4u;
-      for (var e = 0u; e < 4u; e++) { if (k + e < p.D) { let o = i * p.D + k + e;
-        gx[o] = select(gx[o] + v[e], v[e], p.first == 1u); } } }`
-        ).join("\n    ")
-      } } }`
-    ).join("\n  ")
-  }
-}`;
+  ${I.map((i) => Q.map((q) => spec.store(i, q)).join("\n  ")).join("\n  ")}
+}`,
+  );
 }
 
 /**
- * ∂loss/∂W = Gᵀ·X + f_j·w_j (f_j the class's norm factor): WJ classes × WQ vec4 features per
- * invocation; neighbouring invocations are neighbouring classes and share the X loads.
+ * ∂X, first half: each workgroup layer g.z sums one slice of the chunk's classes, G·Ŵ over
+ * ≤ p.slice classes, into its own partial sums (see {@linkcode reduceFeaturesShader}).
  */
-export function gradWeightsShader(): string {
-  const { WJ, WQ } = SHAPES;
-  const J = range(WJ), Q = range(WQ);
-  return `${PARAMS_STRUCT}
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> X: array<vec4f>;
-@group(0) @binding(3) var<storage, read> W: array<vec4f>;
-@group(0) @binding(4) var<storage, read> wFactor: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gw: array<f32>;
-@compute @workgroup_size(${TILE}, ${SHAPES.TY})
-fn main(@builtin(global_invocation_id) g: vec3u) {
-  let kb = g.y * ${WQ}u;
-  let jb = g.x * ${WJ}u;
-  let D4 = p.Dp / 4u;
-  if (kb >= D4 || jb >= p.cCp) { return; }
-  ${J.map((r) => Q.map((q) => `var a${r}_${q} = vec4f(0.0);`).join(" ")).join("\n  ")}
-  for (var i = 0u; i < p.N; i++) {
-    ${J.map((r) => `let g${r} = G[i * p.Cp + p.c0 + jb + ${r}u];`).join(" ")}
-    ${Q.map((q) => `let x${q} = X[i * D4 + kb + ${q}u];`).join(" ")}
-    ${J.map((r) => Q.map((q) => `a${r}_${q} += g${r} * x${q};`).join(" ")).join("\n    ")}
-  }
-  ${
-    J.map((r) =>
-      `{ let j = jb + ${r}u; if (j < p.cC) { let f = wFactor[p.c0 + j];
-    ${
-        Q.map((q) =>
-          `{ let v = a${r}_${q} + f * W[j * D4 + kb + ${q}u]; let k = (kb + ${q}u) * 4u;
-      for (var e = 0u; e < 4u; e++) { if (k + e < p.D) { gw[j * p.D + k + e] = v[e]; } } }`
-        ).join("\n    ")
-      } } }`
-    ).join("\n  ")
-  }
+function gradFeaturesShader(): Shader {
+  return productShader({
+    R: SHAPES.GI,
+    Q: SHAPES.GQ,
+    bindings: [r("scores"), r("w", "vec4f"), rw("partials", "vec4f")],
+    rows: "p.Np",
+    setup: "let first = g.z * p.slice;\n  let last = min(first + p.slice, p.cC);",
+    from: "first",
+    to: "last",
+    g: (i) => `scores[(base + ${i}u) * p.Cp + p.c0 + t]`,
+    m: (q) => `w[t * D4 + kb + ${q}u]`,
+    store: (i, q) =>
+      `partials[((p.slice0 + g.z) * p.Np + base + ${i}u) * D4 + kb + ${q}u] = a${i}_${q};`,
+  });
 }
-`;
+
+/** Stores one vec4 of a row of D floats, skipping D's padding. */
+function storeRow(out: BufferName, row: string, q: number, value: string): string {
+  const lanes = range(4).map((e) =>
+    `if (k + ${e}u < p.D) { ${out}[${row} * p.D + k + ${e}u] = v[${e}]; }`
+  );
+  return `{ let v = ${value}; let k = (kb + ${q}u) * 4u;\n    ${lanes.join(" ")} }`;
+}
+
+/** ∂W = (Gᵀ·X̂)/‖w_j‖ + f_j·ŵ_j, straight into the chunk's rows of ∂W. */
+function gradWeightsShader(): Shader {
+  return productShader({
+    R: SHAPES.WJ,
+    Q: SHAPES.WQ,
+    bindings: [r("scores"), r("x", "vec4f"), r("w", "vec4f"), r("wFactor", "vec2f"), rw("gw")],
+    rows: "p.cCp",
+    setup: "",
+    from: "0u",
+    to: "p.N",
+    g: (i) => `scores[t * p.Cp + p.c0 + base + ${i}u]`,
+    m: (q) => `x[t * D4 + kb + ${q}u]`,
+    store: (i, q) =>
+      `if (base + ${i}u < p.cC) { let f = wFactor[p.c0 + base + ${i}u];\n  ${
+        storeRow(
+          "gw",
+          `(base + ${i}u)`,
+          q,
+          `a${i}_${q} * f.x + f.y * w[(base + ${i}u) * D4 + kb + ${q}u]`,
+        )
+      } }`,
+  });
+}
+
+/** ∂X, second half: the slices' partial sums, compensated, then (Σ/‖x_i‖) + f_i·x̂_i. */
+function reduceFeaturesShader(): Shader {
+  return shader(
+    [r("partials"), r("x"), r("stats"), rw("gx")],
+    `
+@compute @workgroup_size(${LINE_THREADS})
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let k = g.x;
+  let i = g.y;
+  if (k >= p.D || i >= p.N) { return; }
+  var s = vec2f(0.0);
+  for (var q = 0u; q < p.slices; q++) { s = kahan(s, partials[(q * p.Np + i) * p.Dp + k]); }
+  let o = i * ROW_STATS;
+  gx[i * p.D + k] = (s.x - s.y) * stats[o + 5u] + stats[o + 4u] * x[i * p.Dp + k];
+}`,
+  );
+}
+
+/** The shader of one stage for `head`. */
+export function stageShader(stage: StageName, head: HeadSpec): Shader {
+  switch (stage) {
+    case "targets":
+      return targetsShader();
+    case "forward":
+      return forwardShader(head);
+    case "row":
+      return rowShader(head);
+    case "logits":
+      return logitsShader(head);
+    case "column":
+      return columnShader(head);
+    case "gradFeatures":
+      return gradFeaturesShader();
+    case "reduceFeatures":
+      return reduceFeaturesShader();
+    case "gradWeights":
+      return gradWeightsShader();
+    default:
+      return unreachable("stage", stage);
+  }
 }

@@ -1,0 +1,217 @@
+/**
+ * `engine-webgpu`: our own fused margin-softmax kernels in WGSL, float32, on any WebGPU adapter
+ * the runtime finds (here Mesa's lavapipe, a CPU Vulkan). Every head of {@linkcode HeadSpec} runs;
+ * the WGSL is generated from the head's structure (linear or angular, radius kind, margin kind,
+ * gradient mode) and its numbers travel in a uniform buffer, so all losses of one structure share
+ * compiled pipelines.
+ *
+ * `prepare` plans the buffers for the head's sizes (checking every adapter limit first), creates
+ * them and compiles the pipelines. Each run checks the new features, weights, labels (and bias) and
+ * converts them on the host, synchronously: an angular head's rows are normalised with float64
+ * norms, so no float32 square overflows. Then one submission: the target half-angles; S = X̂·Ŵᵀ
+ * (or X·Wᵀ + b) in register blocks; one workgroup per sample for the softmax statistics (the
+ * largest non-target logit m and R = Σ_{j≠y} e^{z_j − m}, compensated, from which the host
+ * finishes loss = softplus(m − z_y + log R) in float64), f(c), f′(c) and the sample's norm terms;
+ * one invocation per class that turns S into G = ∂loss/∂c in place; ∂X = G·Ŵ summed by slices of
+ * classes whose partial sums are added compensated, so the error does not grow with C; ∂W = Gᵀ·X̂;
+ * one read-back. The device and its pipelines are shared by the process (see
+ * {@linkcode releaseWebgpuDevice}); each prepared head owns its buffers and frees them on dispose.
+ *
+ * W and ∂W are split into chunks of classes where they exceed the adapter's storage binding limit
+ * (128 MiB on lavapipe); the N×C buffer and X must fit it whole (N·C ≤ 32 Mi on lavapipe), N ≤
+ * 65 535, and a run's read-back must fit one buffer (2 GiB on lavapipe): past any limit, `prepare`
+ * throws naming it before allocating anything.
+ *
+ * @module
+ */
+import type { HeadSpec } from "../../losses/head_spec.ts";
+import type { Reduction } from "../../losses/types.ts";
+import type {
+  Availability,
+  Engine,
+  EngineHead,
+  EngineOptions,
+  EngineResult,
+  HeadShape,
+  RunSettings,
+} from "../engine.ts";
+import { finishRun } from "./_finish.ts";
+import { type GpuLimits, type Layout, layoutProblem, planLayout } from "./_layout.ts";
+import {
+  addLogitsBuffers,
+  buildProgram,
+  createHeadBuffers,
+  destroyHeadBuffers,
+  type Gpu,
+  type HeadBuffers,
+  popErrors,
+  type Program,
+  requestAdapter,
+  sharedDevice,
+  submitAndRead,
+  upload,
+} from "./_runtime.ts";
+import { createStaging, type RunView, type Staged, stageInput } from "./_stage.ts";
+import { headUniforms } from "./_uniforms.ts";
+
+export { releaseWebgpuDevice } from "./_runtime.ts";
+
+/** Options of the WebGPU engine; the two sizes exist for tests, which force small chunks. */
+export interface WebgpuEngineOptions extends EngineOptions {
+  /** Most classes per chunk of W (a multiple of 16); the binding limit decides otherwise. */
+  chunkClasses?: number;
+  /** Classes per slice of the ∂X sum (a multiple of 16). @default {1024} */
+  sliceClasses?: number;
+}
+
+const PREPARE = "prepareHead (webgpu)";
+const RUN = "webgpu run";
+
+async function availability(): Promise<Availability> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    return { available: false, reason: "this runtime has no WebGPU (navigator.gpu is missing)" };
+  }
+  try {
+    return (await requestAdapter())
+      ? { available: true }
+      : { available: false, reason: "navigator.gpu.requestAdapter() found no WebGPU adapter" };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { available: false, reason: `WebGPU failed: ${message}` };
+  }
+}
+
+function sizeOption(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || (value as number) < 16 || (value as number) % 16 !== 0) {
+    throw new RangeError(`${PREPARE}: options.${name} must be a multiple of 16, got ${value}`);
+  }
+  return value as number;
+}
+
+/** Plans the layout and checks it against the device's limits, before allocating anything. */
+function planChecked(
+  shape: HeadShape,
+  head: HeadSpec,
+  limits: GpuLimits,
+  options: WebgpuEngineOptions,
+): Layout {
+  const layout = planLayout(shape, limits, {
+    angular: head.logits === "angular",
+    chunkClasses: sizeOption("chunkClasses", options.chunkClasses),
+    sliceClasses: sizeOption("sliceClasses", options.sliceClasses),
+  });
+  const problem = layoutProblem(layout, limits, false);
+  if (problem) throw new RangeError(`${PREPARE}: ${problem}`);
+  return layout;
+}
+
+/** Creates the buffers and the program of a run without logits; frees them if creation fails. */
+async function allocate(gpu: Gpu, head: HeadSpec, layout: Layout) {
+  gpu.device.pushErrorScope("out-of-memory");
+  gpu.device.pushErrorScope("validation");
+  const buffers = createHeadBuffers(gpu, layout);
+  const program = buildProgram(gpu, head, layout, buffers, false);
+  try {
+    await popErrors(gpu, 2, "preparing the head");
+  } catch (error) {
+    destroyHeadBuffers(buffers);
+    for (const code of program.codes) gpu.pipelines.delete(code);
+    throw error;
+  }
+  return { buffers, program };
+}
+
+async function prepare(
+  head: HeadSpec,
+  shape: HeadShape,
+  options: WebgpuEngineOptions,
+): Promise<EngineHead<Float32Array>> {
+  const gpu = await sharedDevice(PREPARE);
+  const layout = planChecked(shape, head, gpu.limits, options);
+  const { buffers, program } = await allocate(gpu, head, layout);
+  return preparedHead(gpu, head, layout, buffers, program);
+}
+
+/** The per-run half: staging, the run queue, logits on demand, dispose. */
+function preparedHead(
+  gpu: Gpu,
+  head: HeadSpec,
+  layout: Layout,
+  buffers: HeadBuffers,
+  program: Program,
+): EngineHead<Float32Array> {
+  const staging = createStaging(layout);
+  let withLogits: Program | undefined;
+  let tail: Promise<unknown> | undefined;
+  let disposed = false;
+
+  const uniforms = (reduction: Reduction) =>
+    layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
+
+  async function execute(staged: Staged, settings: RunSettings, hasBias: boolean) {
+    if (disposed) throw new Error(`${RUN}: the head was disposed`);
+    if (gpu.released) {
+      throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
+    }
+    upload(gpu, layout, buffers, staged, uniforms(settings.reduction));
+    if (settings.logits && !withLogits) {
+      addLogitsBuffers(gpu, layout, buffers);
+      withLogits = buildProgram(gpu, head, layout, buffers, true);
+    }
+    const run = settings.logits ? withLogits! : program;
+    return await submitAndRead(
+      gpu,
+      run,
+      (range) => finishRun(RUN, layout, range, settings, hasBias),
+    );
+  }
+
+  function run(view: RunView, settings: RunSettings): Promise<EngineResult<Float32Array>> {
+    if (disposed) return Promise.reject(new Error(`${RUN}: the head was disposed`));
+    if (settings.logits) {
+      const problem = layoutProblem(layout, gpu.limits, true);
+      if (problem) return Promise.reject(new RangeError(`${RUN}: with logits, ${problem}`));
+    }
+    // The caller's arrays are read here, before anything is awaited; a run queued behind another
+    // stages into its own arrays.
+    const staged = tail ? createStaging(layout) : staging;
+    try {
+      stageInput(RUN, layout, view, staged);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const go = () => execute(staged, settings, view.bias !== undefined);
+    const job = tail ? tail.then(go) : go();
+    const settled = job.then(() => {}, () => {});
+    tail = settled;
+    settled.then(() => {
+      if (tail === settled) tail = undefined;
+    });
+    return job;
+  }
+
+  return {
+    run,
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await tail;
+      destroyHeadBuffers(buffers);
+    },
+  };
+}
+
+/**
+ * The WebGPU engine behind the engine contract: float32 WGSL on the runtime's WebGPU adapter.
+ * Prepare it through `prepareHead(head, shape, { engine: "webgpu" })`.
+ */
+export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
+  name: "webgpu",
+  kind: "WebGPU",
+  precision: "float32",
+  threaded: false,
+  availability,
+  supports: () => true,
+  prepare,
+};
