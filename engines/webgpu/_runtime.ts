@@ -187,8 +187,6 @@ export interface Program {
   steps: { pipeline: GPUComputePipeline; group: GPUBindGroup; groups: number[] }[];
   copies: { src: GPUBuffer; bytes: number }[];
   read: GPUBuffer;
-  /** The shader texts, to drop from the cache when their creation failed. */
-  codes: string[];
 }
 
 /** Compiles (or reuses) the pipelines of every dispatch and binds the head's buffers. */
@@ -199,10 +197,8 @@ export function buildProgram(
   buffers: HeadBuffers,
   logits: boolean,
 ): Program {
-  const codes: string[] = [];
   const steps = dispatches(layout, logits).map((d) => {
     const shader = stageShader(d.stage, head);
-    codes.push(shader.code);
     const compiled = compile(gpu, shader, `engine-webgpu ${d.stage} (${head.name})`);
     const chunk = buffers.chunks[d.chunk ?? 0];
     const resolve = (name: BufferName): GPUBuffer => {
@@ -229,17 +225,37 @@ export function buildProgram(
   }));
   if (logits) copies.push({ src: buffers.named.logits!, bytes: layout.logitsBytes });
   const read = logits ? buffers.readWithLogits! : buffers.read;
-  return { steps, copies, read, codes };
+  return { steps, copies, read };
 }
 
-/** Throws the errors of the scopes pushed last (innermost first), as one message. */
-export async function popErrors(gpu: Gpu, scopes: number, what: string): Promise<void> {
-  const errors: string[] = [];
-  for (let k = 0; k < scopes; k++) {
-    const error = await gpu.device.popErrorScope();
-    if (error) errors.push(error.message);
+/**
+ * Pops the `scopes` error scopes pushed last, at once (the scope stack is the device's, shared by
+ * every head: nothing may push or pop in between), and throws their errors as one message.
+ */
+function popErrors(gpu: Gpu, scopes: number, what: string): Promise<void> {
+  const pops = Array.from({ length: scopes }, () => gpu.device.popErrorScope());
+  return Promise.all(pops).then((found) => {
+    const errors = found.filter((e) => e !== null).map((e) => e!.message);
+    if (errors.length) throw new Error(`engine-webgpu: ${what} failed: ${errors.join("; ")}`);
+  });
+}
+
+/**
+ * Runs the synchronous `work` inside out-of-memory and validation error scopes, popped before
+ * anything else can push one; rejects with their errors, named `what`.
+ */
+export async function scoped<T>(gpu: Gpu, what: string, work: () => T): Promise<T> {
+  gpu.device.pushErrorScope("out-of-memory");
+  gpu.device.pushErrorScope("validation");
+  let errors: Promise<void> | undefined;
+  try {
+    const result = work();
+    errors = popErrors(gpu, 2, what);
+    await errors;
+    return result;
+  } finally {
+    if (!errors) popErrors(gpu, 2, what).catch(() => {});
   }
-  if (errors.length) throw new Error(`engine-webgpu: ${what} failed: ${errors.join("; ")}`);
 }
 
 /** Queues the writes of a run's inputs and of each chunk's uniforms. */
@@ -274,31 +290,31 @@ export async function submitAndRead<T>(
   consume: (range: ArrayBuffer) => T,
 ): Promise<T> {
   const { device } = gpu;
-  device.pushErrorScope("out-of-memory");
-  device.pushErrorScope("validation");
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  for (const { pipeline, group, groups } of program.steps) {
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
-  }
-  pass.end();
-  let offset = 0;
-  for (const { src, bytes } of program.copies) {
-    encoder.copyBufferToBuffer(src, 0, program.read, offset, bytes);
-    offset += bytes;
-  }
-  device.queue.submit([encoder.finish()]);
-  const errors = popErrors(gpu, 2, "the run");
-  const mapped = program.read.mapAsync(GPUMapMode.READ);
-  await errors.catch(async (error) => {
-    await mapped.catch(() => {});
+  let mapped: Promise<undefined> | undefined;
+  const bytes = await scoped(gpu, "the run", () => {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const { pipeline, group, groups } of program.steps) {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
+    }
+    pass.end();
+    let offset = 0;
+    for (const { src, bytes } of program.copies) {
+      encoder.copyBufferToBuffer(src, 0, program.read, offset, bytes);
+      offset += bytes;
+    }
+    device.queue.submit([encoder.finish()]);
+    mapped = program.read.mapAsync(GPUMapMode.READ);
+    return offset;
+  }).catch(async (error) => {
+    await mapped?.then(() => program.read.unmap(), () => {});
     throw error;
   });
   await mapped;
   try {
-    return consume(program.read.getMappedRange(0, Math.max(16, offset)));
+    return consume(program.read.getMappedRange(0, Math.max(16, bytes)));
   } finally {
     program.read.unmap();
   }

@@ -44,9 +44,9 @@ import {
   destroyHeadBuffers,
   type Gpu,
   type HeadBuffers,
-  popErrors,
   type Program,
   requestAdapter,
+  scoped,
   sharedDevice,
   submitAndRead,
   upload,
@@ -108,18 +108,18 @@ function planChecked(
 
 /** Creates the buffers and the program of a run without logits; frees them if creation fails. */
 async function allocate(gpu: Gpu, head: HeadSpec, layout: Layout) {
-  gpu.device.pushErrorScope("out-of-memory");
-  gpu.device.pushErrorScope("validation");
-  const buffers = createHeadBuffers(gpu, layout);
-  const program = buildProgram(gpu, head, layout, buffers, false);
+  const made: { buffers?: HeadBuffers; program?: Program } = {};
   try {
-    await popErrors(gpu, 2, "preparing the head");
+    await scoped(gpu, "preparing the head", () => {
+      made.buffers = createHeadBuffers(gpu, layout);
+      made.program = buildProgram(gpu, head, layout, made.buffers, false);
+    });
+    return { buffers: made.buffers!, program: made.program! };
   } catch (error) {
-    destroyHeadBuffers(buffers);
-    for (const code of program.codes) gpu.pipelines.delete(code);
+    if (made.buffers) destroyHeadBuffers(made.buffers);
+    gpu.pipelines.clear(); // one of them may be invalid
     throw error;
   }
-  return { buffers, program };
 }
 
 async function prepare(
@@ -156,8 +156,10 @@ function preparedHead(
     }
     upload(gpu, layout, buffers, staged, uniforms(settings.reduction));
     if (settings.logits && !withLogits) {
-      addLogitsBuffers(gpu, layout, buffers);
-      withLogits = buildProgram(gpu, head, layout, buffers, true);
+      withLogits = await scoped(gpu, "preparing the logits", () => {
+        addLogitsBuffers(gpu, layout, buffers);
+        return buildProgram(gpu, head, layout, buffers, true);
+      });
     }
     const run = settings.logits ? withLogits! : program;
     return await submitAndRead(
