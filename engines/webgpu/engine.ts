@@ -143,7 +143,8 @@ function preparedHead(
 ): EngineHead<Float32Array> {
   const staging = createStaging(layout);
   let withLogits: Program | undefined;
-  let tail: Promise<unknown> | undefined;
+  let tail: Promise<void> = Promise.resolve(); // settles when the last queued run has
+  let pending = 0;
   let disposed = false;
 
   const uniforms = (reduction: Reduction) =>
@@ -177,19 +178,17 @@ function preparedHead(
     }
     // The caller's arrays are read here, before anything is awaited; a run queued behind another
     // stages into its own arrays.
-    const staged = tail ? createStaging(layout) : staging;
+    const staged = pending ? createStaging(layout) : staging;
     try {
       stageInput(RUN, layout, view, staged);
     } catch (error) {
       return Promise.reject(error);
     }
     const go = () => execute(staged, settings, view.bias !== undefined);
-    const job = tail ? tail.then(go) : go();
-    const settled = job.then(() => {}, () => {});
-    tail = settled;
-    settled.then(() => {
-      if (tail === settled) tail = undefined;
-    });
+    const job = pending ? tail.then(go) : go();
+    pending++;
+    // The first handler on the job: by the time the caller's await resumes, the head is idle.
+    tail = job.then(() => void pending--, () => void pending--);
     return job;
   }
 
