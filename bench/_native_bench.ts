@@ -1,0 +1,376 @@
+/**
+ * engine-native against its peers and its floor (issue 10), one interleaved run:
+ * engine-native (its default: one thread per core, each with one-thread BLAS products; and with
+ * `threads: 1`, the BLAS's own threads), onnxruntime-node (intra-op threads = cores), engine-wasm
+ * (prepared, threads = cores) and the three-GEMM floor (cblas_sgemm of the head's three shapes,
+ * N×C×D, through the same FFI and library, BLAS threads = cores), at M and L for arcFace, cosFace,
+ * sphereFace and softmax; then PyTorch (bench/pytorch_anchor.py in its own process:
+ * OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512) and each
+ * contender's peak RSS at L in a process of its own.
+ *
+ * Every contender is prepared once and run on two alternating float32 input sets (new features
+ * and weights every run, as training does); rounds go ABCD…, the order rotating each round, and
+ * the load average is printed before each round. Figures: medians with min–max over the rounds.
+ *
+ *   deno run -A bench/_native_bench.ts [--rounds 5] [--sizes M,L]
+ *     [--losses arcFace,cosFace,sphereFace,softmax] [--no-pytorch] [--no-rss] [--out FILE.json]
+ *   deno run -A bench/_native_bench.ts --rss CONTENDER LOSS SIZE   (one process's peak, internal)
+ *
+ * @module
+ */
+import { HEAD_CATALOG, type HeadSpec } from "../mod.ts";
+import type { Engine, EngineResult } from "../engines/engine.ts";
+import { prepareOn } from "../engines/prepare_head.ts";
+import { nativeBlasInfo, nativeEngine } from "../engines/native/engine.ts";
+import { findBlas, NO_TRANS, ROW_MAJOR, setBlasThreads, TRANS } from "../engines/native/blas.ts";
+import { ortNodeEngine } from "../adapters/onnxruntime_node.ts";
+import { benchInput } from "./_inputs.ts";
+import { peakRssMiB } from "./_peak_rss.ts";
+
+interface Size {
+  name: string;
+  N: number;
+  D: number;
+  C: number;
+}
+const SIZES: Size[] = [
+  { name: "M", N: 128, D: 512, C: 10_000 },
+  { name: "L", N: 256, D: 512, C: 100_000 },
+];
+const CORES = navigator.hardwareConcurrency ?? 1;
+
+interface BenchHead {
+  run(): Promise<unknown>;
+  dispose(): Promise<void> | void;
+}
+
+interface Contender {
+  name: string;
+  /** What configuration it runs in, for the table. */
+  config: string;
+  prepare(head: HeadSpec, size: Size, sets: ReturnType<typeof benchInput>[]): Promise<BenchHead>;
+}
+
+function engineContender(
+  name: string,
+  config: string,
+  engine: () => Promise<Engine>,
+  options: Record<string, unknown> = {},
+): Contender {
+  return {
+    name,
+    config,
+    async prepare(head, size, sets) {
+      const e = await engine();
+      const available = await e.availability();
+      if (!available.available) throw new Error(available.reason);
+      const prepared = await prepareOn(e, head, {
+        samples: size.N,
+        dims: size.D,
+        classes: size.C,
+      }, options);
+      let calls = 0;
+      return {
+        run: () =>
+          prepared.run(sets[calls++ % 2], { reduction: "mean" }).then((r: EngineResult) => {
+            if (!Number.isFinite(r.loss)) throw new Error(`${name}: loss ${r.loss}`);
+          }),
+        dispose: () => prepared.dispose(),
+      };
+    },
+  };
+}
+
+/** The three products of a head (S = X·Wᵀ, ∂X = S·W, ∂W = Sᵀ·X), nothing else. */
+const floor: Contender = {
+  name: "3-GEMM floor",
+  config: `cblas_sgemm ×3, BLAS threads ${CORES}`,
+  prepare(_head, size, sets) {
+    const { lib } = findBlas();
+    const { N, D, C } = size;
+    const S = new Float32Array(N * C), GX = new Float32Array(N * D), GW = new Float32Array(C * D);
+    const p = (a: Float32Array) => Deno.UnsafePointer.of(a);
+    const sgemm = lib.symbols.cblas_sgemm;
+    let calls = 0;
+    return Promise.resolve({
+      run() {
+        const set = sets[calls++ % 2];
+        const X = set.features.data as Float32Array, W = set.weights.data as Float32Array;
+        setBlasThreads(lib, CORES);
+        sgemm(ROW_MAJOR, NO_TRANS, TRANS, N, C, D, 1, p(X), D, p(W), D, 0, p(S), C);
+        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, D, C, 1, p(S), C, p(W), D, 0, p(GX), D);
+        sgemm(ROW_MAJOR, TRANS, NO_TRANS, C, D, N, 1, p(S), C, p(X), D, 0, p(GW), D);
+        return Promise.resolve();
+      },
+      dispose() {},
+    });
+  },
+};
+
+const CONTENDERS: Contender[] = [
+  engineContender(
+    "engine-native",
+    `threads ${CORES} × one-thread BLAS, wasm epilogue`,
+    () => Promise.resolve(nativeEngine as Engine),
+  ),
+  engineContender(
+    "engine-native t1",
+    `threads 1, BLAS threads ${CORES}`,
+    () => Promise.resolve(nativeEngine as Engine),
+    { threads: 1 },
+  ),
+  engineContender("ort-node", `intra-op threads ${CORES}`, () => Promise.resolve(ortNodeEngine)),
+  engineContender(
+    "engine-wasm",
+    `threads ${CORES}`,
+    async () => (await import("../engines/wasm/engine.ts")).wasmEngine as Engine,
+  ),
+  floor,
+];
+
+function arg(name: string): string | undefined {
+  const at = Deno.args.indexOf(name);
+  return at >= 0 ? Deno.args[at + 1] : undefined;
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.floor(q * (sorted.length - 1))];
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function loadAverage(): Promise<string> {
+  try {
+    return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
+}
+
+function headOf(loss: string): HeadSpec {
+  const entry = HEAD_CATALOG.find((e) => e.name === loss);
+  if (!entry) throw new Error(`unknown loss ${loss}`);
+  return entry.head();
+}
+
+// ── one process's peak RSS ───────────────────────────────────────────────────────────────────
+if (Deno.args[0] === "--rss") {
+  const [, contenderName, loss, sizeName] = Deno.args;
+  const contender = CONTENDERS.find((c) => c.name === contenderName);
+  const size = SIZES.find((s) => s.name === sizeName);
+  if (!contender || !size) throw new Error("usage: --rss CONTENDER LOSS SIZE");
+  const sets = [benchInput(size, 1), benchInput(size, 2)];
+  const prepared = await contender.prepare(headOf(loss), size, sets);
+  await prepared.run();
+  const t = performance.now();
+  await prepared.run();
+  const warmRunMs = performance.now() - t;
+  await prepared.dispose();
+  console.log(JSON.stringify({ warmRunMs, peakRssMiB: await peakRssMiB() }));
+  Deno.exit(0);
+}
+
+// ── the interleaved run ──────────────────────────────────────────────────────────────────────
+const rounds = Number(arg("--rounds") ?? 5);
+const sizes = (arg("--sizes") ?? "M,L").split(",").map((n) => SIZES.find((s) => s.name === n)!);
+const losses = (arg("--losses") ?? "arcFace,cosFace,sphereFace,softmax").split(",");
+const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
+  /^model name\s*:\s*(.*)$/m,
+)?.[1] ?? "?";
+const blas = nativeBlasInfo();
+console.log(
+  `# engine-native bench: ${cpu}, ${CORES} logical cores; ${blas.summary} (${blas.library}); ` +
+    `float32; ${rounds} interleaved rounds; Deno ${Deno.version.deno}`,
+);
+
+interface Row {
+  size: string;
+  loss: string;
+  contender: string;
+  config: string;
+  samples: number[];
+  error?: string;
+}
+const rows: Row[] = [];
+
+for (const size of sizes) {
+  const sets = [benchInput(size, 1), benchInput(size, 2)];
+  for (const loss of losses) {
+    const head = headOf(loss);
+    const live: { c: Contender; h: BenchHead; row: Row }[] = [];
+    for (const c of CONTENDERS) {
+      const row: Row = { size: size.name, loss, contender: c.name, config: c.config, samples: [] };
+      rows.push(row);
+      try {
+        const h = await c.prepare(head, size, sets);
+        await h.run(); // warm-up
+        live.push({ c, h, row });
+      } catch (error) {
+        row.error = error instanceof Error ? error.message.split("\n")[0] : String(error);
+        console.error(`[${size.name} ${loss}] ${c.name}: ${row.error}`);
+      }
+    }
+    for (let r = 0; r < rounds; r++) {
+      const order = live.map((_, k) => live[(k + r) % live.length]);
+      const load = await loadAverage();
+      const line: string[] = [];
+      for (const { c, h, row } of order) {
+        const t = performance.now();
+        await h.run();
+        const ms = performance.now() - t;
+        row.samples.push(ms);
+        line.push(`${c.name} ${ms.toFixed(1)}`);
+      }
+      console.error(`[${size.name} ${loss} round ${r + 1}, load ${load}] ${line.join(" · ")}`);
+    }
+    for (const { h } of live) await h.dispose();
+  }
+}
+
+// ── PyTorch, in its own process ──────────────────────────────────────────────────────────────
+interface PytorchRow {
+  loss: string;
+  size: string;
+  medianMs?: number;
+  samplesMs?: number[];
+  skipped?: string;
+}
+let pytorch: { summary: string; rows: PytorchRow[]; peakRssMiB?: number } | string | undefined;
+let pytorchPeak: number | string | undefined;
+
+async function runPytorch(sizes: Size[], losses: string[], budgetS: number) {
+  const dir = await Deno.makeTempDir({ prefix: "native-bench-" });
+  await Deno.writeTextFile(
+    `${dir}/job.json`,
+    JSON.stringify({ sizes, budgetS, heads: losses.map((loss) => ({ loss, head: headOf(loss) })) }),
+  );
+  const flags = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
+    /^flags\s*:(.*)$/m,
+  )?.[1].split(/\s+/) ?? [];
+  const env: Record<string, string> = { OMP_WAIT_POLICY: "PASSIVE" };
+  if (flags.includes("avx512f")) env.OPENBLAS_CORETYPE = "SkylakeX";
+  const out = await new Deno.Command("/usr/bin/python3", {
+    args: [
+      new URL("pytorch_anchor.py", import.meta.url).pathname,
+      `${dir}/job.json`,
+      `${dir}/out.json`,
+    ],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    await Deno.remove(dir, { recursive: true });
+    return `pytorch_anchor.py failed: ${text}`;
+  }
+  const result = JSON.parse(await Deno.readTextFile(`${dir}/out.json`));
+  await Deno.remove(dir, { recursive: true });
+  return {
+    summary: `torch ${result.torch}, ${result.threads} threads, ${result.blas.summary}`,
+    rows: result.rows as PytorchRow[],
+    peakRssMiB: result.peakRssMiB as number | undefined,
+  };
+}
+
+if (!Deno.args.includes("--no-pytorch")) {
+  console.error("[pytorch] running bench/pytorch_anchor.py …");
+  pytorch = await runPytorch(sizes, losses, 20);
+  if (typeof pytorch === "string") console.error(`[pytorch] ${pytorch}`);
+  if (!Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
+    const peak = await runPytorch([SIZES[1]], ["arcFace"], 10);
+    pytorchPeak = typeof peak === "string" ? peak : peak.peakRssMiB;
+  }
+}
+
+// ── peak RSS at L, each contender in its own process ─────────────────────────────────────────
+const peaks = new Map<string, number | string>();
+if (!Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
+  for (const c of CONTENDERS) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(import.meta.url).pathname, "--rss", c.name, "arcFace", "L"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const last = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+    peaks.set(
+      c.name,
+      out.success
+        ? JSON.parse(last).peakRssMiB
+        : new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "failed",
+    );
+    console.error(`[memory] ${c.name} arcFace L: ${peaks.get(c.name)}`);
+  }
+  if (pytorchPeak !== undefined) peaks.set("PyTorch", pytorchPeak);
+}
+
+// ── the table ────────────────────────────────────────────────────────────────────────────────
+const fmt = (ms: number) => ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
+console.log(
+  "\n| size | loss | " + CONTENDERS.map((c) => c.name).join(" | ") +
+    " | PyTorch | native vs ort-node | native vs PyTorch | native / floor | native GFLOP/s |",
+);
+console.log("|" + " --- |".repeat(CONTENDERS.length + 7));
+for (const size of sizes) {
+  for (const loss of losses) {
+    const cells: string[] = [];
+    const med = new Map<string, number>();
+    for (const c of CONTENDERS) {
+      const row = rows.find((r) =>
+        r.size === size.name && r.loss === loss && r.contender === c.name
+      )!;
+      if (row.error || !row.samples.length) {
+        cells.push("—");
+        continue;
+      }
+      const s = [...row.samples].sort((a, b) => a - b);
+      const m = median(s);
+      med.set(c.name, m);
+      cells.push(`${fmt(m)} (${fmt(quantile(s, 0))}–${fmt(quantile(s, 1))})`);
+    }
+    const torch = typeof pytorch === "object"
+      ? pytorch.rows.find((r) => r.loss === loss && r.size === size.name)?.medianMs
+      : undefined;
+    const native = med.get("engine-native");
+    const ratio = (other?: number) =>
+      native !== undefined && other !== undefined ? `${(other / native).toFixed(2)}×` : "—";
+    const floorMs = med.get("3-GEMM floor");
+    const gflops = native !== undefined
+      ? (6 * size.N * size.D * size.C / native / 1e6).toFixed(0)
+      : "—";
+    console.log(
+      `| ${size.name} | ${loss} | ${cells.join(" | ")} | ${
+        torch !== undefined ? fmt(torch) : "—"
+      } | ` +
+        `${ratio(med.get("ort-node"))} | ${ratio(torch)} | ` +
+        `${
+          native !== undefined && floorMs !== undefined ? (native / floorMs).toFixed(2) : "—"
+        } | ` +
+        `${gflops} |`,
+    );
+  }
+}
+console.log(
+  "\nConfigurations: " + CONTENDERS.map((c) => `${c.name}: ${c.config}`).join("; ") +
+    (typeof pytorch === "object" ? `; PyTorch: ${pytorch.summary}, OMP_WAIT_POLICY=PASSIVE` : "") +
+    ". Ratios: the peer's median over engine-native's (above 1: engine-native is faster).",
+);
+if (peaks.size) {
+  console.log(
+    "\nPeak RSS, arcFace L, each in its own process (two float32 input sets of 200 MB each " +
+      "included): " +
+      [...peaks].map(([k, v]) => `${k} ${typeof v === "number" ? `${v.toFixed(0)} MiB` : v}`)
+        .join(" · "),
+  );
+}
+const out = arg("--out");
+if (out) {
+  await Deno.writeTextFile(
+    out,
+    JSON.stringify(
+      { cpu, cores: CORES, blas, rounds, rows, pytorch, peaks: Object.fromEntries(peaks) },
+      null,
+      1,
+    ),
+  );
+}

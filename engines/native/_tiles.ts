@@ -1,0 +1,325 @@
+// One thread of engine-native (the calling thread, or a worker): takes class tiles from a shared
+// counter and runs, per tile, the BLAS products through FFI and the WebAssembly epilogue, both on
+// the one shared WebAssembly.Memory. ./engine.ts describes the algorithm.
+import { type BlasLibrary, NO_TRANS, ROW_MAJOR, setBlasThreads, TRANS } from "./blas.ts";
+
+/** Words of the control block (Int32 at `layout.control`). */
+export const GEN = 0, PHASE = 1, NEXT = 2, DONE = 3, BAD = 4, ERROR = 5, LOGITS = 6, W_BYTES = 7;
+/** Whether this run of a linear head has a bias. */
+export const HAS_BIAS = 8;
+/** Phases. */
+export const FORWARD = 1, BACKWARD = 2, QUIT = 3;
+/** Flags of `BAD`. */
+export const BAD_LOGITS = 1, BAD_WEIGHTS = 2, BAD_GRAD = 4;
+/** BigInt64 slots at `layout.control + 64`: the caller's W, the new ∂/∂W, the new logits. */
+export const SLOT_W = 0, SLOT_GW = 1, SLOT_LOGITS = 2;
+/** A worker's error message (UTF-8, NUL-terminated) at `layout.control + 128`. */
+export const MESSAGE_AT = 128, MESSAGE_BYTES = 896;
+export const CONTROL_BYTES = 1024;
+
+/** Where everything lives in the shared memory (byte offsets) and the sizes of one head. */
+export interface NativeLayout {
+  N: number;
+  D: number;
+  C: number;
+  /** W and ∂/∂W tile rows are Dp = D rounded up to 4 floats apart. */
+  Dp: number;
+  /** Classes per tile (a multiple of 4) and the number of tiles. */
+  tile: number;
+  tiles: number;
+  /** Threads that take tiles (the calling thread is thread 0). */
+  threads: number;
+  angular: boolean;
+  normProduct: boolean;
+  control: number;
+  labels: number; // N i32
+  xt: number; // N×D f32: x̃_i = a_i·x̂_i (angular) or x_i (linear)
+  bias: number; // Cp f32
+  colf: number; // Cp f32: b_j / max(‖w_j‖, ε) (angular) or 1
+  nw: number; // Cp f32: ‖w_j‖
+  gb: number; // Cp f32: ∂loss/∂b_j over the non-targets (linear)
+  m: number; // tiles×N f32: each tile's row max of the non-target logits
+  s: number; // tiles×N f32: each tile's row Σ exp(z − m) over the non-targets
+  f: number; // tiles×N f32: weight·exp(m − log Σ_j exp z_ij), from the host
+  S: number; // the products, tile t at S + 4·t·tile·N: N rows of up(width, 4) floats
+  threadBase: number;
+  threadBytes: number; // per thread: W tile, ∂/∂W tile (tile×Dp f32 each), partial ∂/∂x (N×D f32)
+}
+
+/** The exports of build/epilogue.wasm (see assembly/epilogue.ts). */
+interface Epilogue {
+  tileNorms(w: number, stride: number, count: number, nw: number, colf: number, np: number): number;
+  forwardTile(
+    s: number,
+    ld: number,
+    rows: number,
+    width: number,
+    colf: number,
+    bias: number,
+    withBias: number,
+    labels: number,
+    j0: number,
+    m: number,
+    sum: number,
+    phase: number,
+  ): number;
+  backwardTile(
+    s: number,
+    ld: number,
+    rows: number,
+    width: number,
+    colf: number,
+    f: number,
+    gb: number,
+  ): void;
+  fixupTile(gw: number, w: number, stride: number, count: number, nw: number, mode: number): number;
+}
+
+const up4 = (n: number) => Math.ceil(n / 4) * 4;
+
+/** The runner of one thread. */
+export class TileRunner {
+  readonly #k: Epilogue;
+  readonly #sgemm: BlasLibrary["symbols"]["cblas_sgemm"];
+  readonly #lib: BlasLibrary;
+  readonly #L: NativeLayout;
+  readonly #base: bigint;
+  readonly #buffer: ArrayBufferLike;
+  readonly #ctl: Int32Array;
+  readonly #slots: BigInt64Array;
+  readonly #wt: number;
+  readonly #gwt: number;
+  readonly #gx: number;
+  readonly #tid: number;
+  #bias = false;
+
+  constructor(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    layout: NativeLayout,
+    tid: number,
+    lib: BlasLibrary,
+  ) {
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    this.#k = instance.exports as unknown as Epilogue;
+    this.#lib = lib;
+    this.#sgemm = lib.symbols.cblas_sgemm;
+    this.#L = layout;
+    this.#tid = tid;
+    this.#buffer = memory.buffer;
+    this.#base = Deno.UnsafePointer.value(
+      Deno.UnsafePointer.of(new Uint8Array(memory.buffer, 0, 16)),
+    ) as bigint;
+    this.#ctl = new Int32Array(memory.buffer, layout.control, 16);
+    this.#slots = new BigInt64Array(memory.buffer, layout.control + 64, 4);
+    const at = layout.threadBase + tid * layout.threadBytes;
+    this.#wt = at;
+    this.#gwt = at + layout.tile * layout.Dp * 4;
+    this.#gx = this.#gwt + layout.tile * layout.Dp * 4;
+  }
+
+  /** A pointer to byte `offset` of the shared memory. */
+  #p(offset: number): Deno.PointerValue {
+    return Deno.UnsafePointer.create(this.#base + BigInt(offset));
+  }
+
+  /** Sets the BLAS's own threads (process-wide); the calling thread does it before each phase. */
+  blasThreads(threads: number): void {
+    setBlasThreads(this.#lib, threads);
+  }
+
+  /** Takes tiles until none is left; errors go to the control block, for the calling thread. */
+  runPhase(phase: number): void {
+    const L = this.#L;
+    const external = (slot: number, bytes: number) =>
+      new Deno.UnsafePointerView(Deno.UnsafePointer.create(this.#slots[slot])!).getArrayBuffer(
+        bytes,
+      );
+    this.#bias = Atomics.load(this.#ctl, HAS_BIAS) !== 0;
+    const wBytes = Atomics.load(this.#ctl, W_BYTES);
+    const wSource = wBytes === 8
+      ? new Float64Array(external(SLOT_W, L.C * L.D * 8))
+      : new Float32Array(external(SLOT_W, L.C * L.D * 4));
+    if (phase === FORWARD) {
+      const logits = Atomics.load(this.#ctl, LOGITS)
+        ? new Float32Array(external(SLOT_LOGITS, L.N * L.C * 4))
+        : undefined;
+      for (
+        let t = Atomics.add(this.#ctl, NEXT, 1);
+        t < L.tiles;
+        t = Atomics.add(this.#ctl, NEXT, 1)
+      ) {
+        this.#forward(t, wSource, logits);
+      }
+    } else {
+      const gw = new Float32Array(external(SLOT_GW, L.C * L.D * 4));
+      new Float32Array(this.#buffer, this.#gx, L.N * L.D).fill(0);
+      for (
+        let t = Atomics.add(this.#ctl, NEXT, 1);
+        t < L.tiles;
+        t = Atomics.add(this.#ctl, NEXT, 1)
+      ) {
+        this.#backward(t, wSource, gw);
+      }
+    }
+  }
+
+  /** Copies W's rows j0…j0+width into this thread's tile (float32, rows Dp apart). */
+  #stage(j0: number, width: number, w: Float32Array | Float64Array): void {
+    const { D, Dp } = this.#L;
+    const tile = new Float32Array(this.#buffer, this.#wt, width * Dp);
+    if (Dp === D) {
+      tile.set(w.subarray(j0 * D, (j0 + width) * D));
+    } else {
+      for (let j = 0; j < width; j++) {
+        tile.set(w.subarray((j0 + j) * D, (j0 + j + 1) * D), j * Dp);
+      }
+    }
+  }
+
+  #tileS(t: number): number {
+    return this.#L.S + 4 * t * this.#L.tile * this.#L.N;
+  }
+
+  #forward(t: number, w: Float32Array | Float64Array, logits?: Float32Array): void {
+    const L = this.#L, k = this.#k;
+    const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
+    const S = this.#tileS(t);
+    this.#stage(j0, width, w);
+    if (L.angular) {
+      if (
+        k.tileNorms(this.#wt, L.Dp, width, L.nw + 4 * j0, L.colf + 4 * j0, L.normProduct ? 1 : 0)
+      ) {
+        Atomics.or(this.#ctl, BAD, BAD_WEIGHTS);
+      }
+    }
+    // S_t = X̃ · W_tᵀ (N×width)
+    this.#sgemm(
+      ROW_MAJOR,
+      NO_TRANS,
+      TRANS,
+      L.N,
+      width,
+      L.D,
+      1,
+      this.#p(L.xt),
+      L.D,
+      this.#p(this.#wt),
+      L.Dp,
+      0,
+      this.#p(S),
+      ld,
+    );
+    const args = [
+      S,
+      ld,
+      L.N,
+      width,
+      L.colf + 4 * j0,
+      L.bias + 4 * j0,
+      this.#bias ? 1 : 0,
+      L.labels,
+      j0,
+      L.m + 4 * t * L.N,
+      L.s + 4 * t * L.N,
+    ] as const;
+    let bad: number;
+    if (logits) {
+      bad = k.forwardTile(...args, 1);
+      const z = new Float32Array(this.#buffer, S, L.N * ld);
+      for (let i = 0; i < L.N; i++) logits.set(z.subarray(i * ld, i * ld + width), i * L.C + j0);
+      bad |= k.forwardTile(...args, 2);
+    } else {
+      bad = k.forwardTile(...args, 3);
+    }
+    if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
+  }
+
+  #backward(t: number, w: Float32Array | Float64Array, gw: Float32Array): void {
+    const L = this.#L, k = this.#k;
+    const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
+    const S = this.#tileS(t);
+    this.#stage(j0, width, w);
+    k.backwardTile(
+      S,
+      ld,
+      L.N,
+      width,
+      L.colf + 4 * j0,
+      L.f + 4 * t * L.N,
+      this.#bias ? L.gb + 4 * j0 : 0,
+    );
+    // ∂x̃ partial += H_t · W_t (N×D)
+    this.#sgemm(
+      ROW_MAJOR,
+      NO_TRANS,
+      NO_TRANS,
+      L.N,
+      L.D,
+      width,
+      1,
+      this.#p(S),
+      ld,
+      this.#p(this.#wt),
+      L.Dp,
+      1,
+      this.#p(this.#gx),
+      L.D,
+    );
+    // GW_t = H_tᵀ · X̃ (width×D)
+    this.#sgemm(
+      ROW_MAJOR,
+      TRANS,
+      NO_TRANS,
+      width,
+      L.D,
+      L.N,
+      1,
+      this.#p(S),
+      ld,
+      this.#p(L.xt),
+      L.D,
+      0,
+      this.#p(this.#gwt),
+      L.Dp,
+    );
+    const mode = !L.angular ? 0 : L.normProduct ? 2 : 1;
+    if (k.fixupTile(this.#gwt, this.#wt, L.Dp, width, L.nw + 4 * j0, mode)) {
+      Atomics.or(this.#ctl, BAD, BAD_GRAD);
+    }
+    const tile = new Float32Array(this.#buffer, this.#gwt, width * L.Dp);
+    if (L.Dp === L.D) {
+      gw.set(tile, j0 * L.D);
+    } else {
+      for (let j = 0; j < width; j++) {
+        gw.set(tile.subarray(j * L.Dp, j * L.Dp + L.D), (j0 + j) * L.D);
+      }
+    }
+  }
+
+  /** This thread's partial ∂loss/∂x̃ (before the row factors), N×D. */
+  gradPart(): Float32Array {
+    return new Float32Array(this.#buffer, this.#gx, this.#L.N * this.#L.D);
+  }
+
+  get tid(): number {
+    return this.#tid;
+  }
+}
+
+/** Writes an error message into the control block (first one wins). */
+export function recordError(buffer: ArrayBufferLike, layout: NativeLayout, message: string): void {
+  const ctl = new Int32Array(buffer, layout.control, 16);
+  if (Atomics.add(ctl, ERROR, 1) !== 0) return;
+  const bytes = new TextEncoder().encode(message).subarray(0, MESSAGE_BYTES - 1);
+  const out = new Uint8Array(buffer, layout.control + MESSAGE_AT, MESSAGE_BYTES);
+  out.fill(0);
+  out.set(bytes);
+}
+
+/** The error message of the control block. */
+export function readError(buffer: ArrayBufferLike, layout: NativeLayout): string {
+  const bytes = new Uint8Array(buffer, layout.control + MESSAGE_AT, MESSAGE_BYTES).slice();
+  const end = bytes.indexOf(0);
+  return new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end));
+}

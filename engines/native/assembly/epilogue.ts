@@ -1,0 +1,430 @@
+// deno-fmt-ignore-file
+// (deno fmt drops AssemblyScript's @inline decorators on functions, which the kernels need.)
+// The elementwise work of engine-native (AssemblyScript → WebAssembly SIMD), on the same memory that
+// the BLAS products read and write: the host (../_tiles.ts) calls one function per class tile after
+// or before the tile's cblas_sgemm, with byte offsets into the imported memory. Nothing here knows
+// a loss: the host folds the head into per-class factors (colf = b_j/max(‖w_j‖, ε)) and per-row
+// factors (F = weight·e^(m − lse)).
+// Build: `deno run --allow-read --allow-write=engines/native/build --allow-env
+// engines/native/build.ts` (deterministic output, committed).
+
+const NORM_EPS: f32 = 1e-12;
+// Stands in for a target's logit in the forward statistics: finite, so max − max is 0.
+const MASKED: f32 = -3.4028234663852886e38;
+
+// @ts-ignore: decorator
+@inline function splat(v: f32): v128 {
+  return f32x4.splat(v);
+}
+
+// a·b + c as a multiply and an add (relaxed SIMD's fused form measured no faster here, and the
+// plain one rounds the same on every machine).
+// @ts-ignore: decorator
+@inline function fma(a: v128, b: v128, c: v128): v128 {
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// @ts-ignore: decorator
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) +
+    f32x4.extract_lane(v, 3);
+}
+
+// @ts-ignore: decorator
+@inline function hmin(v: v128): f32 {
+  return min(
+    min(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)),
+    min(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)),
+  );
+}
+
+// @ts-ignore: decorator
+@inline function hmax(v: v128): f32 {
+  return max(
+    max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)),
+    max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)),
+  );
+}
+
+// A lane mask of the lanes that are NaN or ±∞ (x − x is NaN exactly there).
+// @ts-ignore: decorator
+@inline function nonFinite(v: v128): v128 {
+  return f32x4.ne(f32x4.sub(v, v), splat(0));
+}
+
+// The constants of expv, four lanes each, in memory: V8 rebuilds a v128.const at every use inside
+// a loop (several instructions each), while loads from here stay cheap (measured: exp 2× faster).
+const EXP = memory.data<f32>([
+  -87,
+  -87,
+  -87,
+  -87,
+  88,
+  88,
+  88,
+  88,
+  1.44269504088896341,
+  1.44269504088896341,
+  1.44269504088896341,
+  1.44269504088896341,
+  12582912.0,
+  12582912.0,
+  12582912.0,
+  12582912.0,
+  0.693359375,
+  0.693359375,
+  0.693359375,
+  0.693359375,
+  2.12194440e-4,
+  2.12194440e-4,
+  2.12194440e-4,
+  2.12194440e-4,
+  1.9875691500e-4,
+  1.9875691500e-4,
+  1.9875691500e-4,
+  1.9875691500e-4,
+  1.3981999507e-3,
+  1.3981999507e-3,
+  1.3981999507e-3,
+  1.3981999507e-3,
+  8.3334519073e-3,
+  8.3334519073e-3,
+  8.3334519073e-3,
+  8.3334519073e-3,
+  4.1665795894e-2,
+  4.1665795894e-2,
+  4.1665795894e-2,
+  4.1665795894e-2,
+  1.6666665459e-1,
+  1.6666665459e-1,
+  1.6666665459e-1,
+  1.6666665459e-1,
+  5.0000001201e-1,
+  5.0000001201e-1,
+  5.0000001201e-1,
+  5.0000001201e-1,
+  1,
+  1,
+  1,
+  1,
+  MASKED,
+  MASKED,
+  MASKED,
+  MASKED,
+], 16);
+
+// The lane indices 0…3 and 4 in every lane, for the target mask of forwardTile.
+const LANES = memory.data<i32>([0, 1, 2, 3, 4, 4, 4, 4], 16);
+
+// exp of four floats: Cody–Waite reduction x = n·ln 2 + r, Cephes expf's degree-6 polynomial for
+// e^r (≈ 1 ulp), 2^n from n's bits. n is rounded by adding 1.5·2^23 (the sum's low bits are n), so
+// no float-to-int conversion; the clamps are pmin/pmax (one instruction each) and keep NaN when
+// x is NaN. Inputs are clamped to [−87, 88] so 2^n stays a normal float; exp(−87) ≈ 1.6e-38
+// stands in for 0.
+// @ts-ignore: decorator
+@inline function expv(x: v128): v128 {
+  const K = EXP;
+  x = f32x4.pmin(f32x4.pmax(x, v128.load(K)), v128.load(K, 16));
+  const big = v128.load(K, 48);
+  const k = f32x4.add(f32x4.mul(x, v128.load(K, 32)), big);
+  const n = f32x4.sub(k, big);
+  let r = f32x4.sub(x, f32x4.mul(n, v128.load(K, 64)));
+  r = f32x4.add(r, f32x4.mul(n, v128.load(K, 80)));
+  let p = v128.load(K, 96);
+  p = fma(p, r, v128.load(K, 112));
+  p = fma(p, r, v128.load(K, 128));
+  p = fma(p, r, v128.load(K, 144));
+  p = fma(p, r, v128.load(K, 160));
+  p = fma(p, r, v128.load(K, 176));
+  const one = v128.load(K, 192);
+  p = fma(p, f32x4.mul(r, r), f32x4.add(r, one));
+  // bits(k) = bits(1.5·2^23) + n: shifted by 23, the constant's bits leave the word; the bits of
+  // 1.0f are 127 << 23.
+  return f32x4.mul(p, i32x4.add(i32x4.shl(k, 23), one));
+}
+
+// @ts-ignore: decorator
+@inline function exps(x: f32): f32 {
+  return f32x4.extract_lane(expv(splat(x)), 0);
+}
+
+/**
+ * Row norms of a tile of W (`count` rows, `stride` floats apart, zero-padded to a multiple of 4):
+ * nw[j] = ‖w_j‖ and colf[j] = b_j / max(‖w_j‖, ε), with b_j = ‖w_j‖ when `normProduct`, else 1.
+ * Returns 1 when a norm is not finite (weights beyond the float32 range).
+ */
+export function tileNorms(
+  w: usize,
+  stride: i32,
+  count: i32,
+  nw: usize,
+  colf: usize,
+  normProduct: i32,
+): i32 {
+  const rs = <usize> stride << 2;
+  let bad = false;
+  for (let j = 0; j < count; j++) {
+    const row = w + <usize> j * rs;
+    let s0 = splat(0), s1 = splat(0);
+    let k = 0;
+    for (; k + 8 <= stride; k += 8) {
+      const v0 = v128.load(row + (<usize> k << 2)), v1 = v128.load(row + (<usize> k << 2), 16);
+      s0 = f32x4.add(f32x4.mul(v0, v0), s0);
+      s1 = f32x4.add(f32x4.mul(v1, v1), s1);
+    }
+    if (k < stride) {
+      const v0 = v128.load(row + (<usize> k << 2));
+      s0 = f32x4.add(f32x4.mul(v0, v0), s0);
+    }
+    const n = Mathf.sqrt(hsum(f32x4.add(s0, s1)));
+    if (!(n < Infinity)) bad = true;
+    const inv: f32 = 1 / max(n, NORM_EPS);
+    store<f32>(nw + (<usize> j << 2), n);
+    store<f32>(colf + (<usize> j << 2), normProduct ? n * inv : inv);
+  }
+  return bad ? 1 : 0;
+}
+
+// Set by the row helpers of forwardTile when a logit is not finite.
+let badLogit = false;
+
+// Pass 1 over one row: z = s·colf (+ bias) in place, the target column (y) replaced by MASKED;
+// returns the row max. pmax/pmin are one instruction each; a NaN or ±∞ logit shows in the row's
+// max, min or sum, so no per-element test is needed.
+// @ts-ignore: decorator
+@inline function scaleRow(
+  row: usize,
+  width: i32,
+  colf: usize,
+  bias: usize,
+  withBias: i32,
+  y: i32,
+): f32 {
+  const w4 = width & ~3, yv = i32x4.splat(y);
+  const lanes = v128.load(LANES), four = v128.load(LANES, 16), masked = v128.load(EXP, 208);
+  let m0 = masked, m1 = masked, n0 = splat(0), n1 = splat(0);
+  let j = 0;
+  for (; j + 8 <= w4; j += 8) {
+    const o = row + (<usize> j << 2), c = colf + (<usize> j << 2);
+    let z0 = f32x4.mul(v128.load(o), v128.load(c));
+    let z1 = f32x4.mul(v128.load(o, 16), v128.load(c, 16));
+    if (withBias) {
+      z0 = f32x4.add(z0, v128.load(bias + (<usize> j << 2)));
+      z1 = f32x4.add(z1, v128.load(bias + (<usize> j << 2), 16));
+    }
+    n0 = f32x4.pmin(n0, z0);
+    n1 = f32x4.pmin(n1, z1);
+    const jv = i32x4.add(lanes, i32x4.splat(j));
+    z0 = v128.bitselect(masked, z0, i32x4.eq(jv, yv));
+    z1 = v128.bitselect(masked, z1, i32x4.eq(i32x4.add(jv, four), yv));
+    v128.store(o, z0);
+    v128.store(o, z1, 16);
+    m0 = f32x4.pmax(m0, z0);
+    m1 = f32x4.pmax(m1, z1);
+  }
+  for (; j < w4; j += 4) {
+    const o = row + (<usize> j << 2);
+    let z = f32x4.mul(v128.load(o), v128.load(colf + (<usize> j << 2)));
+    if (withBias) z = f32x4.add(z, v128.load(bias + (<usize> j << 2)));
+    n0 = f32x4.pmin(n0, z);
+    z = v128.bitselect(masked, z, i32x4.eq(i32x4.add(lanes, i32x4.splat(j)), yv));
+    v128.store(o, z);
+    m0 = f32x4.pmax(m0, z);
+  }
+  let mx = hmax(f32x4.pmax(m0, m1)), mn = hmin(f32x4.pmin(n0, n1));
+  for (; j < width; j++) {
+    const o = row + (<usize> j << 2);
+    let z = load<f32>(o) * load<f32>(colf + (<usize> j << 2));
+    if (withBias) z += load<f32>(bias + (<usize> j << 2));
+    if (!(z - z == 0)) badLogit = true;
+    mn = min(mn, z);
+    if (j == y) z = MASKED;
+    store<f32>(o, z);
+    mx = max(mx, z);
+  }
+  if (!(mx < Infinity) || !(mn > -Infinity)) badLogit = true;
+  return mx;
+}
+
+// Pass 2 over one row: e = exp(z − mx) in place; returns Σ e over the non-targets, the target's e
+// set to 0.
+// @ts-ignore: decorator
+@inline function expRow(row: usize, width: i32, y: i32, mx: f32): f32 {
+  const w4 = width & ~3, mv = splat(mx);
+  let s0 = splat(0), s1 = splat(0);
+  let j = 0;
+  for (; j + 8 <= w4; j += 8) {
+    const o = row + (<usize> j << 2);
+    const e0 = expv(f32x4.sub(v128.load(o), mv));
+    const e1 = expv(f32x4.sub(v128.load(o, 16), mv));
+    v128.store(o, e0);
+    v128.store(o, e1, 16);
+    s0 = f32x4.add(s0, e0);
+    s1 = f32x4.add(s1, e1);
+  }
+  for (; j < w4; j += 4) {
+    const o = row + (<usize> j << 2);
+    const e = expv(f32x4.sub(v128.load(o), mv));
+    v128.store(o, e);
+    s0 = f32x4.add(s0, e);
+  }
+  let total = hsum(f32x4.add(s0, s1));
+  for (; j < width; j++) {
+    const o = row + (<usize> j << 2);
+    const e = exps(load<f32>(o) - mx);
+    store<f32>(o, e);
+    total += e;
+  }
+  if (y >= 0 && y < width) {
+    const o = row + (<usize> y << 2);
+    total -= load<f32>(o);
+    store<f32>(o, 0);
+  }
+  if (mx == MASKED) total = 0; // the tile holds this row's target only
+  if (!(total - total == 0)) badLogit = true; // a NaN logit
+  return max(total, 0);
+}
+
+/**
+ * The forward epilogue of one tile: `rows` rows of `width` products, `ld` floats apart, in place.
+ * `phase` bit 1: z = s·colf_j (+ bias_j), each row's target column (labels[i] − j0, when inside
+ * the tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]) in place, its
+ * row sum over the non-targets into sum[i], the target's e set to 0. Returns 1 when a logit is
+ * not finite.
+ */
+export function forwardTile(
+  s: usize,
+  ld: i32,
+  rows: i32,
+  width: i32,
+  colf: usize,
+  bias: usize,
+  withBias: i32,
+  labels: usize,
+  j0: i32,
+  m: usize,
+  sum: usize,
+  phase: i32,
+): i32 {
+  badLogit = false;
+  for (let i = 0; i < rows; i++) {
+    const row = s + ((<usize> i * <usize> ld) << 2);
+    const y = load<i32>(labels + (<usize> i << 2)) - j0;
+    const mp = m + (<usize> i << 2);
+    if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y));
+    if (phase & 2) store<f32>(sum + (<usize> i << 2), expRow(row, width, y, load<f32>(mp)));
+  }
+  return badLogit ? 1 : 0;
+}
+
+/**
+ * The backward epilogue of one tile, in place: H_ij = e_ij·F_i·colf_j (the gradient with respect
+ * to the products, targets already 0), and when `gb` is not 0, its column sums into gb (the bias
+ * gradient of a linear head, where colf = 1).
+ */
+export function backwardTile(
+  s: usize,
+  ld: i32,
+  rows: i32,
+  width: i32,
+  colf: usize,
+  f: usize,
+  gb: usize,
+): void {
+  const w4 = width & ~3;
+  if (gb) memory.fill(gb, 0, <usize> width << 2);
+  for (let i = 0; i < rows; i++) {
+    const row = s + ((<usize> i * <usize> ld) << 2);
+    const fi = load<f32>(f + (<usize> i << 2));
+    const fv = splat(fi);
+    let j = 0;
+    for (; j + 8 <= w4; j += 8) {
+      const o = row + (<usize> j << 2), c = colf + (<usize> j << 2);
+      const h0 = f32x4.mul(f32x4.mul(v128.load(o), fv), v128.load(c));
+      const h1 = f32x4.mul(f32x4.mul(v128.load(o, 16), fv), v128.load(c, 16));
+      v128.store(o, h0);
+      v128.store(o, h1, 16);
+      if (gb) {
+        const g = gb + (<usize> j << 2);
+        v128.store(g, f32x4.add(v128.load(g), h0));
+        v128.store(g, f32x4.add(v128.load(g, 16), h1), 16);
+      }
+    }
+    for (; j < w4; j += 4) {
+      const o = row + (<usize> j << 2);
+      const h = f32x4.mul(f32x4.mul(v128.load(o), fv), v128.load(colf + (<usize> j << 2)));
+      v128.store(o, h);
+      if (gb) {
+        const g = gb + (<usize> j << 2);
+        v128.store(g, f32x4.add(v128.load(g), h));
+      }
+    }
+    for (; j < width; j++) {
+      const o = row + (<usize> j << 2);
+      const h = load<f32>(o) * fi * load<f32>(colf + (<usize> j << 2));
+      store<f32>(o, h);
+      if (gb) {
+        const g = gb + (<usize> j << 2);
+        store<f32>(g, load<f32>(g) + h);
+      }
+    }
+  }
+}
+
+/**
+ * The normalisation backward of a tile's weight gradient, in place: the product gives
+ * GW_j = Σ_i H_ij·x̃_i; with σ_j = GW_j·w_j (= Σ_i ∂loss/∂c_ij·c_ij), GW_j += κ_j·w_j where
+ * κ_j = −σ_j/‖w_j‖² (mode 1: the norm of ŵ_j = w_j/‖w_j‖), σ_j/‖w_j‖² only where 0 < ‖w_j‖ ≤ ε
+ * (mode 2, ‖w_j‖ also the radius: the two terms cancel above ε), nothing (mode 0, a linear head).
+ * Rows are `stride` floats apart, zero-padded to a multiple of 4. Returns 1 when a gradient is not
+ * finite.
+ */
+export function fixupTile(
+  gw: usize,
+  w: usize,
+  stride: i32,
+  count: i32,
+  nw: usize,
+  mode: i32,
+): i32 {
+  const rs = <usize> stride << 2;
+  let bad = splat(0);
+  for (let j = 0; j < count; j++) {
+    const g = gw + <usize> j * rs, r = w + <usize> j * rs;
+    if (mode != 0) {
+      const n = load<f32>(nw + (<usize> j << 2));
+      let s0 = splat(0), s1 = splat(0);
+      let k = 0;
+      for (; k + 8 <= stride; k += 8) {
+        const o = <usize> k << 2;
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(g + o), v128.load(r + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(g + o, 16), v128.load(r + o, 16)));
+      }
+      if (k < stride) {
+        const o = <usize> k << 2;
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(g + o), v128.load(r + o)));
+      }
+      const sigma = hsum(f32x4.add(s0, s1));
+      let kappa: f32 = 0;
+      if (mode == 1) {
+        if (n > NORM_EPS) kappa = -sigma / (n * n);
+      } else if (n > 0 && n <= NORM_EPS) {
+        kappa = sigma / (n * n);
+      }
+      if (kappa != 0) {
+        const kv = splat(kappa);
+        for (let k = 0; k < stride; k += 4) {
+          const o = <usize> k << 2;
+          const v = f32x4.add(v128.load(g + o), f32x4.mul(kv, v128.load(r + o)));
+          v128.store(g + o, v);
+          bad = v128.or(bad, nonFinite(v));
+        }
+        continue;
+      }
+    }
+    for (let k = 0; k < stride; k += 4) {
+      bad = v128.or(bad, nonFinite(v128.load(g + (<usize> k << 2))));
+    }
+  }
+  return v128.any_true(bad) ? 1 : 0;
+}

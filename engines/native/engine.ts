@@ -1,0 +1,295 @@
+/**
+ * engine-native: the fused head with its matrix products in the machine's BLAS (cblas_sgemm through
+ * Deno's FFI: OpenBLAS on Linux, Accelerate on macOS, any CBLAS by path) and its elementwise work in
+ * WebAssembly SIMD, both on one shared WebAssembly.Memory, so nothing moves between them.
+ *
+ * The algorithm, for c_ij = x̂_i·w_j/‖w_j‖ and z_ij = a_i·b_j·c_ij (j ≠ y_i), with classes in tiles
+ * of `tile` (1024 for D = 512: a tile of W, of ∂/∂W and of the products stays in the core's cache):
+ * - host (calling thread), per run: x̃_i = a_i·x̂_i in float32 (x_i for a linear head), and each
+ *   target logit z_iy with c_iy, f(c_iy), f′(c_iy) in float64 through losses/_target.ts, from the
+ *   N target rows of W;
+ * - forward, tile by tile (threads take tiles from a shared counter): W's tile rows copied into the
+ *   thread's tile (the only copy of W, from the caller's array, cache-resident from then on), their
+ *   norms (wasm), S_t = X̃·W_tᵀ (sgemm), then in place (wasm) z = S·b_j/‖w_j‖ (+ bias),
+ *   targets masked, the row max m_t and e = exp(z − m_t) with its row sum: one exp per logit;
+ * - host: log Σ_j exp z_ij from the tiles' (m_t, Σ) and the target, the losses as
+ *   log1p(Σ_{j≠y} e^(z_j − z_y)), and F_ti = weight·e^(m_t − lse_i);
+ * - backward, tile by tile: W's tile again, H = e·F_ti·b_j/‖w_j‖ in place (wasm; the gradient with
+ *   respect to the products), ∂x̃ += H_t·W_t (sgemm, per thread), ∂W_t = H_tᵀ·X̃ (sgemm into the
+ *   thread's tile), the normalisation backward of w_j (wasm: σ_j = ∂W_j·w_j, ∂W_j −= σ_j·w_j/‖w_j‖²)
+ *   and the tile copied into the new ∂/∂W array;
+ * - host: the threads' ∂x̃ summed, the row-norm backward of x and each target's whole contribution
+ *   in float64.
+ * The N×C products stay between the passes (float32, 100 MB at N 256, C 100 000): recomputing them
+ * would cost a fourth product (8·N·D·C flops instead of 6). Each thread runs one-thread GEMMs
+ * (the BLAS's own threads are set to 1 while a run lasts), so the elementwise work runs on every
+ * core right after its tile's product, in cache. A run is synchronous: the calling thread takes
+ * tiles too and waits for the helpers at the two barriers, so the caller's arrays are read in place
+ * (never copied whole) and cannot change meanwhile.
+ *
+ * @module
+ */
+import type { HeadSpec } from "../../losses/head_spec.ts";
+import type { CheckedHeadView } from "../../losses/checks.ts";
+import type {
+  Availability,
+  Engine,
+  EngineHead,
+  EngineOptions,
+  EngineResult,
+  HeadShape,
+  RunSettings,
+} from "../engine.ts";
+import { type BlasInfo, ffiUnavailable, findBlas } from "./blas.ts";
+import {
+  BACKWARD,
+  BAD,
+  BAD_GRAD,
+  BAD_LOGITS,
+  BAD_WEIGHTS,
+  ERROR,
+  FORWARD,
+  HAS_BIAS,
+  LOGITS,
+  type NativeLayout,
+  SLOT_GW,
+  SLOT_LOGITS,
+  SLOT_W,
+  W_BYTES,
+} from "./_tiles.ts";
+import { nativeLayout, tiling } from "./_layout.ts";
+import { type Pool, startPool } from "./_pool.ts";
+import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
+
+export { defaultTile } from "./_layout.ts";
+
+const WHERE = "engine-native";
+const MAX_THREADS = 64;
+
+/** Options of engine-native. */
+export interface NativeEngineOptions extends EngineOptions {
+  /**
+   * Threads that take class tiles, the calling thread included; each runs one-thread BLAS
+   * products and its own epilogue. With 1, the BLAS keeps its own threads (all cores) for the
+   * products and the epilogue runs on the calling thread.
+   * @default {the logical cores, or 1 with a BLAS whose thread count cannot be set}
+   */
+  threads?: number;
+  /** A CBLAS to load (a path or a soname) instead of looking for one. */
+  library?: string;
+  /** Classes per tile, a multiple of 4. @default {about 2 MiB of W rows: 1024 at D = 512} */
+  tile?: number;
+}
+
+let wasmModule: Promise<WebAssembly.Module> | undefined;
+
+/** The compiled epilogue (build/epilogue.wasm). */
+function epilogueModule(): Promise<WebAssembly.Module> {
+  wasmModule ??= (async () => {
+    const url = new URL("./build/epilogue.wasm", import.meta.url);
+    const bytes = url.protocol === "file:"
+      ? await Deno.readFile(url)
+      : new Uint8Array(await (await fetch(url)).arrayBuffer());
+    if (!WebAssembly.validate(bytes)) {
+      throw new Error("this runtime does not validate build/epilogue.wasm (no WebAssembly SIMD?)");
+    }
+    return await WebAssembly.compile(bytes);
+  })();
+  wasmModule.catch(() => wasmModule = undefined);
+  return wasmModule;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message.split("\n")[0] : String(error);
+}
+
+/**
+ * The CBLAS engine-native would use (`library`, or the first one found), as it describes itself:
+ * the library, "OpenBLAS 0.3.21 (SkylakeX kernels)" and a hint when its kernels are slower than
+ * the CPU allows. Throws with the reason when there is none.
+ */
+export function nativeBlasInfo(library?: string): BlasInfo {
+  return findBlas(library).info;
+}
+
+let probe: Promise<Availability> | undefined;
+
+async function availability(): Promise<Availability> {
+  const denied = ffiUnavailable();
+  if (denied) return { available: false, reason: denied };
+  if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") {
+    return { available: false, reason: "needs WebAssembly with shared memory" };
+  }
+  try {
+    findBlas();
+    await epilogueModule();
+  } catch (error) {
+    return { available: false, reason: errorText(error) };
+  }
+  return { available: true };
+}
+
+function checkOptions(options: NativeEngineOptions) {
+  const { threads, library, tile } = options;
+  for (const key of Object.keys(options)) {
+    if (!["threads", "library", "tile"].includes(key)) {
+      throw new TypeError(`${WHERE}: unknown option "${key}"; it takes threads, library, tile`);
+    }
+  }
+  if (
+    threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS)
+  ) {
+    throw new RangeError(
+      `${WHERE}: options.threads must be an integer in [1, ${MAX_THREADS}], got ${threads}`,
+    );
+  }
+  if (library !== undefined && (typeof library !== "string" || library === "")) {
+    throw new TypeError(`${WHERE}: options.library must be a path to a CBLAS, got ${library}`);
+  }
+  if (tile !== undefined && (!Number.isInteger(tile) || tile < 4 || tile % 4 !== 0)) {
+    throw new RangeError(`${WHERE}: options.tile must be a positive multiple of 4, got ${tile}`);
+  }
+}
+
+/** The address of a typed array, for the threads (.buffer first moves a small array off V8's heap). */
+function address(array: Float32Array | Float64Array): bigint {
+  void array.buffer;
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(array)));
+}
+
+const finite = (name: string, data: ArrayLike<number>) => {
+  for (let k = 0; k < data.length; k++) {
+    if (!Number.isFinite(data[k])) {
+      throw new RangeError(`${WHERE}: ${name} overflowed float32 at ${k} (inputs too large)`);
+    }
+  }
+};
+
+/** Both passes and the host's work around them, synchronously. */
+function runSync(
+  head: HeadSpec,
+  L: NativeLayout,
+  memory: WebAssembly.Memory,
+  pool: Pool,
+  view: CheckedHeadView,
+  settings: RunSettings,
+): EngineResult<Float32Array> {
+  const buffer = memory.buffer;
+  const ctl = new Int32Array(buffer, L.control, 16);
+  const slots = new BigInt64Array(buffer, L.control + 64, 4);
+  const { N, D, C } = L;
+  // Each sample's gradient weight, as the reference's: 1/N for the mean, else 1.
+  const weight = settings.reduction === "mean" ? 1 / N : 1;
+  const samples = stageSamples(head, L, buffer, view);
+  if (view.bias) new Float32Array(buffer, L.bias, C).set(view.bias);
+  // The caller's W stays where it is: the threads read its tiles through its address.
+  ctl[W_BYTES] = view.w.BYTES_PER_ELEMENT;
+  slots[SLOT_W] = address(view.w);
+  const logits = settings.logits ? new Float32Array(N * C) : undefined;
+  if (logits) slots[SLOT_LOGITS] = address(logits);
+  ctl[HAS_BIAS] = view.bias ? 1 : 0;
+  ctl[LOGITS] = logits ? 1 : 0;
+  ctl[BAD] = ctl[ERROR] = 0;
+  pool.main.blasThreads(L.threads > 1 ? 1 : navigator.hardwareConcurrency ?? 1);
+
+  pool.phase(FORWARD);
+  const bad = Atomics.load(ctl, BAD);
+  if (bad & BAD_WEIGHTS) throw new RangeError(`${WHERE}: weights exceed the float32 range`);
+  if (bad & BAD_LOGITS) {
+    throw new RangeError(`${WHERE}: logits overflowed float32 (inputs too large for this loss)`);
+  }
+  const { loss, losses, rest } = rowStatistics(L, buffer, samples.zy, weight, settings.reduction);
+  const gradWeights = new Float32Array(C * D);
+  slots[SLOT_GW] = address(gradWeights);
+  pool.phase(BACKWARD);
+  if (Atomics.load(ctl, BAD) & BAD_GRAD) {
+    throw new RangeError(`${WHERE}: gradWeights overflowed float32 (inputs too large)`);
+  }
+
+  const parts = [pool.main.gradPart()];
+  for (let t = 1; t < L.threads; t++) {
+    const at = L.threadBase + t * L.threadBytes + 2 * L.tile * L.Dp * 4;
+    parts.push(new Float32Array(buffer, at, N * D));
+  }
+  const gradBias = view.bias ? new Float32Array(buffer, L.gb, C).slice() : undefined;
+  const gradFeatures = finishGradients(
+    head,
+    view,
+    samples,
+    rest,
+    weight,
+    parts,
+    gradWeights,
+    gradBias,
+  );
+  finite("loss", [loss]);
+  finite("losses", losses);
+  finite("gradFeatures", gradFeatures);
+  for (const y of view.labels) finite("gradWeights", gradWeights.subarray(y * D, y * D + D));
+  if (gradBias) finite("gradBias", gradBias);
+  const result: EngineResult<Float32Array> = {
+    loss,
+    losses,
+    gradFeatures: { rows: N, cols: D, data: gradFeatures },
+    gradWeights: { rows: C, cols: D, data: gradWeights },
+  };
+  if (gradBias) result.gradBias = gradBias;
+  if (logits) {
+    for (let i = 0; i < N; i++) logits[i * C + view.labels[i]] = samples.zy[i];
+    finite("logits", logits);
+    result.logits = { rows: N, cols: C, data: logits };
+  }
+  return result;
+}
+
+async function prepare(
+  head: HeadSpec,
+  shape: HeadShape,
+  options: NativeEngineOptions,
+): Promise<EngineHead<Float32Array>> {
+  checkOptions(options);
+  const { lib, info } = findBlas(options.library);
+  const module = await epilogueModule();
+  const cores = navigator.hardwareConcurrency ?? 1;
+  const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
+  const split = tiling(shape.classes, shape.dims, wanted, options.tile);
+  const { layout, pages } = nativeLayout(head, shape, split);
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
+  const pool = await startPool(module, memory, layout, { lib, library: info.library });
+  let disposed = false;
+  return {
+    threads: layout.threads,
+    run(view, settings) {
+      try {
+        if (disposed) throw new Error(`${WHERE}: run() after dispose()`);
+        return Promise.resolve(runSync(head, layout, memory, pool, view, settings));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      pool.dispose();
+    },
+  };
+}
+
+/**
+ * The fused head on the machine's BLAS: cblas_sgemm through Deno's FFI for the three products,
+ * WebAssembly SIMD for the elementwise work, on one shared memory, float32 with the per-sample
+ * target terms in float64. Needs `--allow-ffi` and a CBLAS: Debian's and Ubuntu's
+ * `libopenblas0-pthread`, Fedora's `openblas`, Accelerate on macOS, or any CBLAS by path
+ * (`options.library`). A run is synchronous (it blocks the calling thread while the BLAS and the
+ * helper threads work) and reads the caller's arrays in place.
+ */
+export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
+  name: WHERE,
+  kind: "CPU",
+  precision: "float32",
+  threaded: true,
+  availability: () => probe ??= availability(),
+  supports: () => true,
+  prepare,
+};
