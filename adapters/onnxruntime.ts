@@ -10,7 +10,7 @@
 import * as ortWasm from "onnxruntime-web";
 import * as ortWebgpu from "onnxruntime-web/webgpu";
 import type { HeadSpec } from "../losses/head_spec.ts";
-import { assertFiniteOutput } from "../losses/_validate.ts";
+import { assertFiniteOutput } from "../losses/checks.ts";
 import type {
   Availability,
   Engine,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { HeadSpec } from "../losses/head_spec.ts";
-import { assertFiniteOutput } from "../losses/_validate.ts";
+import { assertFiniteOutput } from "../losses/checks.ts";
 import type { Engine, EngineHead, EngineKind, EngineResult, HeadShape } from "../engines/engine.ts";
 import { headLosses } from "./tfjs_head.ts";
 import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts";

@@ -9,7 +9,7 @@
 import type { HeadSpec } from "../losses/head_spec.ts";
 import type { Matrix } from "../losses/matrix.ts";
 import type { HeadResult, Reduction } from "../losses/types.ts";
-import type { CheckedHeadView } from "../losses/_validate.ts";
+import type { CheckedHeadView } from "../losses/checks.ts";
 
 /** Where an engine runs. */
 export type EngineKind = "CPU" | "WASM" | "WebGPU";

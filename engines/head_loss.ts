@@ -1,8 +1,8 @@
 import type { HeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../losses/types.ts";
-import { optionsObject, viewHeadInput } from "../losses/_validate.ts";
+import { optionsObject, viewHeadInput } from "../losses/checks.ts";
 import type { EngineResult } from "./engine.ts";
-import { prepareHead, type PrepareHeadOptions } from "./prepare_head.ts";
+import { engineNamed, type PrepareHeadOptions, prepareOn } from "./prepare_head.ts";
 
 /** Options of {@linkcode headLoss}. */
 export interface HeadLossOptions extends PrepareHeadOptions {
@@ -44,7 +44,7 @@ export async function headLoss(
   options?: HeadLossOptions,
 ): Promise<EngineResult> {
   const where = "headLoss";
-  const { reduction, logits, ...prepare } = optionsObject(where, options, [
+  const { engine, reduction, logits, ...prepare } = optionsObject(where, options, [
     "engine",
     "threads",
     "reduction",
@@ -58,6 +58,6 @@ export async function headLoss(
   if (!Object.values(shape).every((v) => Number.isInteger(v) && v > 0)) {
     viewHeadInput(where, input, { classes: "weights", allowBias: true }); // throws, naming the input
   }
-  await using prepared = await prepareHead(head, shape, prepare);
+  await using prepared = await prepareOn(engineNamed(where, engine), head, shape, prepare);
   return await prepared.run(input, { reduction, logits });
 }

@@ -6,7 +6,7 @@ import {
   optionsObject,
   reductionOption,
   viewHeadInput,
-} from "../losses/_validate.ts";
+} from "../losses/checks.ts";
 import type {
   Engine,
   EngineHead,
@@ -17,7 +17,7 @@ import type {
   RunSettings,
 } from "./engine.ts";
 import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
-import { checkHeadSpec } from "../losses/_head_spec_check.ts";
+import { checkHeadSpec } from "../losses/checks.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -114,7 +114,9 @@ export async function prepareOn<
   const supported = engine.supports(head);
   if (supported !== true) throw new RangeError(`${where}: ${supported}`);
   if (options.threads !== undefined && !engine.threaded) {
-    throw new TypeError(`${where}: options.threads applies to engines with threads ("wasm")`);
+    throw new TypeError(
+      `${where}: options.threads is not an option of ${engine.name}, which has no threads`,
+    );
   }
   const inner: EngineHead<T> = await engine.prepare(head, checkedShape, options);
   let disposed = false;
@@ -203,18 +205,18 @@ export async function prepareHead(
   shape: HeadShape,
   options?: PrepareHeadOptions,
 ): Promise<PreparedHead> {
-  const where = "prepareHead";
-  const { engine = "reference", ...rest } = optionsObject(where, options, ["engine", "threads"]);
-  if (!ENGINE_NAMES.includes(engine)) {
+  const { engine, ...rest } = optionsObject("prepareHead", options, ["engine", "threads"]);
+  return await prepareOn(engineNamed("prepareHead", engine), head, shape, rest);
+}
+
+/** The engine of {@linkcode ENGINES} named `name` (the reference when undefined), or a clear error. */
+export function engineNamed(where: string, name: unknown): Engine {
+  if (name === undefined) return ENGINES.reference;
+  if (!ENGINE_NAMES.includes(name as EngineName)) {
     throw new RangeError(
       `${where}: options.engine must be one of ${ENGINE_NAMES.map((e) => `"${e}"`).join(", ")}` +
-        `, got ${JSON.stringify(engine)}`,
+        `, got ${JSON.stringify(name)}`,
     );
   }
-  return await prepareOn<Float32Array | Float64Array, EngineOptions>(
-    ENGINES[engine] as Engine,
-    head,
-    shape,
-    rest,
-  );
+  return ENGINES[name as EngineName] as Engine;
 }
