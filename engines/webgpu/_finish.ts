@@ -17,23 +17,34 @@ export function sampleLoss(d: number, R: number): number {
   return t > 0 ? t + Math.log1p(Math.exp(-t)) : Math.log1p(Math.exp(t));
 }
 
-/** The index of the first value of `data` that is not finite, or -1. */
-function firstNonFinite(data: Float32Array | Float64Array): number {
-  let acc = 0; // v − v is 0 for a finite v and NaN otherwise: one branch-free pass
-  for (let k = 0; k < data.length; k++) acc += data[k] - data[k];
-  if (acc === 0) return -1;
-  for (let k = 0; k < data.length; k++) if (!Number.isFinite(data[k])) return k;
-  return -1;
+function notFinite(where: string, name: string, k: number, value: number): RangeError {
+  return new RangeError(
+    `${where}: ${name}[${k}] is ${value}, not finite in float32 (inputs too large for this loss ` +
+      `in float32; the reference engine computes in float64)`,
+  );
 }
 
-function assertFinite(where: string, name: string, data: Float32Array | Float64Array): void {
-  const k = firstNonFinite(data);
-  if (k >= 0) {
-    throw new RangeError(
-      `${where}: ${name}[${k}] is ${data[k]}, not finite in float32 (inputs too large for ` +
-        `this loss in float32; the reference engine computes in float64)`,
-    );
+/**
+ * Copies `src` into `out` from `at`, checking in the same pass that every value is finite
+ * (v − v is 0 for a finite v and NaN otherwise, so one branch-free sum tells).
+ */
+function copyFinite(where: string, name: string, src: Float32Array, out: Float32Array, at = 0) {
+  let acc = 0;
+  for (let k = 0; k < src.length; k++) {
+    const v = src[k];
+    out[at + k] = v;
+    acc += v - v;
   }
+  if (acc === 0) return;
+  const k = src.findIndex((v) => !Number.isFinite(v));
+  throw notFinite(where, name, at + k, src[k]);
+}
+
+/** A new copy of `src`, checked (see {@linkcode copyFinite}). */
+function finiteCopy(where: string, name: string, src: Float32Array): Float32Array {
+  const out = new Float32Array(src.length);
+  copyFinite(where, name, src, out);
+  return out;
 }
 
 /**
@@ -50,22 +61,21 @@ export function finishRun(
   const { N, C, D } = layout;
   const losses = new Float64Array(N);
   const gradWeights = new Float32Array(C * D);
-  let gradFeatures = new Float32Array(0), gradBias: Float32Array | undefined;
+  let gradFeatures: Float32Array = new Float32Array(0), gradBias: Float32Array | undefined;
   let offset = 0, filled = 0;
   for (const part of layout.read) {
     const data = new Float32Array(range, offset, part.bytes / 4);
     offset += part.bytes;
     if (part.name === "rows") {
       for (let i = 0; i < N; i++) losses[i] = sampleLoss(data[2 * i], data[2 * i + 1]);
-    } else if (part.name === "gradFeatures") gradFeatures = data.slice();
+    } else if (part.name === "gradFeatures") gradFeatures = finiteCopy(where, part.name, data);
     else if (part.name === "gradWeights") {
-      gradWeights.set(data, filled);
+      copyFinite(where, part.name, data, gradWeights, filled);
       filled += data.length;
-    } else if (part.name === "gradBias" && hasBias) gradBias = data.slice();
+    } else if (part.name === "gradBias" && hasBias) gradBias = finiteCopy(where, part.name, data);
   }
-  const logits = settings.logits ? new Float32Array(range, offset, N * C).slice() : undefined;
-  const outputs = { losses, gradFeatures, gradWeights, gradBias, logits };
-  for (const [name, data] of Object.entries(outputs)) if (data) assertFinite(where, name, data);
+  const k = losses.findIndex((v) => !Number.isFinite(v));
+  if (k >= 0) throw notFinite(where, "losses", k, losses[k]);
   let total = 0;
   for (const v of losses) total += v;
   const result: EngineResult<Float32Array> = {
@@ -75,6 +85,9 @@ export function finishRun(
     gradWeights: { rows: C, cols: D, data: gradWeights },
   };
   if (gradBias) result.gradBias = gradBias;
-  if (logits) result.logits = { rows: N, cols: C, data: logits };
+  if (settings.logits) {
+    const logits = new Float32Array(range, offset, N * C);
+    result.logits = { rows: N, cols: C, data: finiteCopy(where, "logits", logits) };
+  }
   return result;
 }
