@@ -147,8 +147,13 @@ function preparedHead(
   let pending = 0;
   let disposed = false;
 
-  const uniforms = (reduction: Reduction) =>
-    layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
+  const packed = new Map<Reduction, ArrayBuffer[]>();
+  const uniforms = (reduction: Reduction) => {
+    const each = packed.get(reduction) ??
+      layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
+    packed.set(reduction, each);
+    return each;
+  };
 
   async function execute(staged: Staged, settings: RunSettings, hasBias: boolean) {
     if (disposed) throw new Error(`${RUN}: the head was disposed`);
