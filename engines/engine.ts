@@ -9,7 +9,6 @@
 import type { HeadSpec } from "../losses/head_spec.ts";
 import type { Matrix } from "../losses/matrix.ts";
 import type { HeadResult, Reduction } from "../losses/types.ts";
-import type { CheckedHeadView } from "../losses/checks.ts";
 
 /** Where an engine runs. */
 export type EngineKind = "CPU" | "WASM" | "WebGPU";
@@ -35,6 +34,27 @@ export type EngineResult<T extends Float32Array | Float64Array = Float32Array | 
   & Omit<HeadResult<T>, "logits">
   & { logits?: Matrix<T> };
 
+/**
+ * A run's input after validation, as engines receive it: the sizes, the caller's own matrices (to
+ * be read only, and only before the run's first `await`), labels as integers and the bias.
+ */
+export interface RunInput {
+  /** N, samples. */
+  N: number;
+  /** D, dims. */
+  D: number;
+  /** C, classes. */
+  C: number;
+  /** Features, N×D row-major. */
+  x: Float64Array | Float32Array;
+  /** Weights, C×D row-major. */
+  w: Float64Array | Float32Array;
+  /** N labels in [0, C). */
+  labels: Int32Array;
+  /** The bias, C values, for a linear head that has one. */
+  bias?: Float64Array;
+}
+
 /** Options of one run of a prepared head. */
 export interface RunOptions {
   /** How per-sample losses are combined. @default {"mean"} */
@@ -45,7 +65,9 @@ export interface RunOptions {
 
 /** A run's settings after validation, as engines receive them. */
 export interface RunSettings {
+  /** How per-sample losses are combined. */
   reduction: Reduction;
+  /** Whether to return the N×C logits. */
   logits: boolean;
 }
 
@@ -57,7 +79,7 @@ export interface RunSettings {
  */
 export interface EngineHead<T extends Float32Array | Float64Array = Float32Array | Float64Array> {
   /** Forward and backward on new features, weights, labels (and bias); results are new arrays. */
-  run(input: CheckedHeadView, settings: RunSettings): Promise<EngineResult<T>>;
+  run(input: RunInput, settings: RunSettings): Promise<EngineResult<T>>;
   /** Releases everything `prepare` took; idempotent. */
   dispose(): void | Promise<void>;
   /** Worker threads in use, where the engine has threads. */
