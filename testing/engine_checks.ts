@@ -1,8 +1,8 @@
 // Shared by the engines' and adapters' tests: every output of an engine against the float64
 // reference, relative to each array's largest magnitude (as the fixture parity).
 import assert from "node:assert";
-import type { EngineResult } from "../engines/engine.ts";
-import type { HeadResult } from "../losses/types.ts";
+import type { EngineResult, HeadShape } from "../engines/engine.ts";
+import type { HeadInput, HeadResult } from "../losses/types.ts";
 import { closeness } from "./assert_close.ts";
 
 /**
@@ -38,4 +38,13 @@ export function assertMatchesReference(
     );
   }
   return worst;
+}
+
+/** The shape a head must be prepared for to run on `input`. */
+export function shapeOf(input: HeadInput): HeadShape {
+  return {
+    samples: input.features.rows,
+    dims: input.features.cols,
+    classes: input.weights.rows,
+  };
 }

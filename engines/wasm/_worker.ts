@@ -1,5 +1,6 @@
-// One thread of the WebAssembly engine: instantiates the kernels on the shared memory and runs the
-// forward, combine and backward passes of each run, meeting the other threads at a barrier.
+// One thread of engine-wasm's pool: instantiates the kernels on the memory of each head attached to
+// it and runs the forward, combine and backward passes of that head's runs, meeting the head's other
+// threads at a barrier. Replies carry the head's id.
 /// <reference lib="deno.worker" />
 
 interface Kernels {
@@ -8,12 +9,18 @@ interface Kernels {
   backward(params: number, tid: number): void;
 }
 
-let kernels: Kernels | undefined;
-let control: Int32Array;
-let tid = 0, threads = 1;
+interface Attached {
+  kernels: Kernels;
+  /** Two words of the head's memory: arrivals and a generation that the last arrival bumps. */
+  control: Int32Array;
+  tid: number;
+  threads: number;
+}
 
-/** A reusable barrier on two words: arrivals and a generation that the last arrival bumps. */
-function barrier() {
+const attached = new Map<number, Attached>();
+
+/** A reusable barrier on the head's two control words. */
+function barrier({ control, threads }: Attached) {
   const generation = Atomics.load(control, 1);
   if (Atomics.add(control, 0, 1) === threads - 1) {
     Atomics.store(control, 0, 0);
@@ -27,30 +34,43 @@ function barrier() {
   while (Atomics.load(control, 1) === generation) Atomics.wait(control, 1, generation);
 }
 
+function attach(message: Record<string, unknown>): Attached {
+  const module = message.module instanceof WebAssembly.Module
+    ? message.module
+    : new WebAssembly.Module(message.module as BufferSource);
+  const memory = message.memory as WebAssembly.Memory;
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return {
+    kernels: instance.exports as unknown as Kernels,
+    control: new Int32Array(memory.buffer, message.control as number, 2),
+    tid: message.tid as number,
+    threads: message.threads as number,
+  };
+}
+
+function run(head: Attached, params: number) {
+  head.kernels.forward(params, head.tid);
+  if (head.threads > 1) barrier(head);
+  head.kernels.combine(params, head.tid);
+  head.kernels.backward(params, head.tid);
+}
+
 self.onmessage = (event: MessageEvent) => {
   const message = event.data;
+  const id = message.id as number;
   try {
-    if (message.type === "init") {
-      const module = message.module instanceof WebAssembly.Module
-        ? message.module
-        : new WebAssembly.Module(message.module);
-      const instance = new WebAssembly.Instance(module, { env: { memory: message.memory } });
-      kernels = instance.exports as unknown as Kernels;
-      control = new Int32Array(message.memory.buffer, message.control, 2);
-      tid = message.tid;
-      threads = message.threads;
-      self.postMessage({ type: "ready" });
-    } else if (message.type === "run") {
-      const params = message.params as number;
-      kernels!.forward(params, tid);
-      if (threads > 1) barrier();
-      kernels!.combine(params, tid);
-      kernels!.backward(params, tid);
-      self.postMessage({ type: "done" });
+    if (message.type === "attach") attached.set(id, attach(message));
+    else if (message.type === "detach") return void attached.delete(id);
+    else if (message.type === "run") {
+      const head = attached.get(id);
+      if (!head) throw new Error(`head ${id} is not attached to this worker`);
+      run(head, message.params);
     }
+    self.postMessage({ type: "done", id });
   } catch (error) {
     self.postMessage({
       type: "error",
+      id,
       message: error instanceof Error ? error.message : String(error),
     });
   }

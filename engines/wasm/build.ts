@@ -1,41 +1,52 @@
-// Compiles the AssemblyScript kernels into build/kernels.wasm (SIMD) and build/kernels_relaxed.wasm
-// (SIMD + relaxed SIMD's fused multiply-add). `deno task build:wasm`; the output is deterministic.
+// Compiles the AssemblyScript kernels: engine-wasm's into build/kernels.wasm (SIMD) and
+// build/kernels_relaxed.wasm (SIMD + relaxed SIMD's fused multiply-add). `deno task build:wasm`;
+// the output is deterministic (CI rebuilds and diffs it). Another engine's kernels are one more
+// entry of TARGETS, with paths relative to engines/.
 import asc from "assemblyscript/asc";
 
-const here = new URL(".", import.meta.url).pathname;
-const common = [
-  "assembly/kernels.ts",
-  "-O3",
-  "--runtime",
-  "stub",
-  "--noExportMemory",
-  "--importMemory",
-  "--sharedMemory",
-  "--initialMemory",
-  "1",
-  "--maximumMemory",
-  "65536",
-  "--use",
-  "abort=",
-  "--baseDir",
-  here,
+/** One module to build: its entry file and output, relative to engines/, and its features. */
+interface Target {
+  entry: string;
+  out: string;
+  features: string;
+}
+
+const TARGETS: Target[] = [
+  { entry: "wasm/assembly/kernels.ts", out: "wasm/build/kernels.wasm", features: "simd,threads" },
+  {
+    entry: "wasm/assembly/kernels.ts",
+    out: "wasm/build/kernels_relaxed.wasm",
+    features: "simd,relaxed-simd,threads",
+  },
 ];
-for (
-  const [name, features] of [["kernels", "simd,threads"], [
-    "kernels_relaxed",
-    "simd,relaxed-simd,threads",
-  ]]
-) {
+
+const engines = new URL("../", import.meta.url).pathname;
+
+for (const { entry, out, features } of TARGETS) {
   const { error, stderr } = await asc.main([
-    ...common,
+    entry,
+    "-O3",
+    "--runtime",
+    "stub",
+    "--noExportMemory",
+    "--importMemory",
+    "--sharedMemory",
+    "--initialMemory",
+    "1",
+    "--maximumMemory",
+    "65536",
+    "--use",
+    "abort=",
+    "--baseDir",
+    engines,
     "--enable",
     features,
     "-o",
-    `build/${name}.wasm`,
+    out,
   ]);
   if (error) {
     console.error(stderr.toString());
     throw error;
   }
-  console.log(`built engines/wasm/build/${name}.wasm`);
+  console.log(`built engines/${out}`);
 }

@@ -1,11 +1,13 @@
 // The fused margin-softmax kernels (AssemblyScript → WebAssembly SIMD). Every thread runs them on
-// the class tiles it takes; the host (../_engine.ts, which describes the algorithm) prepares the
+// the class tiles it takes; the host (../engine.ts, which describes the algorithm) lays out the
 // inputs, synchronises the passes and finishes the per-sample work in float64.
 // Build: `deno task build:wasm` (engines/wasm/build.ts).
 import {
   SLOT_A,
   SLOT_ANGULAR,
   SLOT_BAD,
+  SLOT_BAD_W,
+  SLOT_BAD_Z,
   SLOT_BIAS,
   SLOT_C,
   SLOT_COS,
@@ -36,43 +38,40 @@ import {
   T_SUM,
   T_SUMX,
   T_TILE,
+  T_TILE_GRADA,
+  T_TILE_SUMX,
 } from "./layout";
 
 const NORM_EPS: f32 = 1e-12;
+const FLOAT32_MAX: f64 = 3.4028234663852886e38;
 // Stands in for the logit of a target in the forward statistics: finite, so max − max is 0.
 const MASKED: f32 = -3.4028234663852886e38;
 
 // a·b + c: one fused instruction where relaxed SIMD is enabled, else a multiply and an add.
-// @ts-ignore: decorator
 function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-// @ts-ignore: decorator
 function splat(v: f32): v128 {
   return f32x4.splat(v);
 }
 
-// @ts-ignore: decorator
 function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) +
     f32x4.extract_lane(v, 3);
 }
 
-// @ts-ignore: decorator
 function slot(P: usize, k: i32): i32 {
   return load<i32>(P + (<usize> k << 2));
 }
 
-// @ts-ignore: decorator
 function ptr(P: usize, k: i32): usize {
   return <usize> load<i32>(P + (<usize> k << 2));
 }
 
 // exp of four floats (Cephes expf: Cody–Waite reduction, degree-6 polynomial, ≈1 ulp). Inputs are
 // clamped to [−87, 88] so 2^n stays a normal float; exp(−87) ≈ 1.6e-38 stands in for 0.
-// @ts-ignore: decorator
 function expv(x: v128): v128 {
   x = f32x4.min(f32x4.max(x, splat(-87.0)), splat(88.0));
   const n = f32x4.nearest(f32x4.mul(x, splat(1.44269504088896341)));
@@ -89,94 +88,34 @@ function expv(x: v128): v128 {
   return f32x4.mul(p, e);
 }
 
-// Cosine microkernel: out[r][0..8] = (Σ_k w[r][k]·x[k][0..8])·invcw[r] + bias[r] for 4 classes r
-// and 8 samples, x packed k-major (8 floats per k). Dp is a multiple of 8.
-function cosKernel(
-  w: usize,
-  Dp: i32,
-  x: usize,
+// The register-blocked product of all three matrix passes, 4 rows by 8 columns: for rows r of `a`
+// (`rs` bytes apart, contiguous in k) and `b` packed 8 floats per k,
+//   acc[r] = Σ_{k<len} a[r][k]·b[k][0..8], then
+//   wide: out[r][0..8] += acc[r] in float64 (rows `os` bytes apart), or else
+//   out[r][0..8] = acc[r]·scale[r] + shift[r]·(v ? v[r][0..8] : 1) (out rows `os`, v rows `vs`
+//   bytes apart; a zero `scale` or `shift` pointer leaves that term out).
+// len is even. Returns the lanes that are not finite (none when wide).
+//   cosines: a = W, b = x̂ by 8 samples, scale 1/‖w‖, shift the bias;
+//   ∂/∂W:    a = ∂/∂c, b = x̂ by 8 features, scale 1/‖w‖, shift the norm factor, v = ŵ;
+//   ∂/∂x̂:   a = ∂/∂c transposed, b = ŵ by 8 features, wide.
+function microkernel(
+  a: usize,
+  rs: usize,
+  len: i32,
+  b: usize,
   out: usize,
-  Np: i32,
-  invcw: usize,
-  bias: usize,
-): void {
-  const rs = <usize> Dp << 2;
-  let p0 = w, p1 = w + rs, p2 = w + 2 * rs, p3 = w + 3 * rs;
-  const end = w + rs;
-  let a00 = splat(0), a01 = splat(0), a10 = splat(0), a11 = splat(0);
-  let a20 = splat(0), a21 = splat(0), a30 = splat(0), a31 = splat(0);
-  let px = x;
-  while (p0 < end) {
-    let x0 = v128.load(px), x1 = v128.load(px, 16);
-    let s = v128.load32_splat(p0);
-    a00 = fma(s, x0, a00);
-    a01 = fma(s, x1, a01);
-    s = v128.load32_splat(p1);
-    a10 = fma(s, x0, a10);
-    a11 = fma(s, x1, a11);
-    s = v128.load32_splat(p2);
-    a20 = fma(s, x0, a20);
-    a21 = fma(s, x1, a21);
-    s = v128.load32_splat(p3);
-    a30 = fma(s, x0, a30);
-    a31 = fma(s, x1, a31);
-    x0 = v128.load(px, 32);
-    x1 = v128.load(px, 48);
-    s = v128.load32_splat(p0, 4);
-    a00 = fma(s, x0, a00);
-    a01 = fma(s, x1, a01);
-    s = v128.load32_splat(p1, 4);
-    a10 = fma(s, x0, a10);
-    a11 = fma(s, x1, a11);
-    s = v128.load32_splat(p2, 4);
-    a20 = fma(s, x0, a20);
-    a21 = fma(s, x1, a21);
-    s = v128.load32_splat(p3, 4);
-    a30 = fma(s, x0, a30);
-    a31 = fma(s, x1, a31);
-    p0 += 8;
-    p1 += 8;
-    p2 += 8;
-    p3 += 8;
-    px += 64;
-  }
-  const os = <usize> Np << 2;
-  let sc = v128.load32_splat(invcw), b = v128.load32_splat(bias);
-  v128.store(out, fma(a00, sc, b));
-  v128.store(out, fma(a01, sc, b), 16);
-  sc = v128.load32_splat(invcw, 4);
-  b = v128.load32_splat(bias, 4);
-  v128.store(out + os, fma(a10, sc, b));
-  v128.store(out + os, fma(a11, sc, b), 16);
-  sc = v128.load32_splat(invcw, 8);
-  b = v128.load32_splat(bias, 8);
-  v128.store(out + 2 * os, fma(a20, sc, b));
-  v128.store(out + 2 * os, fma(a21, sc, b), 16);
-  sc = v128.load32_splat(invcw, 12);
-  b = v128.load32_splat(bias, 12);
-  v128.store(out + 3 * os, fma(a30, sc, b));
-  v128.store(out + 3 * os, fma(a31, sc, b), 16);
-}
-
-// Weight-gradient microkernel: for 4 classes r and 8 features, out[r] = Σ_i g[r][i]·x[i][0..8]
-// (+ fac[r]·w[r] when withNorm), g rows Np apart, x packed (8 floats per i), w and out rows Dp
-// apart. Returns a non-finite flag.
-function gradWKernel(
-  g: usize,
-  Np: i32,
-  x: usize,
-  Dp: i32,
-  out: usize,
-  w: usize,
-  fac: usize,
-  withNorm: bool,
+  os: usize,
+  wide: bool,
+  scale: usize,
+  shift: usize,
+  v: usize,
+  vs: usize,
 ): v128 {
-  const gs = <usize> Np << 2, xs = <usize> Dp << 2;
-  let p0 = g, p1 = g + gs, p2 = g + 2 * gs, p3 = g + 3 * gs;
-  const end = g + gs;
+  let p0 = a, p1 = a + rs, p2 = a + 2 * rs, p3 = a + 3 * rs;
+  const end = a + (<usize> len << 2);
   let a00 = splat(0), a01 = splat(0), a10 = splat(0), a11 = splat(0);
   let a20 = splat(0), a21 = splat(0), a30 = splat(0), a31 = splat(0);
-  let px = x;
+  let px = b;
   while (p0 < end) {
     let x0 = v128.load(px), x1 = v128.load(px, 16);
     let s = v128.load32_splat(p0);
@@ -211,116 +150,88 @@ function gradWKernel(
     p3 += 8;
     px += 64;
   }
-  if (withNorm) {
-    let f = v128.load32_splat(fac);
-    a00 = fma(v128.load(w), f, a00);
-    a01 = fma(v128.load(w, 16), f, a01);
-    f = v128.load32_splat(fac, 4);
-    a10 = fma(v128.load(w + xs), f, a10);
-    a11 = fma(v128.load(w + xs, 16), f, a11);
-    f = v128.load32_splat(fac, 8);
-    a20 = fma(v128.load(w + 2 * xs), f, a20);
-    a21 = fma(v128.load(w + 2 * xs, 16), f, a21);
-    f = v128.load32_splat(fac, 12);
-    a30 = fma(v128.load(w + 3 * xs), f, a30);
-    a31 = fma(v128.load(w + 3 * xs, 16), f, a31);
+  if (wide) {
+    addRowF64(out, a00, a01);
+    addRowF64(out + os, a10, a11);
+    addRowF64(out + 2 * os, a20, a21);
+    addRowF64(out + 3 * os, a30, a31);
+    return splat(0);
   }
-  v128.store(out, a00);
-  v128.store(out, a01, 16);
-  v128.store(out + xs, a10);
-  v128.store(out + xs, a11, 16);
-  v128.store(out + 2 * xs, a20);
-  v128.store(out + 2 * xs, a21, 16);
-  v128.store(out + 3 * xs, a30);
-  v128.store(out + 3 * xs, a31, 16);
-  // x − x is NaN exactly where x is NaN or ±∞.
-  const zero = splat(0);
-  let bad = v128.or(f32x4.ne(f32x4.sub(a00, a00), zero), f32x4.ne(f32x4.sub(a01, a01), zero));
-  bad = v128.or(bad, f32x4.ne(f32x4.sub(a10, a10), zero));
-  bad = v128.or(bad, f32x4.ne(f32x4.sub(a11, a11), zero));
-  bad = v128.or(bad, f32x4.ne(f32x4.sub(a20, a20), zero));
-  bad = v128.or(bad, f32x4.ne(f32x4.sub(a21, a21), zero));
-  bad = v128.or(bad, f32x4.ne(f32x4.sub(a30, a30), zero));
-  return v128.or(bad, f32x4.ne(f32x4.sub(a31, a31), zero));
+  let bad = rowOut(a00, a01, 0, out, os, scale, shift, v, vs);
+  bad = v128.or(bad, rowOut(a10, a11, 1, out, os, scale, shift, v, vs));
+  bad = v128.or(bad, rowOut(a20, a21, 2, out, os, scale, shift, v, vs));
+  return v128.or(bad, rowOut(a30, a31, 3, out, os, scale, shift, v, vs));
 }
 
-// Feature-gradient microkernel: for 4 samples r and 8 features, out[r] += Σ_j g[j][r]·w[j][0..8]
-// over `count` classes; g rows Np apart, w packed (8 floats per j), out rows Dp apart.
-function gradXKernel(g: usize, Np: i32, w: usize, Dp: i32, count: i32, out: usize): void {
-  const gs = <usize> Np << 2, ws = <usize> Dp << 2;
-  let a00 = splat(0), a01 = splat(0), a10 = splat(0), a11 = splat(0);
-  let a20 = splat(0), a21 = splat(0), a30 = splat(0), a31 = splat(0);
-  // count is a multiple of 4: two classes per iteration.
-  let pg = g, pg2 = g + gs, pw = w;
-  const end = g + <usize> count * gs, gs2 = gs << 1;
-  while (pg < end) {
-    let w0 = v128.load(pw), w1 = v128.load(pw, 16);
-    let s = v128.load32_splat(pg);
-    a00 = fma(s, w0, a00);
-    a01 = fma(s, w1, a01);
-    s = v128.load32_splat(pg, 4);
-    a10 = fma(s, w0, a10);
-    a11 = fma(s, w1, a11);
-    s = v128.load32_splat(pg, 8);
-    a20 = fma(s, w0, a20);
-    a21 = fma(s, w1, a21);
-    s = v128.load32_splat(pg, 12);
-    a30 = fma(s, w0, a30);
-    a31 = fma(s, w1, a31);
-    w0 = v128.load(pw, 32);
-    w1 = v128.load(pw, 48);
-    s = v128.load32_splat(pg2);
-    a00 = fma(s, w0, a00);
-    a01 = fma(s, w1, a01);
-    s = v128.load32_splat(pg2, 4);
-    a10 = fma(s, w0, a10);
-    a11 = fma(s, w1, a11);
-    s = v128.load32_splat(pg2, 8);
-    a20 = fma(s, w0, a20);
-    a21 = fma(s, w1, a21);
-    s = v128.load32_splat(pg2, 12);
-    a30 = fma(s, w0, a30);
-    a31 = fma(s, w1, a31);
-    pg += gs2;
-    pg2 += gs2;
-    pw += 64;
+// Row r of the microkernel's output: out[r][0..8] = acc·scale[r] + shift[r]·(v ? v[r][0..8] : 1).
+function rowOut(
+  acc0: v128,
+  acc1: v128,
+  r: usize,
+  out: usize,
+  os: usize,
+  scale: usize,
+  shift: usize,
+  v: usize,
+  vs: usize,
+): v128 {
+  if (scale) {
+    const s = v128.load32_splat(scale + (r << 2));
+    acc0 = f32x4.mul(acc0, s);
+    acc1 = f32x4.mul(acc1, s);
   }
-  v128.store(out, f32x4.add(v128.load(out), a00));
-  v128.store(out, f32x4.add(v128.load(out, 16), a01), 16);
-  v128.store(out + ws, f32x4.add(v128.load(out + ws), a10));
-  v128.store(out + ws, f32x4.add(v128.load(out + ws, 16), a11), 16);
-  v128.store(out + 2 * ws, f32x4.add(v128.load(out + 2 * ws), a20));
-  v128.store(out + 2 * ws, f32x4.add(v128.load(out + 2 * ws, 16), a21), 16);
-  v128.store(out + 3 * ws, f32x4.add(v128.load(out + 3 * ws), a30));
-  v128.store(out + 3 * ws, f32x4.add(v128.load(out + 3 * ws, 16), a31), 16);
+  if (shift) {
+    const f = v128.load32_splat(shift + (r << 2));
+    acc0 = v ? fma(v128.load(v + r * vs), f, acc0) : f32x4.add(acc0, f);
+    acc1 = v ? fma(v128.load(v + r * vs, 16), f, acc1) : f32x4.add(acc1, f);
+  }
+  out += r * os;
+  v128.store(out, acc0);
+  v128.store(out, acc1, 16);
+  return v128.or(nonFinite(acc0), nonFinite(acc1));
+}
+
+// The lanes of v that are NaN or ±∞ (x − x is NaN exactly there).
+function nonFinite(v: v128): v128 {
+  return f32x4.ne(f32x4.sub(v, v), splat(0));
+}
+
+// p[0..8] (f64) += lo, hi (f32).
+function addRowF64(p: usize, lo: v128, hi: v128): void {
+  addF64(p, lo);
+  addF64(p + 32, hi);
+}
+
+// p[0..4] (f64) += v[0..4] (f32).
+function addF64(p: usize, v: v128): void {
+  v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(v)));
+  v128.store(p, f64x2.add(v128.load(p, 16), f64x2.promote_low_f32x4(high(v))), 16);
 }
 
 function threadBase(P: usize, tid: i32): usize {
   return ptr(P, SLOT_THREAD_BASE) + <usize> tid * ptr(P, SLOT_THREAD_BYTES);
 }
 
+// The thread's float64 partial ∂/∂x (Np×Dp), after its gradient tile and that tile transposed.
+function gradXOf(P: usize, tb: usize): usize {
+  return tb + <usize> (T_TILE + 2 * slot(P, SLOT_TILE)) * (<usize> slot(P, SLOT_NP) << 2);
+}
+
 // f32x4 lanes 2, 3 moved to 0, 1, for promotion to f64x2.
-// @ts-ignore: decorator
 function high(v: v128): v128 {
   return v128.shuffle<f32>(v, v, 2, 3, 0, 1);
 }
 
 /**
- * Forward pass of thread `tid` over the class tiles it takes: row norms of W (angular), the cosine tiles into
- * the class-major buffer, the target values patched in, and each sample's running max and sum of
- * exp(z − max) over the thread's classes.
+ * Forward pass of thread `tid` over the class tiles it takes: row norms of W, the cosine tiles into
+ * the class-major buffer, and each sample's running max and sum of exp(z − max) over the thread's
+ * non-target classes.
  */
 export function forward(P: usize, tid: i32): void {
-  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), C = slot(P, SLOT_C);
-  const angular = slot(P, SLOT_ANGULAR) != 0, normProduct = angular && slot(P, SLOT_RADIUS) == 2;
-  const tile = slot(P, SLOT_TILE);
-  const Cp = slot(P, SLOT_CP), next = P + (<usize> SLOT_NEXT_FORWARD << 2);
-  const xpack = ptr(P, SLOT_XPACK), w = ptr(P, SLOT_W), cos = ptr(P, SLOT_COS);
-  const labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
-  const bias = ptr(P, SLOT_BIAS), nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW);
+  const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), Cp = slot(P, SLOT_CP);
+  const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_FORWARD << 2);
   const unit = <usize> Np << 2, tb = threadBase(P, tid);
   const tmax = tb + <usize> T_MAX * unit, tsum = tb + <usize> T_SUM * unit;
-  const rs = <usize> Dp << 2;
   for (let i = 0; i < Np; i++) {
     store<f32>(tmax + (<usize> i << 2), -Infinity);
     store<f64>(tsum + (<usize> i << 3), 0);
@@ -328,74 +239,104 @@ export function forward(P: usize, tid: i32): void {
   // Threads take class tiles from a shared counter, so a busy core holds no one up.
   for (let jt = atomic.add<i32>(next, 1) * tile; jt < Cp; jt = atomic.add<i32>(next, 1) * tile) {
     const je = min(jt + tile, Cp);
+    rowNorms(P, jt, je);
+    cosTile(P, jt, je);
+    if (min(je, C) > jt) tileStats(P, tmax, tsum, jt, min(je, C));
+  }
+}
+
+// ‖w_j‖ and 1/max(‖w_j‖, ε) of rows [jt, je) (angular heads); flags rows that are not finite or
+// whose norm float32 cannot hold.
+function rowNorms(P: usize, jt: i32, je: i32): void {
+  const angular = slot(P, SLOT_ANGULAR) != 0, rs = <usize> slot(P, SLOT_DP) << 2;
+  const w = ptr(P, SLOT_W), nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW);
+  for (let j = jt; j < je; j++) {
+    const row = w + <usize> j * rs;
+    let s0 = splat(0), s1 = splat(0);
+    for (let k: usize = 0; k < rs; k += 32) {
+      const v0 = v128.load(row + k), v1 = v128.load(row + k, 16);
+      s0 = fma(v0, v0, s0);
+      s1 = fma(v1, v1, s1);
+    }
+    let sq = <f64> hsum(f32x4.add(s0, s1));
+    // Float32 squares overflow from ‖w‖ ≈ 1.8e19 on and lose digits near the subnormals (and a
+    // non-finite element lands here too): those rows are summed again in float64.
+    if (!(sq > 1e-30 && sq < 1e38)) sq = sumOfSquares(row, rs);
+    const n = Math.sqrt(sq);
+    if (!(n <= FLOAT32_MAX)) store<i32>(P + (<usize> SLOT_BAD_W << 2), 1);
     if (angular) {
-      for (let j = jt; j < je; j++) {
-        const row = w + <usize> j * rs;
-        let s0 = splat(0), s1 = splat(0);
-        for (let k = 0; k < Dp; k += 8) {
-          const v0 = v128.load(row + (<usize> k << 2)), v1 = v128.load(row + (<usize> k << 2), 16);
-          s0 = fma(v0, v0, s0);
-          s1 = fma(v1, v1, s1);
-        }
-        const n = Mathf.sqrt(hsum(f32x4.add(s0, s1)));
-        store<f32>(nw + (<usize> j << 2), n);
-        store<f32>(invcw + (<usize> j << 2), 1 / max(n, NORM_EPS));
-      }
-    }
-    for (let j = jt; j < je; j += 4) {
-      const row = w + <usize> j * rs, out = cos + <usize> j * unit;
-      for (let ib = 0; ib < Np; ib += 8) {
-        cosKernel(
-          row,
-          Dp,
-          xpack + <usize> ib * rs,
-          out + (<usize> ib << 2),
-          Np,
-          invcw + (<usize> j << 2),
-          bias + (<usize> j << 2),
-        );
-      }
-    }
-    const jr = min(je, C);
-    if (jr <= jt) continue;
-    // Targets are left out: the host adds them in float64.
-    for (let i = 0; i < Np; i += 4) {
-      const a = v128.load(av + (<usize> i << 2)), lab = v128.load(labels + (<usize> i << 2));
-      let m = splat(MASKED);
-      for (let j = jt; j < jr; j++) {
-        const ab = normProduct ? f32x4.mul(a, v128.load32_splat(nw + (<usize> j << 2))) : a;
-        const z = f32x4.mul(ab, v128.load(cos + <usize> j * unit + (<usize> i << 2)));
-        m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
-      }
-      let s = splat(0);
-      for (let j = jt; j < jr; j++) {
-        const ab = normProduct ? f32x4.mul(a, v128.load32_splat(nw + (<usize> j << 2))) : a;
-        const z = f32x4.mul(ab, v128.load(cos + <usize> j * unit + (<usize> i << 2)));
-        const e = expv(f32x4.sub(z, m));
-        s = f32x4.add(s, v128.andnot(e, i32x4.eq(lab, i32x4.splat(j))));
-      }
-      // Merge (m, s) into the running (M, S): M' = max, S' = S·e^(M−M') + s·e^(m−M').
-      const mOld = v128.load(tmax + (<usize> i << 2)), mNew = f32x4.max(mOld, m);
-      const fOld = expv(f32x4.sub(mOld, mNew)), sNew = f32x4.mul(s, expv(f32x4.sub(m, mNew)));
-      const sp = tsum + (<usize> i << 3);
-      v128.store(
-        sp,
-        f64x2.add(
-          f64x2.mul(v128.load(sp), f64x2.promote_low_f32x4(fOld)),
-          f64x2.promote_low_f32x4(sNew),
-        ),
-      );
-      v128.store(
-        sp,
-        f64x2.add(
-          f64x2.mul(v128.load(sp, 16), f64x2.promote_low_f32x4(high(fOld))),
-          f64x2.promote_low_f32x4(high(sNew)),
-        ),
-        16,
-      );
-      v128.store(tmax + (<usize> i << 2), mNew);
+      store<f32>(nw + (<usize> j << 2), <f32> n);
+      store<f32>(invcw + (<usize> j << 2), <f32> (1 / max(n, <f64> NORM_EPS)));
     }
   }
+}
+
+function sumOfSquares(row: usize, bytes: usize): f64 {
+  let s: f64 = 0;
+  for (let k: usize = 0; k < bytes; k += 4) {
+    const v = <f64> load<f32>(row + k);
+    s += v * v;
+  }
+  return s;
+}
+
+// Cosines (or a linear head's logits) of classes [jt, je) for every sample.
+function cosTile(P: usize, jt: i32, je: i32): void {
+  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP);
+  const w = ptr(P, SLOT_W), xpack = ptr(P, SLOT_XPACK), cos = ptr(P, SLOT_COS);
+  const invcw = ptr(P, SLOT_INVCW), bias = ptr(P, SLOT_BIAS);
+  const rs = <usize> Dp << 2, unit = <usize> Np << 2;
+  for (let j = jt; j < je; j += 4) {
+    const row = w + <usize> j * rs, out = cos + <usize> j * unit, o = <usize> j << 2;
+    for (let ib = 0; ib < Np; ib += 8) {
+      const xb = xpack + <usize> ib * rs;
+      microkernel(row, rs, Dp, xb, out + (<usize> ib << 2), unit, false, invcw + o, bias + o, 0, 0);
+    }
+  }
+}
+
+// z = a_i·b_j·c_ij for 4 samples (b_j = ‖w_j‖ for a normProduct radius, else 1).
+function logit(a: v128, normProduct: bool, nw: usize, j: i32, cos: usize): v128 {
+  const ab = normProduct ? f32x4.mul(a, v128.load32_splat(nw + (<usize> j << 2))) : a;
+  return f32x4.mul(ab, v128.load(cos));
+}
+
+// Merges classes [jt, jr) into each sample's running max and Σ exp(z − max) over non-targets
+// (targets are left out: the host adds them in float64); flags logits float32 cannot hold.
+function tileStats(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): void {
+  const Np = slot(P, SLOT_NP), unit = <usize> Np << 2;
+  const normProduct = slot(P, SLOT_ANGULAR) != 0 && slot(P, SLOT_RADIUS) == 2;
+  const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
+  const nw = ptr(P, SLOT_NW);
+  let big = splat(0);
+  for (let i = 0; i < Np; i += 4) {
+    const off = <usize> i << 2, a = v128.load(av + off), lab = v128.load(labels + off);
+    let m = splat(MASKED);
+    for (let j = jt; j < jr; j++) {
+      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off);
+      big = f32x4.max(big, f32x4.abs(z));
+      m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
+    }
+    let s = splat(0);
+    for (let j = jt; j < jr; j++) {
+      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off);
+      const e = expv(f32x4.sub(z, m));
+      s = f32x4.add(s, v128.andnot(e, i32x4.eq(lab, i32x4.splat(j))));
+    }
+    mergeStats(tmax + off, tsum + (<usize> i << 3), m, s);
+  }
+  if (v128.any_true(nonFinite(big))) store<i32>(P + (<usize> SLOT_BAD_Z << 2), 1);
+}
+
+// Merges a tile's (m, s) into the running (M, S) of 4 samples: M' = max, S' = S·e^(M−M') + s·e^(m−M').
+function mergeStats(mp: usize, sp: usize, m: v128, s: v128): void {
+  const mOld = v128.load(mp), mNew = f32x4.max(mOld, m);
+  const fOld = expv(f32x4.sub(mOld, mNew)), sNew = f32x4.mul(s, expv(f32x4.sub(m, mNew)));
+  const lo = f64x2.mul(v128.load(sp), f64x2.promote_low_f32x4(fOld));
+  const hi = f64x2.mul(v128.load(sp, 16), f64x2.promote_low_f32x4(high(fOld)));
+  v128.store(sp, f64x2.add(lo, f64x2.promote_low_f32x4(sNew)));
+  v128.store(sp, f64x2.add(hi, f64x2.promote_low_f32x4(high(sNew))), 16);
+  v128.store(mp, mNew);
 }
 
 /**
@@ -431,105 +372,145 @@ export function combine(P: usize, tid: i32): void {
 }
 
 /**
- * Backward pass of thread `tid` over the class tiles it takes: the gradient tile ∂loss/∂cos (targets left to
- * the host, which handles them in float64), the thread's rows of ∂loss/∂W with the normalisation
- * backward folded in, and its partial ∂loss/∂x̂ (N×D) plus per-sample sums.
+ * Backward pass of thread `tid` over the class tiles it takes: the gradient tile ∂loss/∂cos
+ * (targets left to the host, which handles them in float64), the tile's rows of ∂loss/∂W with the
+ * normalisation backward folded in, and the thread's partial ∂loss/∂x̂ (N×D) and per-sample sums,
+ * accumulated over tiles in float64.
  */
 export function backward(P: usize, tid: i32): void {
-  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), C = slot(P, SLOT_C);
-  const angular = slot(P, SLOT_ANGULAR) != 0, radius = slot(P, SLOT_RADIUS);
-  const normProduct = angular && radius == 2, aIsNorm = angular && radius >= 1;
-  const tile = slot(P, SLOT_TILE);
-  const Cp = slot(P, SLOT_CP), next = P + (<usize> SLOT_NEXT_BACKWARD << 2);
-  const xk = ptr(P, SLOT_XPACKK), w = ptr(P, SLOT_W), gw = ptr(P, SLOT_GW), cos = ptr(P, SLOT_COS);
-  const labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A), weight = ptr(P, SLOT_WEIGHT);
-  const nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW), gb = ptr(P, SLOT_GB);
-  const unit = <usize> Np << 2, tb = threadBase(P, tid), rs = <usize> Dp << 2;
-  const logz = tb + <usize> T_LOGZ * unit,
-    sumx = tb + <usize> T_SUMX * unit,
-    grada = tb + <usize> T_GRADA * unit;
-  const gt = tb + <usize> T_TILE * unit, gx = gt + <usize> tile * unit, wp = gx + <usize> Np * rs;
-  memory.fill(sumx, 0, 2 * unit);
-  memory.fill(gx, 0, <usize> Np * rs);
+  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), Cp = slot(P, SLOT_CP);
+  const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_BACKWARD << 2);
+  const unit = <usize> Np << 2, tb = threadBase(P, tid);
+  memory.fill(tb + <usize> T_SUMX * unit, 0, 4 * unit);
+  const gx = gradXOf(P, tb), wp = gx + (<usize> Np * Dp << 3);
+  memory.fill(gx, 0, <usize> Np * Dp << 3);
   let bad = splat(0);
   for (let jt = atomic.add<i32>(next, 1) * tile; jt < Cp; jt = atomic.add<i32>(next, 1) * tile) {
     const je = min(jt + tile, Cp);
-    for (let j = jt; j < je; j++) {
-      const grow = gt + <usize> (j - jt) * unit;
-      if (j >= C) {
-        memory.fill(grow, 0, unit);
-        store<f32>(gb + (<usize> j << 2), 0);
-        continue;
-      }
-      const nwj = load<f32>(nw + (<usize> j << 2)), icw = load<f32>(invcw + (<usize> j << 2));
-      const b = splat(normProduct ? nwj : 1), jv = i32x4.splat(j), crow = cos + <usize> j * unit;
-      let colGc = splat(0), colGz = splat(0);
-      for (let i = 0; i < Np; i += 4) {
-        const off = <usize> i << 2;
-        const v = v128.load(crow + off), a = v128.load(av + off), ab = f32x4.mul(a, b);
-        const p = expv(f32x4.sub(f32x4.mul(ab, v), v128.load(logz + off)));
-        const wt = v128.load(weight + off), target = i32x4.eq(v128.load(labels + off), jv);
-        const gz = v128.andnot(f32x4.mul(wt, p), target); // targets: the host, in float64
-        if (!angular) {
-          v128.store(grow + off, gz);
-          colGz = f32x4.add(colGz, gz);
-          continue;
-        }
-        const gc = f32x4.mul(gz, ab), gcv = f32x4.mul(gc, v);
-        v128.store(sumx + off, f32x4.add(v128.load(sumx + off), gcv));
-        colGc = f32x4.add(colGc, gcv);
-        if (aIsNorm) v128.store(grada + off, fma(f32x4.mul(gz, b), v, v128.load(grada + off)));
-        if (normProduct) colGz = fma(f32x4.mul(gz, a), v, colGz);
-        v128.store(grow + off, f32x4.mul(gc, splat(icw)));
-      }
-      if (!angular) {
-        store<f32>(gb + (<usize> j << 2), hsum(colGz));
-      } else {
-        // ∂/∂w_j of the norm: (−Σ_i gc·c / max(‖w‖, ε) [if ‖w‖ > ε] + radius term) · w_j/‖w_j‖.
-        const coef = (nwj > NORM_EPS ? -hsum(colGc) * icw : 0) + (normProduct ? hsum(colGz) : 0);
-        store<f32>(gb + (<usize> j << 2), nwj > 0 ? coef / nwj : 0);
-      }
-    }
-    for (let j = jt; j < je; j += 4) {
-      for (let k = 0; k < Dp; k += 8) {
-        const o = <usize> j * rs + (<usize> k << 2);
-        bad = v128.or(
-          bad,
-          gradWKernel(
-            gt + <usize> (j - jt) * unit,
-            Np,
-            xk + <usize> k * unit,
-            Dp,
-            gw + o,
-            w + o,
-            gb + (<usize> j << 2),
-            angular,
-          ),
-        );
-      }
-    }
-    // The tile's rows of W by blocks of 8 features, so the product below reads them in order.
-    const count = je - jt;
-    for (let j = 0; j < count; j++) {
-      const src = w + <usize> (jt + j) * rs;
-      for (let k = 0; k < Dp; k += 8) {
-        const dst = wp + ((<usize> k * <usize> count + (<usize> j << 3)) << 2);
-        v128.store(dst, v128.load(src + (<usize> k << 2)));
-        v128.store(dst, v128.load(src + (<usize> k << 2), 16), 16);
-      }
-    }
-    for (let i = 0; i < Np; i += 4) {
-      for (let k = 0; k < Dp; k += 8) {
-        gradXKernel(
-          gt + (<usize> i << 2),
-          Np,
-          wp + ((<usize> k * <usize> count) << 2),
-          Dp,
-          je - jt,
-          gx + <usize> i * rs + (<usize> k << 2),
-        );
-      }
-    }
+    gradTile(P, tb, jt, je);
+    packTile(P, wp, jt, je);
+    bad = v128.or(bad, gradWTile(P, tb, wp, jt, je));
+    gradXTile(P, tb, wp, jt, je);
   }
   if (v128.any_true(bad)) store<i32>(P + (<usize> SLOT_BAD << 2), 1);
+}
+
+// The gradient tile of classes [jt, je): rows ∂loss/∂c_ij (∂loss/∂z_ij for a linear head), targets
+// zero; per class, the factor of ŵ_j in ∂loss/∂w_j (or ∂loss/∂b_j); per sample, the tile's
+// share of Σ_j gc_ij·c_ij and of the radius gradient, added to the thread's float64 sums.
+function gradTile(P: usize, tb: usize, jt: i32, je: i32): void {
+  const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), unit = <usize> Np << 2;
+  const angular = slot(P, SLOT_ANGULAR) != 0, radius = slot(P, SLOT_RADIUS);
+  const normProduct = angular && radius == 2, aIsNorm = angular && radius >= 1;
+  const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
+  const weight = ptr(P, SLOT_WEIGHT), nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW);
+  const gb = ptr(P, SLOT_GB), logz = tb + <usize> T_LOGZ * unit;
+  const tsumx = tb + <usize> T_TILE_SUMX * unit, tgrada = tb + <usize> T_TILE_GRADA * unit;
+  memory.fill(tsumx, 0, 2 * unit);
+  for (let j = jt; j < je; j++) {
+    const grow = tb + <usize> (T_TILE + j - jt) * unit, gbj = gb + (<usize> j << 2);
+    if (j >= C) {
+      memory.fill(grow, 0, unit);
+      store<f32>(gbj, 0);
+      continue;
+    }
+    const nwj = load<f32>(nw + (<usize> j << 2)), icw = load<f32>(invcw + (<usize> j << 2));
+    const b = splat(normProduct ? nwj : 1), jv = i32x4.splat(j), crow = cos + <usize> j * unit;
+    let colGc = splat(0), colGz = splat(0);
+    for (let i = 0; i < Np; i += 4) {
+      const off = <usize> i << 2;
+      const v = v128.load(crow + off), a = v128.load(av + off), ab = f32x4.mul(a, b);
+      const p = expv(f32x4.sub(f32x4.mul(ab, v), v128.load(logz + off)));
+      const wt = v128.load(weight + off), target = i32x4.eq(v128.load(labels + off), jv);
+      const gz = v128.andnot(f32x4.mul(wt, p), target); // targets: the host, in float64
+      if (!angular) {
+        v128.store(grow + off, gz);
+        colGz = f32x4.add(colGz, gz);
+        continue;
+      }
+      const gc = f32x4.mul(gz, ab), gcv = f32x4.mul(gc, v);
+      v128.store(tsumx + off, f32x4.add(v128.load(tsumx + off), gcv));
+      colGc = f32x4.add(colGc, gcv);
+      if (aIsNorm) v128.store(tgrada + off, fma(f32x4.mul(gz, b), v, v128.load(tgrada + off)));
+      if (normProduct) colGz = fma(f32x4.mul(gz, a), v, colGz);
+      v128.store(grow + off, gc);
+    }
+    // ∂/∂w_j of the norm: (−Σ_i gc·c / max(‖w‖, ε) [if ‖w‖ > ε] + radius term) · w_j/‖w_j‖,
+    // as a factor of ŵ_j = w_j / max(‖w_j‖, ε).
+    const coef = (nwj > NORM_EPS ? -hsum(colGc) * icw : 0) + (normProduct ? hsum(colGz) : 0);
+    const fac = nwj > NORM_EPS ? coef : nwj > 0 ? coef * (NORM_EPS / nwj) : 0;
+    store<f32>(gbj, angular ? fac : hsum(colGz));
+  }
+  if (!angular) return;
+  const sumx = tb + <usize> T_SUMX * unit, grada = tb + <usize> T_GRADA * unit;
+  for (let i = 0; i < Np; i += 4) {
+    addF64(sumx + (<usize> i << 3), v128.load(tsumx + (<usize> i << 2)));
+    addF64(grada + (<usize> i << 3), v128.load(tgrada + (<usize> i << 2)));
+  }
+}
+
+// The tile's rows ŵ_j = w_j / max(‖w_j‖, ε) by blocks of 8 features ((Dp/8)×count×8), so that the
+// products below read them in order and never meet a row's own scale (‖w‖ up to 3.4e38).
+function packTile(P: usize, wp: usize, jt: i32, je: i32): void {
+  const Dp = slot(P, SLOT_DP), w = ptr(P, SLOT_W), invcw = ptr(P, SLOT_INVCW);
+  const rs = <usize> Dp << 2, count = je - jt;
+  for (let j = 0; j < count; j++) {
+    const src = w + <usize> (jt + j) * rs, icw = v128.load32_splat(invcw + (<usize> (jt + j) << 2));
+    for (let k = 0; k < Dp; k += 8) {
+      const dst = wp + ((<usize> k * <usize> count + (<usize> j << 3)) << 2);
+      v128.store(dst, f32x4.mul(v128.load(src + (<usize> k << 2)), icw));
+      v128.store(dst, f32x4.mul(v128.load(src + (<usize> k << 2), 16), icw), 16);
+    }
+  }
+}
+
+// The tile's rows of ∂loss/∂W: (Σ_i g_ij·x̂_i)/max(‖w_j‖, ε) + the norm factor·ŵ_j; returns
+// non-finite lanes.
+function gradWTile(P: usize, tb: usize, wp: usize, jt: i32, je: i32): v128 {
+  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), angular = slot(P, SLOT_ANGULAR) != 0;
+  const xk = ptr(P, SLOT_XPACKK), gw = ptr(P, SLOT_GW), gb = ptr(P, SLOT_GB);
+  const invcw = ptr(P, SLOT_INVCW);
+  const unit = <usize> Np << 2, rs = <usize> Dp << 2, count = <usize> (je - jt);
+  let bad = splat(0);
+  for (let j = jt; j < je; j += 4) {
+    const g = tb + <usize> (T_TILE + j - jt) * unit, o = <usize> j << 2;
+    const scale = angular ? invcw + o : 0, fac = angular ? gb + o : 0;
+    for (let k = 0; k < Dp; k += 8) {
+      const out = gw + <usize> j * rs + (<usize> k << 2), b = xk + <usize> k * unit;
+      const v = wp + ((<usize> k * count + (<usize> (j - jt) << 3)) << 2);
+      bad = v128.or(bad, microkernel(g, unit, Np, b, out, rs, false, scale, fac, v, 32));
+    }
+  }
+  return bad;
+}
+
+// The tile's share of the thread's ∂/∂x̂: Σ_j g_ij·ŵ_j, into the float64 accumulator, from the
+// gradient tile transposed (rows i, `count` classes each).
+function gradXTile(P: usize, tb: usize, wp: usize, jt: i32, je: i32): void {
+  const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), tile = slot(P, SLOT_TILE);
+  const unit = <usize> Np << 2, rs = <usize> Dp << 2, count = je - jt, cs = <usize> count << 2;
+  const gt = tb + <usize> T_TILE * unit, gtt = gt + <usize> tile * unit, gx = gradXOf(P, tb);
+  for (let j: usize = 0; j < <usize> count; j += 4) {
+    for (let i: usize = 0; i < <usize> Np; i += 4) {
+      transpose4(gt + j * unit + (i << 2), unit, gtt + i * cs + (j << 2), cs);
+    }
+  }
+  for (let i = 0; i < Np; i += 4) {
+    for (let k = 0; k < Dp; k += 8) {
+      const out = gx + (<usize> i * rs << 1) + (<usize> k << 3), w = wp + <usize> k * cs;
+      microkernel(gtt + <usize> i * cs, cs, count, w, out, rs << 1, true, 0, 0, 0, 0);
+    }
+  }
+}
+
+// The 4×4 block at `src` (rows `ss` bytes apart) transposed into `dst` (rows `ds` bytes apart).
+function transpose4(src: usize, ss: usize, dst: usize, ds: usize): void {
+  const r0 = v128.load(src), r1 = v128.load(src + ss);
+  const r2 = v128.load(src + 2 * ss), r3 = v128.load(src + 3 * ss);
+  const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + ds, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * ds, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * ds, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
 }

@@ -16,7 +16,7 @@ export const SLOT_TILE = 7;
 export const SLOT_THREADS = 8;
 /** Byte offsets of the shared arrays. */
 export const SLOT_XPACK = 10; // (Np/8)×Dp×8 f32: x̂ (angular) or x (linear), by blocks of 8 samples
-export const SLOT_W = 11; // Cp×Dp f32
+export const SLOT_W = 11; // Cp×Dp f32, as the caller gave it (the host copies it every run)
 export const SLOT_GW = 12; // Cp×Dp f32
 export const SLOT_COS = 13; // Cp×Np f32: cosines (or logits of a linear head), class-major
 export const SLOT_LABELS = 14; // Np i32, −1 for padding
@@ -24,9 +24,9 @@ export const SLOT_A = 15; // Np f32: row radius factor a_i
 export const SLOT_ZY = 16; // Np f64: the target logit z_iy, from the host
 export const SLOT_WEIGHT = 17; // Np f32: reduction weight, 0 for padding
 export const SLOT_BIAS = 18; // Cp f32
-export const SLOT_NW = 19; // Cp f32: ‖w_j‖
-export const SLOT_INVCW = 20; // Cp f32: 1 / max(‖w_j‖, 1e-12)
-export const SLOT_GB = 21; // Cp f32: ∂loss/∂b_j (linear) or the ‖w_j‖ radius gradient
+export const SLOT_NW = 19; // Cp f32: ‖w_j‖ (from a float64 sum where float32 would be inexact)
+export const SLOT_INVCW = 20; // Cp f32: 1 / max(‖w_j‖, 1e-12); 1 for a linear head
+export const SLOT_GB = 21; // Cp f32: ∂loss/∂b_j (linear) or the factor of w_j in ∂loss/∂w_j
 export const SLOT_STATS = 22; // Np×2 f64: max and Σ exp(z − max) over non-targets, by thread 0
 export const SLOT_THREAD_BASE = 23; // first thread's private region
 export const SLOT_THREAD_BYTES = 24; // bytes per thread's region
@@ -37,16 +37,22 @@ export const SLOT_XPACKK = 26; // (Dp/8)×Np×8 f32: x̂ packed by blocks of 8 f
 /** Counters of the next class tile to take, in the forward and the backward pass. */
 export const SLOT_NEXT_FORWARD = 27;
 export const SLOT_NEXT_BACKWARD = 28;
-/** Most threads. */
+/** Set when a row of W holds a non-finite value or has a norm beyond float32 (see SLOT_NW). */
+export const SLOT_BAD_W = 29;
+/** Set when a logit a_i·b_j·c_ij (or x·w + b) is not finite in float32. */
+export const SLOT_BAD_Z = 30;
+/** Most threads of one head, and of the whole process's worker pool. */
 export const MAX_THREADS = 64;
 export const PARAM_SLOTS = 32;
 
-/** Offsets inside a thread's private region, in multiples of Np·4 bytes (see threadLayout). */
+/** Offsets inside a thread's private region, in multiples of Np·4 bytes (see _layout.ts). */
 export const T_MAX = 0; // Np f32 running max
 export const T_SUM = 1; // Np f64 running sum (2 units)
 export const T_LOGZ = 3; // Np f32
-export const T_SUMX = 4; // Np f32: Σ_j gc_ij·c_ij over the thread's classes
-export const T_GRADA = 5; // Np f32: Σ_j gz_ij·b_j·v_ij
-// Tile×Np f32 gradient tile, then Np×Dp f32 partial ∂/∂x, then the tile's W rows packed by blocks
-// of 8 features ((Dp/8)×Tile×8 f32).
-export const T_TILE = 6;
+export const T_SUMX = 4; // Np f64: Σ_j gc_ij·c_ij over the thread's classes (2 units)
+export const T_GRADA = 6; // Np f64: Σ_j gz_ij·b_j·v_ij (2 units)
+export const T_TILE_SUMX = 8; // Np f32: the current tile's share of T_SUMX
+export const T_TILE_GRADA = 9; // Np f32: the current tile's share of T_GRADA
+// Tile×Np f32 gradient tile, the same transposed (Np×Tile), then Np×Dp f64 partial ∂/∂x, then the
+// tile's rows ŵ_j packed by blocks of 8 features ((Dp/8)×Tile×8 f32).
+export const T_TILE = 10;

@@ -1,25 +1,32 @@
+// engine-wasm against the float64 reference and the PyTorch fixtures, through the engine contract.
 import assert from "node:assert";
-import {
-  HEAD_CATALOG,
-  type HeadInput,
-  type HeadSpec,
-  marginSoftmaxLoss,
-  matrix,
-  type Reduction,
-} from "../../mod.ts";
+import { HEAD_CATALOG, marginSoftmaxLoss, matrix } from "../../mod.ts";
+import type { HeadInput, HeadSpec, Reduction } from "../../mod.ts";
 import type { Radius, TargetMargin } from "../../losses/head_spec.ts";
-import { closeness } from "../../testing/assert_close.ts";
-import { assertMatchesReference } from "../../testing/engine_checks.ts";
+import { prepareHead, prepareOn } from "../prepare_head.ts";
+import type { EngineResult } from "../engine.ts";
+import { assertMatchesReference, shapeOf } from "../../testing/engine_checks.ts";
 import { fixtureCases } from "../../testing/fixtures.ts";
 import { randomHeadInput } from "../../testing/loss_checks.ts";
-import { checkCase } from "../../backends/_parity.ts";
-import { toleranceOf } from "../../backends/tolerances.ts";
-import { wasmBackend } from "./backend.ts";
-import { wasmHeadLoss } from "./head_loss.ts";
-import { prepareWasmHead } from "./_engine.ts";
+import { checkCase } from "../../testing/parity.ts";
+import { toleranceOf } from "../../testing/tolerances.ts";
+import { wasmEngine } from "./engine.ts";
 
-/** Relative to each array's largest magnitude, as the fixture parity of float32 backends. */
+/** Relative to each array's largest magnitude, as the fixture parity of float32 engines. */
 const RTOL = 1e-4;
+
+/** One prepare, one run, one dispose on engine-wasm (`tile` classes per tile). */
+async function runOnce(
+  input: HeadInput,
+  head: HeadSpec,
+  options: { reduction?: Reduction; threads?: number; tile?: number; logits?: boolean } = {},
+): Promise<EngineResult> {
+  const { threads, tile, ...run } = options;
+  await using prepared = tile
+    ? await prepareOn(wasmEngine, head, shapeOf(input), { threads, tile })
+    : await prepareHead(head, shapeOf(input), { engine: "wasm", threads });
+  return await prepared.run(input, run);
+}
 
 /** Compares every output with the float64 reference and returns the worst relative error. */
 async function compare(
@@ -30,7 +37,8 @@ async function compare(
   name: string,
 ): Promise<number> {
   const expected = marginSoftmaxLoss(input, head, { reduction });
-  const actual = await wasmHeadLoss(input, head, { reduction, threads, logits: true });
+  // Tiles of 8 classes, so that even small heads spread over the threads.
+  const actual = await runOnce(input, head, { reduction, threads, tile: 8, logits: true });
   return assertMatchesReference(actual, expected, { name, rtol: RTOL });
 }
 
@@ -68,11 +76,11 @@ function allHeads(): HeadSpec[] {
 }
 
 Deno.test("engine-wasm: matches the PyTorch fixtures within 1e-4", async (t) => {
-  const tolerance = toleranceOf(wasmBackend);
+  const tolerance = toleranceOf(wasmEngine);
   const worst = new Map<string, { rel: number; where: string }>();
   let ran = 0;
   for (const c of fixtureCases()) {
-    const parity = await checkCase(wasmBackend, c, tolerance);
+    const parity = await checkCase(wasmEngine, c, tolerance);
     if (parity.skipped) continue; // center loss stays on the reference
     ran++;
     for (const [output, rel] of Object.entries(parity.errors)) {
@@ -185,45 +193,19 @@ Deno.test("engine-wasm: validates like the library and leaves inputs alone", asy
   const input = randomHeadInput({ N: 4, D: 8, C: 5 }, 1);
   const head = HEAD_CATALOG.find((e) => e.name === "arcFace")!.head();
   await assert.rejects(
-    () => wasmHeadLoss({ ...input, labels: [0, 1, 2, 5] }, head),
-    /wasmHeadLoss: labels must be integers in \[0, C\)/,
+    () => runOnce({ ...input, labels: [0, 1, 2, 5] }, head),
+    /wasm run: labels must be integers in \[0, C\)/,
   );
+  await assert.rejects(() => runOnce(input, head, { threads: 0 }), /options.threads must be/);
+  await assert.rejects(() => runOnce(input, head, { threads: 65 }), /options.threads must be/);
+  await assert.rejects(() => runOnce(input, head, { reduction: "avg" as Reduction }));
   await assert.rejects(
-    () => wasmHeadLoss(input, head, { threads: 0 }),
-    /wasmHeadLoss: options.threads must be/,
-  );
-  await assert.rejects(() => wasmHeadLoss(input, head, { reduction: "avg" as Reduction }));
-  await assert.rejects(
-    () => wasmHeadLoss({ ...input, weights: matrix(5, 8, new Float64Array(40).fill(1e39)) }, head),
-    /float32 range/,
+    () => prepareOn(wasmEngine, head, shapeOf(input), { tile: 6 }),
+    /options.tile must be a positive multiple of 4/,
   );
   const before = [Array.from(input.features.data), Array.from(input.weights.data)];
-  await wasmHeadLoss(input, head);
+  await runOnce(input, head);
   assert.deepStrictEqual([Array.from(input.features.data), Array.from(input.weights.data)], before);
-});
-
-Deno.test("engine-wasm: a prepared head runs repeatedly with the same result", async () => {
-  // Threads take class tiles dynamically, so sums may associate differently from run to run:
-  // equal to float32 rounding, not bit for bit.
-  const same = (a: ArrayLike<number>, b: ArrayLike<number>, name: string) =>
-    assert.ok(closeness(a, b).relError <= 1e-6, name);
-  const input = randomHeadInput({ N: 16, D: 32, C: 300 }, 2);
-  const head = HEAD_CATALOG.find((e) => e.name === "cosFace")!.head();
-  const prepared = await wasmBackend.prepare(head, input, "mean");
-  try {
-    const first = await prepared.run();
-    const firstW = Float32Array.from(first.gradWeights);
-    const second = await prepared.run();
-    same([second.loss], [first.loss], "loss");
-    same(second.gradWeights, firstW, "gradWeights");
-    same(second.gradFeatures, first.gradFeatures, "gradFeatures");
-    // Overlapping runs queue up instead of sharing the memory.
-    const both = await Promise.all([prepared.run(), prepared.run()]);
-    for (const r of both) same([r.loss], [first.loss], "queued loss");
-  } finally {
-    await prepared.dispose();
-  }
-  await assert.rejects(() => prepared.run(), /after dispose/);
 });
 
 Deno.test("engine-wasm: the plain-SIMD fallback build agrees with the relaxed one", async () => {
@@ -232,21 +214,12 @@ Deno.test("engine-wasm: the plain-SIMD fallback build agrees with the relaxed on
     const head = entry.head();
     const expected = marginSoftmaxLoss(input, head);
     for (const kernels of ["simd", "relaxed"] as const) {
-      const prepared = await prepareWasmHead(head, input, "mean", { threads: 2, kernels });
-      try {
-        const r = await prepared.run();
-        for (
-          const [a, e] of [
-            [r.gradFeatures, expected.gradFeatures.data],
-            [r.gradWeights, expected.gradWeights.data],
-            [r.losses, expected.losses],
-          ] as const
-        ) {
-          assert.ok(closeness(a, e).relError <= RTOL, `${entry.name} ${kernels}`);
-        }
-      } finally {
-        prepared.dispose();
-      }
+      await using prepared = await prepareOn(wasmEngine, head, shapeOf(input), {
+        threads: 2,
+        kernels,
+      });
+      const r = await prepared.run(input);
+      assertMatchesReference(r, expected, { name: `${entry.name} ${kernels}`, rtol: RTOL });
     }
   }
 });
