@@ -5,7 +5,7 @@ import { tf } from "../train/tfjs_setup.ts";
 /** Norms are clamped to 1e-12 like torch.nn.functional.normalize: squared norms to this. */
 const NORM_SQ_EPS = 1e-24;
 /**
- * 1 − c² is floored here inside the square root of sin θ, so sin θ ≥ 1e-8 (losses/_target.ts's
+ * 1 − c² is floored here inside the square root of sin θ, so sin θ ≥ 1e-8 (losses/target.ts's
  * SIN_FLOOR) and its autodiff gradient −c/sin θ stays finite at |c| = 1; below the floor the
  * gradient through the maximum is 0. float32 cannot tell 1 − c² apart from 0 below ≈ 1.2e-7, so
  * only |c| = 1 (or rounded past it) is affected.
@@ -95,7 +95,7 @@ function chebyshev(m: number, c: tf.Tensor): tf.Tensor {
   return current;
 }
 
-/** f(c) of a target margin, as losses/_target.ts and fixtures/FORMAT.md define it. */
+/** f(c) of a target margin, as losses/target.ts and fixtures/FORMAT.md define it. */
 function targetValue(margin: TargetMargin, c: tf.Tensor, sinOf: () => tf.Tensor): tf.Tensor {
   switch (margin.kind) {
     case "none":

@@ -1,5 +1,5 @@
 import type { HeadSpec } from "./head_spec.ts";
-import { targetFunction } from "./_target.ts";
+import { targetFunction } from "./target.ts";
 import { numberOption, optionsObject } from "./_validate.ts";
 
 /** Options of {@linkcode decisionBoundaries}. */

@@ -6,7 +6,7 @@ import { normFaceHead } from "./normface.ts";
 import { softmaxHead } from "./softmax.ts";
 import { lSoftmaxHead } from "./lsoftmax.ts";
 import { sphereFaceHead } from "./sphereface.ts";
-import { psi } from "./_target.ts";
+import { psi } from "./target.ts";
 
 const close = (a: number, b: number, tol = 1e-12) =>
   assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);

@@ -1,6 +1,6 @@
 import type { Matrix } from "./matrix.ts";
 import type { ReductionOptions } from "./types.ts";
-import { reduce, reductionWeight } from "./_cross_entropy.ts";
+import { reduce, reductionWeight } from "./cross_entropy.ts";
 import { assertFiniteOutput, checkHeadInput, optionsObject, reductionOption } from "./_validate.ts";
 
 /** The inputs of {@linkcode centerLoss}. */

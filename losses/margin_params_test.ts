@@ -9,7 +9,7 @@ import { lSoftmaxHead } from "./lsoftmax.ts";
 import { normFaceHead } from "./normface.ts";
 import { softmaxHead } from "./softmax.ts";
 import { sphereFaceHead } from "./sphereface.ts";
-import { targetFunction } from "./_target.ts";
+import { targetFunction } from "./target.ts";
 import { marginSoftmaxLoss } from "./margin_softmax.ts";
 import { matrix } from "./matrix.ts";
 import type { HeadSpec } from "./head_spec.ts";

@@ -1,7 +1,7 @@
 import type { HeadSpec, Radius } from "./head_spec.ts";
 import type { HeadInput, HeadResult, ReductionOptions } from "./types.ts";
-import { softmaxCrossEntropy } from "./_cross_entropy.ts";
-import { targetFunction } from "./_target.ts";
+import { softmaxCrossEntropy } from "./cross_entropy.ts";
+import { targetFunction } from "./target.ts";
 import { assertFiniteOutput, checkHeadInput, optionsObject, reductionOption } from "./_validate.ts";
 import { checkHeadSpec, headWhere } from "./_head_spec_check.ts";
 import { NORM_EPS } from "./_constants.ts";

@@ -8,7 +8,7 @@ import { FIXTURE_RTOL, fixtureHeadInput } from "../testing/loss_checks.ts";
 import { assertClose } from "../testing/assert_close.ts";
 import { HEAD_CATALOG } from "./catalog.ts";
 import { marginSoftmaxLoss } from "./margin_softmax.ts";
-import { softmaxCrossEntropy } from "./_cross_entropy.ts";
+import { softmaxCrossEntropy } from "./cross_entropy.ts";
 import type { Reduction } from "./types.ts";
 
 /**

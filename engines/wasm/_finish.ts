@@ -5,7 +5,7 @@
 import type { Radius } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
-import { reduce } from "../../losses/_cross_entropy.ts";
+import { reduce } from "../../losses/cross_entropy.ts";
 import type { Samples } from "./_inputs.ts";
 
 /** Per-sample losses, the reduced loss, and rest_i = 1 − p_iy = Σ_{j≠y} p_ij. */

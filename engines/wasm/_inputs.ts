@@ -1,10 +1,10 @@
 // The host maths of a run before the kernels, in float64: the range checks, each sample's norms,
-// target logit and target slope (through losses/_target.ts, so the margin means what the reference
+// target logit and target slope (through losses/target.ts, so the margin means what the reference
 // means), and the packing of x̂ for the kernels. Pure: plain arrays in, plain arrays out; the float64
 // copies it returns are all that the finishing step reads, never the caller's arrays.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
-import { targetFunction } from "../../losses/_target.ts";
+import { targetFunction } from "../../losses/target.ts";
 
 /** The largest finite float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;

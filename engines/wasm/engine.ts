@@ -5,7 +5,7 @@
  * For c_ij = x̂_i·w_j/‖w_j‖ and z_ij = a_i·b_j·c_ij (j ≠ y_i), each run:
  * - host, before its first await (_inputs.ts): copies W (and the bias) into the memory, packs x̂
  *   twice, and computes in float64 each target's c_iy, f(c_iy), f′(c_iy) and z_iy (through
- *   losses/_target.ts) from float64 copies of x and of the N target rows of W;
+ *   losses/target.ts) from float64 copies of x and of the N target rows of W;
  * - forward (threads take class tiles of 128 from an atomic counter): ‖w_j‖ of the tile (float64
  *   where float32 would overflow), a 4×8 register-blocked SIMD product for the cosines into one
  *   Cp×Np buffer (kept for the backward: 6·N·D·C flops instead of 8), and an online (max, Σ exp)
@@ -23,7 +23,7 @@
  */
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
-import { reductionWeight } from "../../losses/_cross_entropy.ts";
+import { reductionWeight } from "../../losses/cross_entropy.ts";
 import { type CheckedHeadView, optionsObject } from "../../losses/checks.ts";
 import type { Engine, EngineHead, EngineOptions, EngineResult, RunSettings } from "../engine.ts";
 import * as L from "./assembly/layout.ts";

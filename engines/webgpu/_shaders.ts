@@ -128,7 +128,7 @@ const PSI_BODY = `
   return vec2f((p.lambda * c + sign * t1 - 2.0 * k) / (1.0 + p.lambda),
                (p.lambda + sign * f32(p.psiMargin) * u1) / (1.0 + p.lambda));`;
 
-/** The body of f(c), f′(c) for one target margin (losses/_target.ts). */
+/** The body of f(c), f′(c) for one target margin (losses/target.ts). */
 function marginBody(margin: TargetMargin): string {
   switch (margin.kind) {
     case "none":

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { chebyshev, psi, targetFunction } from "./_target.ts";
+import { chebyshev, psi, targetFunction } from "./target.ts";
 
 Deno.test("chebyshev: T_m(cos θ) = cos(mθ) and its slope m·sin(mθ)/sin θ", () => {
   for (let m = 0; m <= 6; m++) {
