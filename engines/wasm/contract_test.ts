@@ -27,7 +27,7 @@ function arraysOf(r: EngineResult): [string, ArrayBufferView][] {
 }
 
 Deno.test("engine-wasm: the engine's description", async () => {
-  assert.equal(wasmEngine.name, "wasm");
+  assert.equal(wasmEngine.name, "engine-wasm");
   assert.equal(wasmEngine.kind, "WASM");
   assert.equal(wasmEngine.precision, "float32");
   assert.equal(wasmEngine.threaded, true);

@@ -90,7 +90,7 @@ function engineOptions(options: WasmEngineOptions | undefined) {
  * differently between runs: results agree to float32 rounding, not bit for bit.
  */
 export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
-  name: "wasm",
+  name: "engine-wasm",
   kind: "WASM",
   precision: "float32",
   threaded: true,

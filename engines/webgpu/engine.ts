@@ -213,7 +213,7 @@ function preparedHead(
  * Prepare it through `prepareHead(head, shape, { engine: "webgpu" })`.
  */
 export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
-  name: "webgpu",
+  name: "engine-webgpu",
   kind: "WebGPU",
   precision: "float32",
   threaded: false,
