@@ -4,9 +4,9 @@
  * `threads: 1`, the BLAS's own threads), onnxruntime-node (intra-op threads = cores), engine-wasm
  * (prepared, threads = cores) and the three-GEMM floor (cblas_sgemm of the head's three shapes,
  * N×C×D, through the same FFI and library, BLAS threads = cores), at M and L for arcFace, cosFace,
- * sphereFace and softmax; then PyTorch (bench/pytorch_anchor.py in its own process:
- * OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512) and each
- * contender's peak RSS at L in a process of its own.
+ * sphereFace and softmax; PyTorch after each head's rounds (bench/pytorch_anchor.py in its own
+ * process: OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512); then
+ * each contender's peak RSS at L (arcFace) in a process of its own.
  *
  * Every contender is prepared once and run on two alternating float32 input sets (new features
  * and weights every run, as training does); rounds go ABCD…, the order rotating each round, and
@@ -81,31 +81,38 @@ function engineContender(
   };
 }
 
-/** The three products of a head (S = X·Wᵀ, ∂X = S·W, ∂W = Sᵀ·X), nothing else. */
-const floor: Contender = {
-  name: "3-GEMM floor",
-  config: `cblas_sgemm ×3, BLAS threads ${CORES}`,
-  prepare(_head, size, sets) {
-    const { lib } = findBlas();
-    const { N, D, C } = size;
-    const S = new Float32Array(N * C), GX = new Float32Array(N * D), GW = new Float32Array(C * D);
-    const p = (a: Float32Array) => Deno.UnsafePointer.of(a);
-    const sgemm = lib.symbols.cblas_sgemm;
-    let calls = 0;
-    return Promise.resolve({
-      run() {
-        const set = sets[calls++ % 2];
-        const X = set.features.data as Float32Array, W = set.weights.data as Float32Array;
-        setBlasThreads(lib, CORES);
-        sgemm(ROW_MAJOR, NO_TRANS, TRANS, N, C, D, 1, p(X), D, p(W), D, 0, p(S), C);
-        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, D, C, 1, p(S), C, p(W), D, 0, p(GX), D);
-        sgemm(ROW_MAJOR, TRANS, NO_TRANS, C, D, N, 1, p(S), C, p(X), D, 0, p(GW), D);
-        return Promise.resolve();
-      },
-      dispose() {},
-    });
-  },
-};
+/**
+ * The three products of a head (S = X·Wᵀ, ∂X = S·W, ∂W = Sᵀ·X), nothing else; `fresh`: ∂W into a
+ * new array each run, as every engine returns it (its pages are faulted in by the product).
+ */
+function floorContender(fresh: boolean): Contender {
+  return {
+    name: fresh ? "floor + new ∂W" : "3-GEMM floor",
+    config: `cblas_sgemm ×3, BLAS threads ${CORES}${fresh ? ", ∂W a new array each run" : ""}`,
+    prepare(_head, size, sets) {
+      const { lib } = findBlas();
+      const { N, D, C } = size;
+      const S = new Float32Array(N * C), GX = new Float32Array(N * D);
+      const kept = new Float32Array(C * D);
+      const p = (a: Float32Array) => Deno.UnsafePointer.of(a);
+      const sgemm = lib.symbols.cblas_sgemm;
+      let calls = 0;
+      return Promise.resolve({
+        run() {
+          const set = sets[calls++ % 2];
+          const X = set.features.data as Float32Array, W = set.weights.data as Float32Array;
+          const GW = fresh ? new Float32Array(C * D) : kept;
+          setBlasThreads(lib, CORES);
+          sgemm(ROW_MAJOR, NO_TRANS, TRANS, N, C, D, 1, p(X), D, p(W), D, 0, p(S), C);
+          sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, D, C, 1, p(S), C, p(W), D, 0, p(GX), D);
+          sgemm(ROW_MAJOR, TRANS, NO_TRANS, C, D, N, 1, p(S), C, p(X), D, 0, p(GW), D);
+          return Promise.resolve();
+        },
+        dispose() {},
+      });
+    },
+  };
+}
 
 const CONTENDERS: Contender[] = [
   engineContender(
@@ -125,7 +132,8 @@ const CONTENDERS: Contender[] = [
     `threads ${CORES}`,
     async () => (await import("../engines/wasm/engine.ts")).wasmEngine as Engine,
   ),
-  floor,
+  floorContender(false),
+  floorContender(true),
 ];
 
 function arg(name: string): string | undefined {
@@ -137,6 +145,25 @@ const quantile = (sorted: number[], q: number) => sorted[Math.floor(q * (sorted.
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+let clock:
+  | Deno.DynamicLibrary<{
+    clock_gettime: { parameters: ["i32", "buffer"]; result: "i32" };
+  }>
+  | undefined;
+const timespec = new BigInt64Array(2);
+/** CLOCK_PROCESS_CPUTIME_ID through libc, in ms (NaN where libc.so.6 is not there). */
+function processCpuMs(): number {
+  try {
+    clock ??= Deno.dlopen("libc.so.6", {
+      clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+    });
+  } catch {
+    return NaN;
+  }
+  clock.symbols.clock_gettime(2, timespec);
+  return Number(timespec[0]) * 1e3 + Number(timespec[1]) / 1e6;
 }
 
 async function loadAverage(): Promise<string> {
@@ -170,64 +197,7 @@ if (Deno.args[0] === "--rss") {
   Deno.exit(0);
 }
 
-// ── the interleaved run ──────────────────────────────────────────────────────────────────────
-const rounds = Number(arg("--rounds") ?? 5);
-const sizes = (arg("--sizes") ?? "M,L").split(",").map((n) => SIZES.find((s) => s.name === n)!);
-const losses = (arg("--losses") ?? "arcFace,cosFace,sphereFace,softmax").split(",");
-const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
-  /^model name\s*:\s*(.*)$/m,
-)?.[1] ?? "?";
-const blas = nativeBlasInfo();
-console.log(
-  `# engine-native bench: ${cpu}, ${CORES} logical cores; ${blas.summary} (${blas.library}); ` +
-    `float32; ${rounds} interleaved rounds; Deno ${Deno.version.deno}`,
-);
-
-interface Row {
-  size: string;
-  loss: string;
-  contender: string;
-  config: string;
-  samples: number[];
-  error?: string;
-}
-const rows: Row[] = [];
-
-for (const size of sizes) {
-  const sets = [benchInput(size, 1), benchInput(size, 2)];
-  for (const loss of losses) {
-    const head = headOf(loss);
-    const live: { c: Contender; h: BenchHead; row: Row }[] = [];
-    for (const c of CONTENDERS) {
-      const row: Row = { size: size.name, loss, contender: c.name, config: c.config, samples: [] };
-      rows.push(row);
-      try {
-        const h = await c.prepare(head, size, sets);
-        await h.run(); // warm-up
-        live.push({ c, h, row });
-      } catch (error) {
-        row.error = error instanceof Error ? error.message.split("\n")[0] : String(error);
-        console.error(`[${size.name} ${loss}] ${c.name}: ${row.error}`);
-      }
-    }
-    for (let r = 0; r < rounds; r++) {
-      const order = live.map((_, k) => live[(k + r) % live.length]);
-      const load = await loadAverage();
-      const line: string[] = [];
-      for (const { c, h, row } of order) {
-        const t = performance.now();
-        await h.run();
-        const ms = performance.now() - t;
-        row.samples.push(ms);
-        line.push(`${c.name} ${ms.toFixed(1)}`);
-      }
-      console.error(`[${size.name} ${loss} round ${r + 1}, load ${load}] ${line.join(" · ")}`);
-    }
-    for (const { h } of live) await h.dispose();
-  }
-}
-
-// ── PyTorch, in its own process ──────────────────────────────────────────────────────────────
+// ── PyTorch, in its own process (after each head's rounds, in the same window) ──────────────
 interface PytorchRow {
   loss: string;
   size: string;
@@ -235,8 +205,6 @@ interface PytorchRow {
   samplesMs?: number[];
   skipped?: string;
 }
-let pytorch: { summary: string; rows: PytorchRow[]; peakRssMiB?: number } | string | undefined;
-let pytorchPeak: number | string | undefined;
 
 async function runPytorch(sizes: Size[], losses: string[], budgetS: number) {
   const dir = await Deno.makeTempDir({ prefix: "native-bench-" });
@@ -273,14 +241,96 @@ async function runPytorch(sizes: Size[], losses: string[], budgetS: number) {
   };
 }
 
-if (!Deno.args.includes("--no-pytorch")) {
-  console.error("[pytorch] running bench/pytorch_anchor.py …");
-  pytorch = await runPytorch(sizes, losses, 20);
-  if (typeof pytorch === "string") console.error(`[pytorch] ${pytorch}`);
-  if (!Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
-    const peak = await runPytorch([SIZES[1]], ["arcFace"], 10);
-    pytorchPeak = typeof peak === "string" ? peak : peak.peakRssMiB;
+// ── the interleaved run ──────────────────────────────────────────────────────────────────────
+const rounds = Number(arg("--rounds") ?? 5);
+const sizes = (arg("--sizes") ?? "M,L").split(",").map((n) => SIZES.find((s) => s.name === n)!);
+const losses = (arg("--losses") ?? "arcFace,cosFace,sphereFace,softmax").split(",");
+const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
+  /^model name\s*:\s*(.*)$/m,
+)?.[1] ?? "?";
+const blas = nativeBlasInfo();
+console.log(
+  `# engine-native bench: ${cpu}, ${CORES} logical cores; ${blas.summary} (${blas.library}); ` +
+    `float32; ${rounds} interleaved rounds; Deno ${Deno.version.deno}`,
+);
+
+interface Row {
+  size: string;
+  loss: string;
+  contender: string;
+  config: string;
+  samples: number[];
+  /** The process's CPU time per run (all threads), ms: robust to other load, unlike wall time. */
+  cpu: number[];
+  error?: string;
+}
+const rows: Row[] = [];
+const withPytorch = !Deno.args.includes("--no-pytorch");
+let pytorchSummary: string | undefined;
+const pytorchRows: PytorchRow[] = [];
+let pytorchPeak: number | string | undefined;
+
+for (const size of sizes) {
+  const sets = [benchInput(size, 1), benchInput(size, 2)];
+  for (const loss of losses) {
+    const head = headOf(loss);
+    const live: { c: Contender; h: BenchHead; row: Row }[] = [];
+    for (const c of CONTENDERS) {
+      const row: Row = {
+        size: size.name,
+        loss,
+        contender: c.name,
+        config: c.config,
+        samples: [],
+        cpu: [],
+      };
+      rows.push(row);
+      try {
+        const h = await c.prepare(head, size, sets);
+        await h.run(); // warm-up
+        live.push({ c, h, row });
+      } catch (error) {
+        row.error = error instanceof Error ? error.message.split("\n")[0] : String(error);
+        console.error(`[${size.name} ${loss}] ${c.name}: ${row.error}`);
+      }
+    }
+    for (let r = 0; r < rounds; r++) {
+      // Rotated each round and reversed every other: no contender always follows the same one.
+      const order = live.map((_, k) => live[(k + r) % live.length]);
+      if (r % 2) order.reverse();
+      const load = await loadAverage();
+      const line: string[] = [];
+      for (const { c, h, row } of order) {
+        const c0 = processCpuMs(), t = performance.now();
+        await h.run();
+        const ms = performance.now() - t;
+        row.samples.push(ms);
+        row.cpu.push(processCpuMs() - c0);
+        line.push(`${c.name} ${ms.toFixed(1)}`);
+      }
+      console.error(`[${size.name} ${loss} round ${r + 1}, load ${load}] ${line.join(" · ")}`);
+    }
+    for (const { h } of live) await h.dispose();
+    if (withPytorch) {
+      const result = await runPytorch([size], [loss], size.name === "L" ? 20 : 8);
+      if (typeof result === "string") {
+        console.error(`[pytorch ${size.name} ${loss}] ${result}`);
+      } else {
+        pytorchSummary = result.summary;
+        pytorchRows.push(...result.rows);
+        const r = result.rows[0];
+        console.error(
+          `[pytorch ${size.name} ${loss}, load ${await loadAverage()}] ${
+            r?.medianMs?.toFixed(1) ?? r?.skipped
+          } ms`,
+        );
+      }
+    }
   }
+}
+if (withPytorch && !Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
+  const peak = await runPytorch([SIZES[1]], ["arcFace"], 10);
+  pytorchPeak = typeof peak === "string" ? peak : peak.peakRssMiB;
 }
 
 // ── peak RSS at L, each contender in its own process ─────────────────────────────────────────
@@ -328,9 +378,7 @@ for (const size of sizes) {
       med.set(c.name, m);
       cells.push(`${fmt(m)} (${fmt(quantile(s, 0))}–${fmt(quantile(s, 1))})`);
     }
-    const torch = typeof pytorch === "object"
-      ? pytorch.rows.find((r) => r.loss === loss && r.size === size.name)?.medianMs
-      : undefined;
+    const torch = pytorchRows.find((r) => r.loss === loss && r.size === size.name)?.medianMs;
     const native = med.get("engine-native");
     const ratio = (other?: number) =>
       native !== undefined && other !== undefined ? `${(other / native).toFixed(2)}×` : "—";
@@ -351,8 +399,24 @@ for (const size of sizes) {
   }
 }
 console.log(
+  "\nProcess CPU time per run (all threads, median ms; less sensitive to other load than wall " +
+    "time):\n\n| size | loss | " + CONTENDERS.map((c) => c.name).join(" | ") + " |",
+);
+console.log("|" + " --- |".repeat(CONTENDERS.length + 2));
+for (const size of sizes) {
+  for (const loss of losses) {
+    const cells = CONTENDERS.map((c) => {
+      const row = rows.find((r) =>
+        r.size === size.name && r.loss === loss && r.contender === c.name
+      );
+      return row?.cpu.length ? fmt(median(row.cpu)) : "—";
+    });
+    console.log(`| ${size.name} | ${loss} | ${cells.join(" | ")} |`);
+  }
+}
+console.log(
   "\nConfigurations: " + CONTENDERS.map((c) => `${c.name}: ${c.config}`).join("; ") +
-    (typeof pytorch === "object" ? `; PyTorch: ${pytorch.summary}, OMP_WAIT_POLICY=PASSIVE` : "") +
+    (pytorchSummary ? `; PyTorch: ${pytorchSummary}, OMP_WAIT_POLICY=PASSIVE` : "") +
     ". Ratios: the peer's median over engine-native's (above 1: engine-native is faster).",
 );
 if (peaks.size) {
@@ -368,7 +432,15 @@ if (out) {
   await Deno.writeTextFile(
     out,
     JSON.stringify(
-      { cpu, cores: CORES, blas, rounds, rows, pytorch, peaks: Object.fromEntries(peaks) },
+      {
+        cpu,
+        cores: CORES,
+        blas,
+        rounds,
+        rows,
+        pytorch: { summary: pytorchSummary, rows: pytorchRows },
+        peaks: Object.fromEntries(peaks),
+      },
       null,
       1,
     ),

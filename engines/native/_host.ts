@@ -3,7 +3,7 @@
 // the losses, the backward's row factors) and the per-sample gradients after them.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
-import { targetFunction } from "../../losses/_target.ts";
+import { targetFunction } from "../../losses/target.ts";
 import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
 import type { NativeLayout } from "./_tiles.ts";
 
@@ -89,7 +89,9 @@ export function stageSamples(
   }
   for (let k = 0; k < N * D; k++) {
     if (!Number.isFinite(X[k])) {
-      throw new RangeError(`${WHERE}: features exceed the float32 range at ${k}`);
+      throw new RangeError(
+        `${WHERE}: features exceed the float32 range at ${k} (after normalisation and scale)`,
+      );
     }
   }
   return s;

@@ -48,7 +48,7 @@ export function nativeLayout(
     return at;
   };
   const angular = head.logits === "angular";
-  const threadBytes = up(2 * tile * Dp * 4 + N * D * 4, 64);
+  const threadBytes = up(2 * tile * Dp * 4 + N * up(tile, 4) * 4 + N * D * 4, 64);
   const layout: NativeLayout = {
     N,
     D,

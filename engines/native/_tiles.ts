@@ -1,7 +1,14 @@
 // One thread of engine-native (the calling thread, or a worker): takes class tiles from a shared
 // counter and runs, per tile, the BLAS products through FFI and the WebAssembly epilogue, both on
 // the one shared WebAssembly.Memory. ./engine.ts describes the algorithm.
-import { type BlasLibrary, NO_TRANS, ROW_MAJOR, setBlasThreads, TRANS } from "./blas.ts";
+import {
+  type BlasLibrary,
+  blasThreadsOf,
+  NO_TRANS,
+  ROW_MAJOR,
+  setBlasThreads,
+  TRANS,
+} from "./blas.ts";
 
 /** Words of the control block (Int32 at `layout.control`). */
 export const GEN = 0, PHASE = 1, NEXT = 2, DONE = 3, BAD = 4, ERROR = 5, LOGITS = 6, W_BYTES = 7;
@@ -43,7 +50,7 @@ export interface NativeLayout {
   f: number; // tiles×N f32: weight·exp(m − log Σ_j exp z_ij), from the host
   S: number; // the products, tile t at S + 4·t·tile·N: N rows of up(width, 4) floats
   threadBase: number;
-  threadBytes: number; // per thread: W tile, ∂/∂W tile (tile×Dp f32 each), partial ∂/∂x (N×D f32)
+  threadBytes: number; // per thread: W, ∂W tiles (tile×Dp), H tile (N×tile), partial ∂x̃ (N×D)
 }
 
 /** The exports of build/epilogue.wasm (see assembly/epilogue.ts). */
@@ -65,6 +72,7 @@ interface Epilogue {
   ): number;
   backwardTile(
     s: number,
+    h: number,
     ld: number,
     rows: number,
     width: number,
@@ -87,11 +95,15 @@ export class TileRunner {
   readonly #buffer: ArrayBufferLike;
   readonly #ctl: Int32Array;
   readonly #slots: BigInt64Array;
+  /** This thread's W tile, ∂W tile (tile×Dp each), H tile (N×up(tile, 4)), partial ∂x̃ (N×D). */
   readonly #wt: number;
   readonly #gwt: number;
+  readonly #ht: number;
   readonly #gx: number;
-  readonly #tid: number;
   #bias = false;
+  /** The caller's W: its address, and a view of it for the copies into the W tile. */
+  #wAddress = 0n;
+  #w: Float32Array | Float64Array = new Float32Array(0);
 
   constructor(
     module: WebAssembly.Module,
@@ -105,27 +117,67 @@ export class TileRunner {
     this.#lib = lib;
     this.#sgemm = lib.symbols.cblas_sgemm;
     this.#L = layout;
-    this.#tid = tid;
     this.#buffer = memory.buffer;
     this.#base = Deno.UnsafePointer.value(
       Deno.UnsafePointer.of(new Uint8Array(memory.buffer, 0, 16)),
     ) as bigint;
     this.#ctl = new Int32Array(memory.buffer, layout.control, 16);
     this.#slots = new BigInt64Array(memory.buffer, layout.control + 64, 4);
-    const at = layout.threadBase + tid * layout.threadBytes;
-    this.#wt = at;
-    this.#gwt = at + layout.tile * layout.Dp * 4;
-    this.#gx = this.#gwt + layout.tile * layout.Dp * 4;
+    const at = threadRegions(layout, tid);
+    this.#wt = at.wt;
+    this.#gwt = at.gwt;
+    this.#ht = at.ht;
+    this.#gx = at.gx;
   }
 
-  /** A pointer to byte `offset` of the shared memory. */
-  #p(offset: number): Deno.PointerValue {
-    return Deno.UnsafePointer.create(this.#base + BigInt(offset));
+  /** A pointer to byte `offset` of the shared memory, or to an absolute address. */
+  #p(offset: number | bigint): Deno.PointerValue {
+    return Deno.UnsafePointer.create(
+      typeof offset === "bigint" ? offset : this.#base + BigInt(offset),
+    );
   }
 
-  /** Sets the BLAS's own threads (process-wide); the calling thread does it before each phase. */
-  blasThreads(threads: number): void {
+  /** C = A·B (+ C when `accumulate`), row-major, with op(A), op(B) as the flags say. */
+  #gemm(
+    ta: boolean,
+    tb: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: [number | bigint, number],
+    B: [number | bigint, number],
+    C: [number, number],
+    accumulate = false,
+  ): void {
+    this.#sgemm(
+      ROW_MAJOR,
+      ta ? TRANS : NO_TRANS,
+      tb ? TRANS : NO_TRANS,
+      M,
+      N,
+      K,
+      1,
+      this.#p(A[0]),
+      A[1],
+      this.#p(B[0]),
+      B[1],
+      accumulate ? 1 : 0,
+      this.#p(C[0]),
+      C[1],
+    );
+  }
+
+  /**
+   * Sets the BLAS's own threads (process-wide) for a run; returns what restores the count found,
+   * for other users of the library in the process.
+   */
+  blasThreads(threads: number): () => void {
+    const before = blasThreadsOf(this.#lib);
+    if (before === threads) return () => {};
     setBlasThreads(this.#lib, threads);
+    return () => {
+      if (before !== undefined) setBlasThreads(this.#lib, before);
+    };
   }
 
   /** Takes tiles until none is left; errors go to the control block, for the calling thread. */
@@ -136,37 +188,26 @@ export class TileRunner {
         bytes,
       );
     this.#bias = Atomics.load(this.#ctl, HAS_BIAS) !== 0;
-    const wBytes = Atomics.load(this.#ctl, W_BYTES);
-    const wSource = wBytes === 8
+    this.#wAddress = this.#slots[SLOT_W];
+    this.#w = Atomics.load(this.#ctl, W_BYTES) === 8
       ? new Float64Array(external(SLOT_W, L.C * L.D * 8))
       : new Float32Array(external(SLOT_W, L.C * L.D * 4));
+    const next = () => Atomics.add(this.#ctl, NEXT, 1);
     if (phase === FORWARD) {
       const logits = Atomics.load(this.#ctl, LOGITS)
         ? new Float32Array(external(SLOT_LOGITS, L.N * L.C * 4))
         : undefined;
-      for (
-        let t = Atomics.add(this.#ctl, NEXT, 1);
-        t < L.tiles;
-        t = Atomics.add(this.#ctl, NEXT, 1)
-      ) {
-        this.#forward(t, wSource, logits);
-      }
+      for (let t = next(); t < L.tiles; t = next()) this.#forward(t, logits);
     } else {
       const gw = new Float32Array(external(SLOT_GW, L.C * L.D * 4));
       new Float32Array(this.#buffer, this.#gx, L.N * L.D).fill(0);
-      for (
-        let t = Atomics.add(this.#ctl, NEXT, 1);
-        t < L.tiles;
-        t = Atomics.add(this.#ctl, NEXT, 1)
-      ) {
-        this.#backward(t, wSource, gw);
-      }
+      for (let t = next(); t < L.tiles; t = next()) this.#backward(t, gw);
     }
   }
 
   /** Copies W's rows j0…j0+width into this thread's tile (float32, rows Dp apart). */
-  #stage(j0: number, width: number, w: Float32Array | Float64Array): void {
-    const { D, Dp } = this.#L;
+  #stage(j0: number, width: number): void {
+    const { D, Dp } = this.#L, w = this.#w;
     const tile = new Float32Array(this.#buffer, this.#wt, width * Dp);
     if (Dp === D) {
       tile.set(w.subarray(j0 * D, (j0 + width) * D));
@@ -177,39 +218,36 @@ export class TileRunner {
     }
   }
 
+  /**
+   * W's tile as a product operand: the caller's float32 rows where they are (the product reads
+   * them from memory while it computes, and leaves them in cache for the copy after it), else
+   * this thread's float32 tile, staged first.
+   */
+  #wOperand(j0: number, width: number): [number | bigint, number] {
+    if (this.#w instanceof Float32Array) {
+      return [this.#wAddress + BigInt(4 * j0 * this.#L.D), this.#L.D];
+    }
+    this.#stage(j0, width);
+    return [this.#wt, this.#L.Dp];
+  }
+
   #tileS(t: number): number {
     return this.#L.S + 4 * t * this.#L.tile * this.#L.N;
   }
 
-  #forward(t: number, w: Float32Array | Float64Array, logits?: Float32Array): void {
+  #forward(t: number, logits?: Float32Array): void {
     const L = this.#L, k = this.#k;
     const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
     const S = this.#tileS(t);
-    this.#stage(j0, width, w);
+    // S_t = X̃ · W_tᵀ (N×width), then W's tile (now in cache) copied for its norms.
+    this.#gemm(false, true, L.N, width, L.D, [L.xt, L.D], this.#wOperand(j0, width), [S, ld]);
     if (L.angular) {
-      if (
-        k.tileNorms(this.#wt, L.Dp, width, L.nw + 4 * j0, L.colf + 4 * j0, L.normProduct ? 1 : 0)
-      ) {
+      if (this.#w instanceof Float32Array) this.#stage(j0, width);
+      const np = L.normProduct ? 1 : 0;
+      if (k.tileNorms(this.#wt, L.Dp, width, L.nw + 4 * j0, L.colf + 4 * j0, np)) {
         Atomics.or(this.#ctl, BAD, BAD_WEIGHTS);
       }
     }
-    // S_t = X̃ · W_tᵀ (N×width)
-    this.#sgemm(
-      ROW_MAJOR,
-      NO_TRANS,
-      TRANS,
-      L.N,
-      width,
-      L.D,
-      1,
-      this.#p(L.xt),
-      L.D,
-      this.#p(this.#wt),
-      L.Dp,
-      0,
-      this.#p(S),
-      ld,
-    );
     const args = [
       S,
       ld,
@@ -235,54 +273,27 @@ export class TileRunner {
     if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
   }
 
-  #backward(t: number, w: Float32Array | Float64Array, gw: Float32Array): void {
+  #backward(t: number, gw: Float32Array): void {
     const L = this.#L, k = this.#k;
     const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
-    const S = this.#tileS(t);
-    this.#stage(j0, width, w);
-    k.backwardTile(
-      S,
-      ld,
-      L.N,
-      width,
-      L.colf + 4 * j0,
-      L.f + 4 * t * L.N,
-      this.#bias ? L.gb + 4 * j0 : 0,
-    );
-    // ∂x̃ partial += H_t · W_t (N×D)
-    this.#sgemm(
-      ROW_MAJOR,
-      NO_TRANS,
-      NO_TRANS,
+    const H = this.#ht, gb = this.#bias ? L.gb + 4 * j0 : 0;
+    // H_t = e·F·colf into this thread's tile (it stays in cache; the products' S is only read).
+    k.backwardTile(this.#tileS(t), H, ld, L.N, width, L.colf + 4 * j0, L.f + 4 * t * L.N, gb);
+    // ∂x̃ += H_t · W_t (N×D); W's tile copied after it (from cache) for the normalisation.
+    this.#gemm(
+      false,
+      false,
       L.N,
       L.D,
       width,
-      1,
-      this.#p(S),
-      ld,
-      this.#p(this.#wt),
-      L.Dp,
-      1,
-      this.#p(this.#gx),
-      L.D,
+      [H, ld],
+      this.#wOperand(j0, width),
+      [this.#gx, L.D],
+      true,
     );
-    // GW_t = H_tᵀ · X̃ (width×D)
-    this.#sgemm(
-      ROW_MAJOR,
-      TRANS,
-      NO_TRANS,
-      width,
-      L.D,
-      L.N,
-      1,
-      this.#p(S),
-      ld,
-      this.#p(L.xt),
-      L.D,
-      0,
-      this.#p(this.#gwt),
-      L.Dp,
-    );
+    if (L.angular && this.#w instanceof Float32Array) this.#stage(j0, width);
+    // ∂W_t = H_tᵀ · X̃ (width×D)
+    this.#gemm(true, false, width, L.D, L.N, [H, ld], [L.xt, L.D], [this.#gwt, L.Dp]);
     const mode = !L.angular ? 0 : L.normProduct ? 2 : 1;
     if (k.fixupTile(this.#gwt, this.#wt, L.Dp, width, L.nw + 4 * j0, mode)) {
       Atomics.or(this.#ctl, BAD, BAD_GRAD);
@@ -301,10 +312,18 @@ export class TileRunner {
   gradPart(): Float32Array {
     return new Float32Array(this.#buffer, this.#gx, this.#L.N * this.#L.D);
   }
+}
 
-  get tid(): number {
-    return this.#tid;
-  }
+/** The byte offsets of thread `tid`'s regions. */
+export function threadRegions(
+  L: NativeLayout,
+  tid: number,
+): { wt: number; gwt: number; ht: number; gx: number } {
+  const wt = L.threadBase + tid * L.threadBytes;
+  const gwt = wt + L.tile * L.Dp * 4;
+  const ht = gwt + L.tile * L.Dp * 4;
+  const gx = ht + L.N * up4(L.tile) * 4;
+  return { wt, gwt, ht, gx };
 }
 
 /** Writes an error message into the control block (first one wins). */

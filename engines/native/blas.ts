@@ -175,6 +175,14 @@ export function openBlas(path: string): { lib: BlasLibrary; info: BlasInfo } {
   return entry;
 }
 
+/** The BLAS's own thread count, where it can be read (OpenBLAS, MKL). */
+export function blasThreadsOf(lib: BlasLibrary): number | undefined {
+  const s = lib.symbols;
+  if (s.openblas_get_num_threads) return s.openblas_get_num_threads();
+  if (s.MKL_Get_Max_Threads) return s.MKL_Get_Max_Threads();
+  return undefined;
+}
+
 /** Sets the BLAS's own thread count, where it can be set (process-wide). */
 export function setBlasThreads(lib: BlasLibrary, threads: number): void {
   const s = lib.symbols;

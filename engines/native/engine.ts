@@ -6,7 +6,7 @@
  * The algorithm, for c_ij = x̂_i·w_j/‖w_j‖ and z_ij = a_i·b_j·c_ij (j ≠ y_i), with classes in tiles
  * of `tile` (1024 for D = 512: a tile of W, of ∂/∂W and of the products stays in the core's cache):
  * - host (calling thread), per run: x̃_i = a_i·x̂_i in float32 (x_i for a linear head), and each
- *   target logit z_iy with c_iy, f(c_iy), f′(c_iy) in float64 through losses/_target.ts, from the
+ *   target logit z_iy with c_iy, f(c_iy), f′(c_iy) in float64 through losses/target.ts, from the
  *   N target rows of W;
  * - forward, tile by tile (threads take tiles from a shared counter): W's tile rows copied into the
  *   thread's tile (the only copy of W, from the caller's array, cache-resident from then on), their
@@ -55,6 +55,7 @@ import {
   SLOT_GW,
   SLOT_LOGITS,
   SLOT_W,
+  threadRegions,
   W_BYTES,
 } from "./_tiles.ts";
 import { nativeLayout, tiling } from "./_layout.ts";
@@ -190,7 +191,6 @@ function runSync(
   ctl[HAS_BIAS] = view.bias ? 1 : 0;
   ctl[LOGITS] = logits ? 1 : 0;
   ctl[BAD] = ctl[ERROR] = 0;
-  pool.main.blasThreads(L.threads > 1 ? 1 : navigator.hardwareConcurrency ?? 1);
 
   pool.phase(FORWARD);
   const bad = Atomics.load(ctl, BAD);
@@ -206,11 +206,10 @@ function runSync(
     throw new RangeError(`${WHERE}: gradWeights overflowed float32 (inputs too large)`);
   }
 
-  const parts = [pool.main.gradPart()];
-  for (let t = 1; t < L.threads; t++) {
-    const at = L.threadBase + t * L.threadBytes + 2 * L.tile * L.Dp * 4;
-    parts.push(new Float32Array(buffer, at, N * D));
-  }
+  const parts = Array.from(
+    { length: L.threads },
+    (_, t) => new Float32Array(buffer, threadRegions(L, t).gx, N * D),
+  );
   const gradBias = view.bias ? new Float32Array(buffer, L.gb, C).slice() : undefined;
   const gradFeatures = finishGradients(
     head,
@@ -261,11 +260,15 @@ async function prepare(
   return {
     threads: layout.threads,
     run(view, settings) {
+      if (disposed) return Promise.reject(new Error(`${WHERE}: run() after dispose()`));
+      // One-thread products on each of our threads; with one thread, the BLAS's own threads.
+      const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
       try {
-        if (disposed) throw new Error(`${WHERE}: run() after dispose()`);
         return Promise.resolve(runSync(head, layout, memory, pool, view, settings));
       } catch (error) {
         return Promise.reject(error);
+      } finally {
+        restore();
       }
     },
     dispose() {

@@ -318,12 +318,13 @@ export function forwardTile(
 }
 
 /**
- * The backward epilogue of one tile, in place: H_ij = e_ij·F_i·colf_j (the gradient with respect
- * to the products, targets already 0), and when `gb` is not 0, its column sums into gb (the bias
- * gradient of a linear head, where colf = 1).
+ * The backward epilogue of one tile: H_ij = e_ij·F_i·colf_j into `h` (the gradient with respect
+ * to the products, targets already 0; `h` may be `s`), and when `gb` is not 0, its column sums
+ * into gb (the bias gradient of a linear head, where colf = 1).
  */
 export function backwardTile(
   s: usize,
+  h: usize,
   ld: i32,
   rows: i32,
   width: i32,
@@ -334,39 +335,34 @@ export function backwardTile(
   const w4 = width & ~3;
   if (gb) memory.fill(gb, 0, <usize> width << 2);
   for (let i = 0; i < rows; i++) {
-    const row = s + ((<usize> i * <usize> ld) << 2);
+    const off = (<usize> i * <usize> ld) << 2;
+    const row = s + off, out = h + off;
     const fi = load<f32>(f + (<usize> i << 2));
     const fv = splat(fi);
     let j = 0;
     for (; j + 8 <= w4; j += 8) {
-      const o = row + (<usize> j << 2), c = colf + (<usize> j << 2);
-      const h0 = f32x4.mul(f32x4.mul(v128.load(o), fv), v128.load(c));
-      const h1 = f32x4.mul(f32x4.mul(v128.load(o, 16), fv), v128.load(c, 16));
-      v128.store(o, h0);
-      v128.store(o, h1, 16);
+      const o = <usize> j << 2, c = colf + o;
+      const h0 = f32x4.mul(f32x4.mul(v128.load(row + o), fv), v128.load(c));
+      const h1 = f32x4.mul(f32x4.mul(v128.load(row + o, 16), fv), v128.load(c, 16));
+      v128.store(out + o, h0);
+      v128.store(out + o, h1, 16);
       if (gb) {
-        const g = gb + (<usize> j << 2);
+        const g = gb + o;
         v128.store(g, f32x4.add(v128.load(g), h0));
         v128.store(g, f32x4.add(v128.load(g, 16), h1), 16);
       }
     }
     for (; j < w4; j += 4) {
-      const o = row + (<usize> j << 2);
-      const h = f32x4.mul(f32x4.mul(v128.load(o), fv), v128.load(colf + (<usize> j << 2)));
-      v128.store(o, h);
-      if (gb) {
-        const g = gb + (<usize> j << 2);
-        v128.store(g, f32x4.add(v128.load(g), h));
-      }
+      const o = <usize> j << 2;
+      const v = f32x4.mul(f32x4.mul(v128.load(row + o), fv), v128.load(colf + o));
+      v128.store(out + o, v);
+      if (gb) v128.store(gb + o, f32x4.add(v128.load(gb + o), v));
     }
     for (; j < width; j++) {
-      const o = row + (<usize> j << 2);
-      const h = load<f32>(o) * fi * load<f32>(colf + (<usize> j << 2));
-      store<f32>(o, h);
-      if (gb) {
-        const g = gb + (<usize> j << 2);
-        store<f32>(g, load<f32>(g) + h);
-      }
+      const o = <usize> j << 2;
+      const v = load<f32>(row + o) * fi * load<f32>(colf + o);
+      store<f32>(out + o, v);
+      if (gb) store<f32>(gb + o, load<f32>(gb + o) + v);
     }
   }
 }
