@@ -1,6 +1,7 @@
 // The ONNX graphs of fixtures/onnx (written by fixtures/onnx_export.py): which graph computes a
 // HeadSpec, and the values of its scalar inputs. Nothing here knows a loss by name.
 import type { HeadSpec, Reduction } from "../mod.ts";
+import { readAsset } from "../engines/platform.ts";
 
 /** One graph of fixtures/onnx/index.json. */
 export interface GraphEntry {
@@ -23,14 +24,19 @@ export interface GraphIndex {
   graphs: GraphEntry[];
 }
 
-/** The folder of the graphs (the repository's fixtures; not published). */
+/**
+ * The folder of the graphs (the repository's fixtures; not published): read from the file system
+ * in Deno, fetched from ../fixtures/onnx/ beside a page's bundle.
+ */
 export const ONNX_FOLDER: URL = new URL("../fixtures/onnx/", import.meta.url);
 
 let index: Promise<GraphIndex> | undefined;
 
 /** Reads index.json once. */
 export function graphIndex(): Promise<GraphIndex> {
-  index ??= Deno.readTextFile(new URL("index.json", ONNX_FOLDER)).then((text) => JSON.parse(text));
+  index ??= readAsset(new URL("index.json", ONNX_FOLDER)).then((bytes) =>
+    JSON.parse(new TextDecoder().decode(bytes))
+  );
   return index;
 }
 

@@ -11,6 +11,7 @@ import * as ortWasm from "onnxruntime-web";
 import * as ortWebgpu from "onnxruntime-web/webgpu";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import { assertFiniteOutput } from "../losses/checks.ts";
+import { readAsset } from "../engines/platform.ts";
 import type {
   Availability,
   Engine,
@@ -57,7 +58,7 @@ function ortEngine(provider: Provider): Engine<Float32Array> {
   const session = (graph: GraphEntry) => {
     let s = sessions.get(graph.file);
     if (!s) {
-      s = Deno.readFile(new URL(graph.file, ONNX_FOLDER)).then((bytes) =>
+      s = readAsset(new URL(graph.file, ONNX_FOLDER)).then((bytes) =>
         ort.InferenceSession.create(bytes, {
           executionProviders: [executionProvider],
           logSeverityLevel: 3,
@@ -84,6 +85,7 @@ function ortEngine(provider: Provider): Engine<Float32Array> {
         throw new Error(`cannot read fixtures/onnx/index.json (${errorText(error)})`);
       });
       const missing = graphs.graphs.map((g) => g.file).filter((file) => {
+        if (ONNX_FOLDER.protocol !== "file:" || typeof Deno === "undefined") return false;
         try {
           return !Deno.statSync(new URL(file, ONNX_FOLDER)).isFile;
         } catch {

@@ -13,8 +13,13 @@ import type { HeadResult, Reduction } from "../losses/types.ts";
 /** Where an engine runs. */
 export type EngineKind = "CPU" | "WASM" | "WebGPU";
 
-/** Whether an engine can run here, and why not. */
-export type Availability = { available: true } | { available: false; reason: string };
+/**
+ * Whether an engine can run here, and why not; where it can, optionally one line on how (e.g.
+ * engine-wasm's threads: worker threads of which kind, or the calling thread alone).
+ */
+export type Availability =
+  | { available: true; detail?: string }
+  | { available: false; reason: string };
 
 /** The sizes a head is prepared for: N samples of D features, C classes. */
 export interface HeadShape {

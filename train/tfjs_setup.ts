@@ -21,9 +21,12 @@ function errorText(error: unknown): string {
 
 /**
  * The folder holding the wasm backend's `.wasm` binaries, as a file-system path: the package's
- * `dist/` folder, found through the import map (Deno's node_modules or its npm cache).
+ * `dist/` folder, found through the import map (Deno's node_modules or its npm cache). Undefined
+ * outside Deno (a page, a bundle): there the binaries are wherever they are served, and the caller
+ * names that folder with tfjs-backend-wasm's `setWasmPaths` before the backend's first use.
  */
-function wasmFolder(): string {
+function wasmFolder(): string | undefined {
+  if (typeof Deno === "undefined") return undefined;
   const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
   const candidates = [
     new URL("./", entry), // …/tfjs-backend-wasm/dist/tf-backend-wasm.node.js → dist/
@@ -45,7 +48,8 @@ function wasmFolder(): string {
 
 async function initialise(name: TfjsBackendName): Promise<Availability> {
   try {
-    if (name === "wasm") tfWasm.setWasmPaths(wasmFolder());
+    const folder = name === "wasm" ? wasmFolder() : undefined;
+    if (folder) tfWasm.setWasmPaths(folder);
     if (name === "webgpu") {
       // Ask first, so that a missing adapter gets its own reason rather than tfjs's warning.
       const gpu = (navigator as { gpu?: GPU }).gpu;

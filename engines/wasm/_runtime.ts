@@ -4,13 +4,19 @@
 // starting its own: the pool never holds more than MAX_THREADS workers, and shrinks when heads are
 // disposed (to none when the last goes). Every run is posted to all of a head's workers in one
 // synchronous step, so all workers see runs in the same order and no barrier waits on a run that
-// is queued behind another.
+// is queued behind another. Workers are Web Workers or node:worker_threads (../platform.ts); where
+// the runtime has neither, a head runs on the calling thread alone.
 import { MAX_THREADS } from "./assembly/layout.ts";
-
-// The runtime's own Worker, taken before anything can replace it: tfjs-backend-wasm's threaded
-// build, believing itself in Node.js, sets globalThis.Worker to node:worker_threads' Worker,
-// whose workers have no `self`.
-const WebWorker = globalThis.Worker;
+import {
+  logicalCores,
+  readAsset,
+  sharedMemory,
+  siblingScript,
+  startThread,
+  type Thread,
+  threadKind,
+} from "../platform.ts";
+import { attachThread, runThread } from "./_thread.ts";
 
 /** The two builds of the kernels: with relaxed SIMD's fused multiply-add, and plain SIMD. */
 export type KernelBuild = "relaxed" | "simd";
@@ -23,9 +29,7 @@ function compileBuild(build: KernelBuild): Promise<WebAssembly.Module | undefine
     module = (async () => {
       const file = build === "relaxed" ? "kernels_relaxed" : "kernels";
       const url = new URL(`./build/${file}.wasm`, import.meta.url);
-      const bytes = url.protocol === "file:"
-        ? await Deno.readFile(url)
-        : new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const bytes = await readAsset(url);
       return WebAssembly.validate(bytes) ? await WebAssembly.compile(bytes) : undefined;
     })();
     modules.set(build, module);
@@ -48,9 +52,34 @@ export async function kernelsModule(
   );
 }
 
-/** One thread per logical core, at most {@linkcode MAX_THREADS}. */
+/**
+ * Why engine-wasm cannot run here, or undefined: its kernels need a shared WebAssembly memory (in
+ * a browser page that is not cross-origin isolated, one exists but no worker can share it: heads
+ * then run on the calling thread).
+ */
+export function runtimeProblem(): string | undefined {
+  if (sharedMemory()) return undefined;
+  return "needs a shared WebAssembly.Memory (WebAssembly threads), which this runtime refuses";
+}
+
+/**
+ * One thread per logical core, at most {@linkcode MAX_THREADS}; 1 where the runtime has no worker
+ * threads.
+ */
 export function defaultThreads(): number {
-  return Math.max(1, Math.min(navigator.hardwareConcurrency ?? 1, MAX_THREADS));
+  return threadKind() ? Math.max(1, Math.min(logicalCores(), MAX_THREADS)) : 1;
+}
+
+/** One line on how heads run here, e.g. "2 worker threads by default (node:worker_threads)". */
+export function threadingLine(): string {
+  const kind = threadKind();
+  if (!kind && sharedMemory() === "unshareable") {
+    return "one thread, the calling one: this page is not cross-origin isolated, so no worker " +
+      "can share the memory (serve it with COOP: same-origin and COEP: require-corp for threads)";
+  }
+  if (!kind) return "one thread, the calling one: this runtime has no worker threads";
+  const threads = defaultThreads();
+  return `${threads} worker thread${threads === 1 ? "" : "s"} by default (${kind})`;
 }
 
 /** A head's threads in the pool. */
@@ -59,6 +88,11 @@ export interface HeadThreads {
   readonly threads: number;
   /** Runs the kernels' passes on every thread; rejects if a thread fails. */
   run(params: number): Promise<void>;
+  /**
+   * Starts a run on every thread and returns at once, without a reply to wait for: each thread
+   * counts itself done in the head's third control word (_blocking.ts waits on it).
+   */
+  post(params: number): void;
   /** Leaves the pool (idempotent); the pool ends workers no head uses any more. */
   detach(): void;
 }
@@ -66,7 +100,7 @@ export interface HeadThreads {
 type Reply = { resolve: () => void; reject: (error: Error) => void };
 
 interface PoolWorker {
-  worker: Worker;
+  worker: Thread;
   /** The outstanding request of each head on this worker, by head id. */
   pending: Map<number, Reply>;
 }
@@ -82,22 +116,22 @@ export function poolThreads(): number {
 }
 
 function spawn(where: string): PoolWorker {
-  const worker = new WebWorker(new URL("./_worker.ts", import.meta.url), { type: "module" });
-  const entry: PoolWorker = { worker, pending: new Map() };
-  worker.onmessage = (event: MessageEvent) => {
-    const { id, type, message } = event.data;
-    const reply = entry.pending.get(id);
-    entry.pending.delete(id);
-    if (type === "error") {
-      // A kernel that failed may leave the other threads at a barrier: nothing is reusable.
-      reply?.reject(new Error(`${where}: a worker failed: ${message}`));
-      resetPool(`${where}: another head's worker failed: ${message}`);
-    } else reply?.resolve();
-  };
-  worker.onerror = (event) => {
-    event.preventDefault();
-    resetPool(`${where}: a worker failed: ${event.message}`);
-  };
+  const script = siblingScript(new URL("./_worker.ts", import.meta.url), import.meta.url);
+  const entry = { pending: new Map() } as PoolWorker;
+  entry.worker = startThread(where, script, {
+    message(data) {
+      const { id, type, message } = data as { id: number; type: string; message?: string };
+      const reply = entry.pending.get(id);
+      entry.pending.delete(id);
+      entry.worker.hold(entry.pending.size > 0);
+      if (type === "error") {
+        // A kernel that failed may leave the other threads at a barrier: nothing is reusable.
+        reply?.reject(new Error(`${where}: a worker failed: ${message}`));
+        resetPool(`${where}: another head's worker failed: ${message}`);
+      } else reply?.resolve();
+    },
+    error: (message) => resetPool(`${where}: a worker failed: ${message}`),
+  });
   return entry;
 }
 
@@ -114,7 +148,8 @@ function resetPool(reason: string): void {
 function request(entry: PoolWorker, id: number, message: Record<string, unknown>): Promise<void> {
   return new Promise((resolve, reject) => {
     entry.pending.set(id, { resolve, reject });
-    entry.worker.postMessage({ ...message, id });
+    entry.worker.hold(true);
+    entry.worker.post({ ...message, id });
   });
 }
 
@@ -135,10 +170,39 @@ export async function attachHead(
   control: number,
   threads: number,
 ): Promise<HeadThreads> {
+  const { head, attached } = attachHeadSync(where, module, memory, control, threads);
+  try {
+    await attached;
+  } catch (error) {
+    head.detach();
+    throw error;
+  }
+  return head;
+}
+
+/**
+ * {@linkcode attachHead}'s synchronous half: starts the workers and posts the attach messages, and
+ * returns the head's threads at once, with `attached`, which settles when every worker has
+ * instantiated the kernels. Runs posted before then queue behind the attach in each worker, so a
+ * caller that may block (_blocking.ts) can run the head at once.
+ */
+export function attachHeadSync(
+  where: string,
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  control: number,
+  threads: number,
+): { head: HeadThreads; attached: Promise<void> } {
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
     throw new RangeError(
       `${where}: threads must be an integer in [1, ${MAX_THREADS}], got ${threads}`,
     );
+  }
+  if (!threadKind()) {
+    return {
+      head: callingThread(where, module, memory, control, threads),
+      attached: Promise.resolve(),
+    };
   }
   const id = nextId++;
   heads.set(id, threads);
@@ -149,20 +213,16 @@ export async function attachHead(
     if (detached) return;
     detached = true;
     if (!heads.delete(id)) return; // the pool was reset: those workers are gone
-    for (const entry of mine) entry.worker.postMessage({ type: "detach", id });
+    for (const entry of mine) entry.worker.post({ type: "detach", id });
     shrink();
   };
-  try {
-    await Promise.all(
-      mine.map((entry, tid) =>
-        request(entry, id, { type: "attach", module, memory, control, tid, threads })
-      ),
-    );
-  } catch (error) {
-    detach();
-    throw error;
-  }
-  return {
+  const attached = Promise.all(
+    mine.map((entry, tid) =>
+      request(entry, id, { type: "attach", module, memory, control, tid, threads })
+    ),
+  ).then(() => {});
+  attached.catch(() => {}); // the caller's to handle (attachHead rethrows it)
+  const head: HeadThreads = {
     threads,
     run(params: number) {
       if (detached) return Promise.reject(new Error(`${where}: the head's threads were released`));
@@ -174,6 +234,53 @@ export async function attachHead(
       return Promise.all(mine.map((entry) => request(entry, id, { type: "run", params })))
         .then(() => {});
     },
+    post(params: number) {
+      if (detached || !heads.has(id)) {
+        throw new Error(`${where}: the head's threads were released or the pool was reset`);
+      }
+      for (const entry of mine) entry.worker.post({ type: "run", id, params });
+    },
     detach,
+  };
+  return { head, attached };
+}
+
+/** A head run by the calling thread alone, where the runtime has no worker threads. */
+function callingThread(
+  where: string,
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  control: number,
+  threads: number,
+): HeadThreads {
+  if (threads !== 1) {
+    throw new RangeError(
+      `${where}: this runtime has no worker threads, so threads must be 1, got ${threads}`,
+    );
+  }
+  let head: ReturnType<typeof attachThread> | undefined = attachThread({
+    module,
+    memory,
+    control,
+    tid: 0,
+    threads: 1,
+  });
+  return {
+    threads: 1,
+    run(params: number) {
+      if (!head) return Promise.reject(new Error(`${where}: the head's threads were released`));
+      try {
+        runThread(head, params);
+        return Promise.resolve();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return Promise.reject(new Error(`${where}: the kernels failed: ${message}`));
+      }
+    },
+    post(params: number) {
+      if (!head) throw new Error(`${where}: the head's threads were released`);
+      runThread(head, params);
+    },
+    detach: () => void (head = undefined),
   };
 }
