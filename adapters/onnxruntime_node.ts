@@ -92,7 +92,11 @@ async function availability(): Promise<Availability> {
       reason: `${WHERE}: cannot read fixtures/onnx/index.json (${errorText(error)})`,
     };
   }
-  return { available: true };
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return {
+    available: true,
+    detail: `onnxruntime-node 1.30 CPU (MLAS kernels), intra-op threads ${cores} by default`,
+  };
 }
 
 function supports(head: HeadSpec): true | string {

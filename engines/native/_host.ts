@@ -4,7 +4,8 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import { targetFunction } from "../../losses/target.ts";
-import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
+import { NORM_EPS } from "../../losses/checks.ts";
+import type { RunInput } from "../engine.ts";
 import type { NativeLayout } from "./_tiles.ts";
 
 const WHERE = "engine-native";
@@ -36,7 +37,7 @@ export function stageSamples(
   head: HeadSpec,
   L: NativeLayout,
   buffer: ArrayBufferLike,
-  view: CheckedHeadView,
+  view: RunInput,
 ): Samples {
   const { N, D } = L;
   const { x, w, labels, bias } = view;
@@ -159,7 +160,7 @@ export function rowStatistics(
  */
 export function finishGradients(
   head: HeadSpec,
-  view: CheckedHeadView,
+  view: RunInput,
   s: Samples,
   rest: Float64Array,
   weight: number,

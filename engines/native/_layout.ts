@@ -16,7 +16,8 @@ export function defaultTile(D: number): number {
 
 /**
  * The tile and thread count for `wanted` threads: the given tile, or the default one made small
- * enough that every thread gets two tiles of at least 64 classes; never more threads than tiles.
+ * enough that every thread gets eight tiles (of at least 256 classes, or 64 for small heads), so
+ * the last tiles of a pass leave little idle time; never more threads than tiles.
  */
 export function tiling(
   C: number,
@@ -26,7 +27,8 @@ export function tiling(
 ): { tile: number; tiles: number; threads: number } {
   let t = Math.min(tile ?? defaultTile(D), up(C, 4));
   if (tile === undefined && wanted > 1) {
-    t = Math.min(t, Math.max(64, up(Math.ceil(C / (2 * wanted)), 16)));
+    const least = C >= 2 * 256 * wanted ? 256 : 64;
+    t = Math.min(t, Math.max(least, up(Math.ceil(C / (8 * wanted)), 16)));
   }
   const tiles = Math.ceil(C / t);
   return { tile: t, tiles, threads: Math.min(wanted, tiles) };

@@ -30,7 +30,7 @@
  * @module
  */
 import type { HeadSpec } from "../../losses/head_spec.ts";
-import type { CheckedHeadView } from "../../losses/checks.ts";
+import { reductionWeight } from "../../losses/cross_entropy.ts";
 import type {
   Availability,
   Engine,
@@ -38,6 +38,7 @@ import type {
   EngineOptions,
   EngineResult,
   HeadShape,
+  RunInput,
   RunSettings,
 } from "../engine.ts";
 import { type BlasInfo, ffiUnavailable, findBlas } from "./blas.ts";
@@ -121,13 +122,21 @@ async function availability(): Promise<Availability> {
   if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") {
     return { available: false, reason: "needs WebAssembly with shared memory" };
   }
+  let info: BlasInfo;
   try {
-    findBlas();
+    info = findBlas().info;
     await epilogueModule();
   } catch (error) {
     return { available: false, reason: errorText(error) };
   }
-  return { available: true };
+  const cores = navigator.hardwareConcurrency ?? 1;
+  const threads = info.threadControl
+    ? `${cores} threads, each with one-thread products`
+    : "the BLAS's own threads for the products";
+  return {
+    available: true,
+    detail: `${info.summary} from ${info.library}; ${threads}${info.note ? `; ${info.note}` : ""}`,
+  };
 }
 
 function checkOptions(options: NativeEngineOptions) {
@@ -172,15 +181,14 @@ function runSync(
   L: NativeLayout,
   memory: WebAssembly.Memory,
   pool: Pool,
-  view: CheckedHeadView,
+  view: RunInput,
   settings: RunSettings,
 ): EngineResult<Float32Array> {
   const buffer = memory.buffer;
   const ctl = new Int32Array(buffer, L.control, 16);
   const slots = new BigInt64Array(buffer, L.control + 64, 4);
   const { N, D, C } = L;
-  // Each sample's gradient weight, as the reference's: 1/N for the mean, else 1.
-  const weight = settings.reduction === "mean" ? 1 / N : 1;
+  const weight = reductionWeight(settings.reduction, N);
   const samples = stageSamples(head, L, buffer, view);
   if (view.bias) new Float32Array(buffer, L.bias, C).set(view.bias);
   // The caller's W stays where it is: the threads read its tiles through its address.
