@@ -48,7 +48,8 @@ export interface BenchRow {
 export interface BenchOptions {
   /** Milliseconds of timed runs per contender and size (at least `minRuns` runs). */
   budgetMs: Record<string, number>;
-  minRuns: number;
+  /** Timed runs at least, per size. */
+  minRuns: Record<string, number>;
   /** A contender whose S median × (M's work / S's) exceeds this is not run at M. */
   maxPredictedMs: number;
   /** Called after each row changes. */
@@ -78,7 +79,9 @@ async function timeSize(engine: Engine, size: Size, o: BenchOptions) {
   await prepared.run(input); // warm-up: compiles, allocates, and loads what is lazy
   const times: number[] = [];
   const started = performance.now();
-  while (times.length < o.minRuns || performance.now() - started < o.budgetMs[size.name]) {
+  while (
+    times.length < o.minRuns[size.name] || performance.now() - started < o.budgetMs[size.name]
+  ) {
     await pause();
     const t0 = performance.now();
     await prepared.run(input);
@@ -119,7 +122,9 @@ async function benchOne(engine: Engine, o: BenchOptions): Promise<BenchRow> {
       const { median, runs, threads } = await timeSize(engine, size, o);
       row.ms[size.name] = median;
       row.runs[size.name] = runs;
-      if (threads && !notes.some((n) => n.startsWith("threads"))) notes.push(`threads ${threads}`);
+      if (threads && !availability.detail && !notes.includes(`threads ${threads}`)) {
+        notes.push(`threads ${threads}`);
+      }
     } catch (error) {
       notes.push(`${size.name} failed: ${error instanceof Error ? error.message : String(error)}`);
     }

@@ -73,7 +73,9 @@ async function environment() {
   for (const engine of Object.values(ENGINES) as Engine[]) {
     const a = await engine.availability();
     engines.push(
-      `${engine.name}: ${a.available ? `available${a.detail ? `, ${a.detail}` : ""}` : a.reason}`,
+      `${engine.name}: ${
+        a.available ? `available${a.detail ? `, ${a.detail}` : ""}` : `unavailable: ${a.reason}`
+      }`,
     );
   }
   results.environment = {
@@ -236,8 +238,8 @@ function mountBench() {
     try {
       await runBench({
         budgetMs: quick ? { S: 300, M: 0 } : { S: 1000, M: 3000 },
-        minRuns: quick ? 2 : 3,
-        maxPredictedMs: quick ? 2500 : 30_000,
+        minRuns: quick ? { S: 3, M: 1 } : { S: 5, M: 3 },
+        maxPredictedMs: quick ? 12_000 : 30_000,
         onRow: draw,
       });
       const groups = SIZES.map((s) => `${s.name} ${s.N}×${s.D}×${s.C}`);

@@ -159,7 +159,7 @@ export function bars(rows: Bar[], groups: string[], unit: string, width = 620): 
   const values = rows.map((r) => r.value).filter((v) => v > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(...values, 1)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...values, 10)));
-  const x = (v: number) => left + Math.log10(v / lo) / Math.log10(hi / lo) * (width - left - 20);
+  const x = (v: number) => left + Math.log10(v / lo) / Math.log10(hi / lo) * (width - left - 44);
   for (let e = lo; e <= hi; e *= 10) {
     svg.append(el("line", { x1: x(e), x2: x(e), y1: top - 4, y2: height - 30, class: "grid" }));
     svg.append(

@@ -70,13 +70,13 @@ export async function handle(request: Request): Promise<Response> {
     headers.delete("Cross-Origin-Embedder-Policy");
   }
   headers.set("Cache-Control", "no-store");
-  const file = request.method === "GET" ? fileOf(url.pathname) : undefined;
+  const file = ["GET", "HEAD"].includes(request.method) ? fileOf(url.pathname) : undefined;
   if (file) {
     try {
       const body = await Deno.readFile(file);
       const type = TYPES[file.pathname.split(".").pop() ?? ""] ?? "application/octet-stream";
       headers.set("Content-Type", type);
-      return new Response(body, { headers });
+      return new Response(request.method === "HEAD" ? null : body, { headers });
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory)) {
         throw error;
