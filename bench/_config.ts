@@ -1,7 +1,29 @@
 // What a bench run covers and how long each bench may take: sizes, the selection from the
-// environment, and the one skip rule. Shared by losses_bench.ts and run.ts.
+// job (bench/_profiles.ts) and the environment, and the one skip rule. Shared by losses_bench.ts
+// and run.ts.
 import { HEAD_CATALOG } from "../mod.ts";
-import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
+import { CONTENDERS as BACKENDS, PEERS } from "../adapters/registry.ts";
+import { activeProfile } from "./_profiles.ts";
+
+/** Whether a contender is one of our engines (the reference first), not a peer's. */
+export function isOurEngine(backend: { name: string }): boolean {
+  return !PEERS.some((peer) => peer.name === backend.name);
+}
+
+/**
+ * A contender's name in results, tables and BENCH_BACKENDS: our engines other than the reference
+ * as `engine-<name>` ("engine-wasm"), the reference and peers by their own names.
+ */
+export function benchName(backend: { name: string }): string {
+  return isOurEngine(backend) && backend.name !== "reference" && !backend.name.startsWith("engine-")
+    ? `engine-${backend.name}`
+    : backend.name;
+}
+
+/** The contender called `name` in results or in the registry. */
+export function findBackend(name: string): (typeof BACKENDS)[number] | undefined {
+  return BACKENDS.find((b) => b.name === name || benchName(b) === name);
+}
 
 /** A head size: N samples, D features, C classes. */
 export interface BenchSize {
@@ -28,9 +50,14 @@ export function sizeLabel(size: BenchSize): string {
   return `${size.name} (${size.N}×${size.D}×${size.C})`;
 }
 
-function pick<T>(variable: string, all: readonly T[], nameOf: (t: T) => string): T[] {
+function pick<T>(
+  variable: string,
+  all: readonly T[],
+  nameOf: (t: T) => string,
+  byDefault: (t: T) => boolean,
+): T[] {
   const wanted = Deno.env.get(variable)?.split(",").map((s) => s.trim()).filter(Boolean);
-  if (!wanted?.length) return [...all];
+  if (!wanted?.length) return all.filter(byDefault);
   const names = all.map(nameOf);
   const unknown = wanted.filter((w) => !names.includes(w));
   if (unknown.length) {
@@ -40,20 +67,31 @@ function pick<T>(variable: string, all: readonly T[], nameOf: (t: T) => string):
 }
 
 /**
- * The sizes, backends and losses to run: all of them, or the comma-separated names in
- * BENCH_SIZES, BENCH_BACKENDS and BENCH_LOSSES.
+ * The sizes, backends and losses to run: the job's (BENCH_PROFILE, bench/_profiles.ts), or the
+ * comma-separated names in BENCH_SIZES, BENCH_BACKENDS and BENCH_LOSSES.
  */
 export function benchSelection() {
+  const job = activeProfile();
   return {
-    sizes: pick("BENCH_SIZES", SIZES, (s) => s.name),
-    backends: pick("BENCH_BACKENDS", BACKENDS, (b) => b.name),
-    losses: pick("BENCH_LOSSES", HEAD_CATALOG, (e) => e.name),
+    sizes: pick("BENCH_SIZES", SIZES, (s) => s.name, (s) => job.sizes.includes(s.name)),
+    backends: pick(
+      "BENCH_BACKENDS",
+      BACKENDS,
+      benchName,
+      (b) => job.backends === "all" || isOurEngine(b),
+    ),
+    losses: pick(
+      "BENCH_LOSSES",
+      HEAD_CATALOG,
+      (e) => e.name,
+      (e) => job.losses === "all" || job.losses.includes(e.name),
+    ),
   };
 }
 
-/** Seconds one bench (warm-up and samples) may take: BENCH_BUDGET_S, 30 by default. */
+/** Seconds one bench (warm-up and samples) may take: BENCH_BUDGET_S, else the job's. */
 export function benchBudgetMs(): number {
-  const seconds = Number(Deno.env.get("BENCH_BUDGET_S") ?? 30);
+  const seconds = Number(Deno.env.get("BENCH_BUDGET_S") || activeProfile().budgetS);
   if (!(seconds > 0)) throw new Error(`BENCH_BUDGET_S must be a positive number of seconds`);
   return seconds * 1000;
 }
@@ -73,9 +111,15 @@ const EXTRA_CALLS = 2, MIN_N = 1, MAX_N = 30;
 /**
  * The one skip rule. The cost of a run is 6·N·D·C divided by the backend's measured throughput
  * (flops per ms of a warm run at the largest size probed so far); a bench runs when warm-up and
- * at least three samples fit in the budget, with as many samples as fit (up to 32).
+ * at least three samples fit in the budget, with as many samples as fit (up to 32, or the job's
+ * `maxSamples` + 2).
  */
-export function planBench(size: BenchSize, flopsPerMs: number, budgetMs: number): BenchPlan {
+export function planBench(
+  size: BenchSize,
+  flopsPerMs: number,
+  budgetMs: number,
+  maxN = activeProfile().maxSamples ?? MAX_N,
+): BenchPlan {
   const estimateMs = flopsOf(size) / flopsPerMs;
   // About a second of warm-up (JIT, shader compilation, caches), never more than a fifth of the budget.
   const warmup = Math.max(1, Math.min(20, Math.floor(Math.min(1000, budgetMs / 5) / estimateMs)));
@@ -89,7 +133,7 @@ export function planBench(size: BenchSize, flopsPerMs: number, budgetMs: number)
         `${warmup + MIN_N + EXTRA_CALLS} runs exceed the ${budgetMs / 1000} s budget`,
     };
   }
-  const n = Math.min(MAX_N, fit);
+  const n = Math.min(maxN, fit);
   return { skip: false, n, warmup, estimateMs, plannedMs: (warmup + n + EXTRA_CALLS) * estimateMs };
 }
 

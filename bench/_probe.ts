@@ -3,13 +3,12 @@
 // Usage: deno run -A bench/_probe.ts BACKEND LOSS SIZE → prints {"warmRunMs": …, "peakRssMiB": …}
 // on stdout; the peak is the whole process's (bench/peak_memory.ts).
 import { HEAD_CATALOG } from "../mod.ts";
-import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
 import { prepareBenchHead } from "./_prepared.ts";
-import { SIZES } from "./_config.ts";
+import { findBackend, SIZES } from "./_config.ts";
 import { peakRssMiB } from "./_peak_rss.ts";
 
 const [backendName, lossName, sizeName] = Deno.args;
-const backend = BACKENDS.find((b) => b.name === backendName);
+const backend = findBackend(backendName);
 const loss = HEAD_CATALOG.find((e) => e.name === lossName);
 const size = SIZES.find((s) => s.name === sizeName);
 if (!backend || !loss || !size) throw new Error(`usage: _probe.ts BACKEND LOSS SIZE`);

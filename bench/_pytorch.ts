@@ -1,8 +1,13 @@
-// The PyTorch anchor from Deno: OpenBLAS set-up and one run of bench/pytorch_anchor.py.
+// The PyTorch anchor from Deno: what it needs (checked, never installed) and one run of
+// bench/pytorch_anchor.py.
 import type { CatalogEntry } from "../mod.ts";
 import { benchBudgetMs, benchSelection, type BenchSize } from "./_config.ts";
 
 const here = new URL(".", import.meta.url);
+/** Debian's Python, whose python3-torch the anchor uses. */
+const PYTHON = "/usr/bin/python3";
+/** pytorch_anchor.py's exit code when torch cannot be imported (it prints what to install). */
+const MISSING_TORCH = 3;
 const decoder = new TextDecoder();
 const say = (line: string) => console.error(line);
 
@@ -15,33 +20,48 @@ async function command(cmd: string, args: string[], env?: Record<string, string>
   };
 }
 
-/** Installs Debian's OpenBLAS if missing (idempotent) and picks its kernels from the CPU flags. */
-export async function setUpOpenBlas(): Promise<{ coretype?: string; note: string }> {
-  const status = await command("dpkg-query", ["-W", "-f=${Status}", "libopenblas0-pthread"])
-    .catch(() => ({ ok: false, stdout: "", stderr: "dpkg-query missing" }));
-  let note: string;
-  if (status.stdout.includes("install ok installed")) {
-    note = "libopenblas0-pthread already installed";
-  } else {
-    say("[setup] installing libopenblas0-pthread (apt-get, needs root)…");
-    let install = await command("apt-get", ["install", "-y", "libopenblas0-pthread"]);
-    if (!install.ok) {
-      await command("apt-get", ["update"]);
-      install = await command("apt-get", ["install", "-y", "libopenblas0-pthread"]);
-    }
-    note = install.ok
-      ? "libopenblas0-pthread installed now"
-      : `libopenblas0-pthread could not be installed: ${install.stderr.trim().split("\n").pop()}`;
+/** Whether a Debian package is installed; undefined where there is no dpkg. */
+async function installed(pkg: string): Promise<boolean | undefined> {
+  try {
+    const out = await command("dpkg-query", ["-W", "-f=${Status}", pkg]);
+    return out.stdout.includes("install ok installed");
+  } catch {
+    return undefined;
   }
-  const flags = (await Deno.readTextFile("/proc/cpuinfo")).match(/^flags\s*:(.*)$/m)?.[1]
-    .split(/\s+/) ?? [];
+}
+
+/**
+ * Checks (installs nothing) what the PyTorch anchor needs, and picks OpenBLAS's kernels from the
+ * CPU flags: `note` says what was found; `missing` holds one line per missing piece, saying what to
+ * install (`deno task setup` installs them all).
+ */
+export async function setUpOpenBlas(): Promise<
+  { coretype?: string; note: string; missing: string[] }
+> {
+  const missing: string[] = [];
+  const openblas = await installed("libopenblas0-pthread");
+  if (openblas === false) {
+    missing.push(
+      "PyTorch runs on a generic BLAS, several times slower: install OpenBLAS with " +
+        "`apt-get install -y libopenblas0-pthread` (or `deno task setup`)",
+    );
+  }
+  const flags = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
+    /^flags\s*:(.*)$/m,
+  )?.[1].split(/\s+/) ?? [];
   // OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to SSE3 kernels otherwise.
-  const coretype = flags.includes("avx512f")
-    ? "SkylakeX"
-    : flags.includes("avx2")
-    ? "Haswell"
-    : undefined;
-  return { coretype, note: `${note}; OPENBLAS_CORETYPE=${coretype ?? "(unset: no avx2)"}` };
+  const coretype = Deno.env.get("OPENBLAS_CORETYPE") ??
+    (flags.includes("avx512f") ? "SkylakeX" : flags.includes("avx2") ? "Haswell" : undefined);
+  const found = openblas
+    ? "libopenblas0-pthread installed"
+    : openblas === false
+    ? "libopenblas0-pthread missing"
+    : "no dpkg to ask for libopenblas0-pthread";
+  return {
+    coretype,
+    missing,
+    note: `${found}; OPENBLAS_CORETYPE=${coretype ?? "(unset: no avx2)"}, OMP_WAIT_POLICY=PASSIVE`,
+  };
 }
 
 /** What bench/pytorch_anchor.py writes. */
@@ -77,14 +97,30 @@ export async function runPytorch(
       heads: losses.map((e) => ({ loss: e.name, head: e.head() })),
     }),
   );
-  const env: Record<string, string> = coretype ? { OPENBLAS_CORETYPE: coretype } : {};
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: [new URL("pytorch_anchor.py", here).pathname, jobPath, out],
-    env,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  const { success } = await child.status;
-  if (!success) return "bench/pytorch_anchor.py failed (see above)";
+  const env: Record<string, string> = {
+    OMP_WAIT_POLICY: Deno.env.get("OMP_WAIT_POLICY") ?? "PASSIVE",
+    ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}),
+  };
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(PYTHON, {
+      args: [new URL("pytorch_anchor.py", here).pathname, jobPath, out],
+      env,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (e) {
+    const reason = `PyTorch column skipped: cannot start ${PYTHON} (${
+      e instanceof Error ? e.message : e
+    }); install it with \`apt-get install -y python3 python3-torch\` (or \`deno task setup\`)`;
+    say(reason);
+    return reason;
+  }
+  const { success, code } = await child.status;
+  if (code === MISSING_TORCH) {
+    return "PyTorch column skipped: no torch for /usr/bin/python3; " +
+      "install it with `apt-get install -y python3-torch` (or `deno task setup`)";
+  }
+  if (!success) return `bench/pytorch_anchor.py failed with exit code ${code} (see above)`;
   return JSON.parse(await Deno.readTextFile(out));
 }

@@ -7,9 +7,13 @@
  * outside the timed part. Benches whose estimated cost does not fit the budget are skipped by the
  * rule in bench/_config.ts, with the reason printed.
  *
- * Environment: BENCH_SIZES, BENCH_BACKENDS, BENCH_LOSSES (comma-separated names), BENCH_BUDGET_S
- * (seconds per bench), BENCH_SIDECAR (a JSON file for start-up costs, skips and our own per-sample
- * times, from which bench/run.ts takes medians: `deno bench --json` reports no median).
+ * Environment: BENCH_PROFILE (the job, bench/_profiles.ts: main by default), BENCH_SIZES,
+ * BENCH_BACKENDS, BENCH_LOSSES (comma-separated names), BENCH_BUDGET_S (seconds per bench),
+ * BENCH_SIDECAR (a JSON file for start-up costs, skips, the machine probe and our own per-sample
+ * times, from which bench/run.ts takes medians: `deno bench --json` reports no median), and, to
+ * check that bench:compare catches a slower engine, BENCH_INJECT_SLOWDOWN=backend=factor (each
+ * timed run of that backend is followed, inside the timed part, by a busy wait of factor − 1 times
+ * its own time).
  *
  * @module
  */
@@ -19,6 +23,7 @@ import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
 import { type BenchHead as PreparedHead, prepareBenchHead } from "./_prepared.ts";
 import {
   benchBudgetMs,
+  benchName,
   benchSelection,
   type BenchSize,
   flopsOf,
@@ -28,6 +33,9 @@ import {
   sizeLabel,
   SIZES,
 } from "./_config.ts";
+import { activeProfile } from "./_profiles.ts";
+import { machineProbe, parallelMachineProbe } from "./_machine_probe.ts";
+import { injectedSlowdown } from "./_slowdown.ts";
 
 /** What the sidecar file holds; bench/run.ts reads it. */
 export interface BenchSidecar {
@@ -52,8 +60,12 @@ export interface BenchSidecar {
     warmup: number;
     estimateMs: number;
     samplesMs: number[];
+    /** The round (1, 2, …) of a job that interleaves rounds; bench/run.ts merges them. */
+    round?: number;
     error?: string;
   }[];
+  /** The machine probe's times (bench/_machine_probe.ts): at start, between benches, at the end. */
+  machineProbe?: { samplesMs: number[]; parallelSamplesMs: number[] };
 }
 
 const encoder = new TextEncoder();
@@ -65,7 +77,13 @@ const ms = (v: number) => v < 10 ? v.toFixed(2) : v.toFixed(0);
 const { sizes, backends, losses } = benchSelection();
 const budgetMs = benchBudgetMs();
 const sidecarPath = Deno.env.get("BENCH_SIDECAR");
-const sidecar: BenchSidecar = { startup: [], skipped: [], benches: [] };
+const sidecar: BenchSidecar = {
+  startup: [],
+  skipped: [],
+  benches: [],
+  machineProbe: { samplesMs: [], parallelSamplesMs: [] },
+};
+const slowdown = injectedSlowdown();
 const save = () => sidecarPath && Deno.writeTextFileSync(sidecarPath, JSON.stringify(sidecar));
 
 /** The measured speed of a backend: flops per ms of a warm run, at each size probed. */
@@ -84,6 +102,7 @@ const canSpawn = Deno.permissions.querySync({ name: "run" }).state === "granted"
 
 /** One warm run (after a cold one) at `size`, in a child process: ms, or why it failed. */
 async function probe(backend: Backend, loss: string, size: BenchSize): Promise<number | string> {
+  if (!canSpawn) return await probeHere(backend, loss, size);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -102,6 +121,29 @@ async function probe(backend: Backend, loss: string, size: BenchSize): Promise<n
   const error = new TextDecoder().decode(out.stderr).trim().split("\n");
   const line = error.find((l) => /error/i.test(l)) ?? error.pop() ?? `exit code ${out.code}`;
   return line.slice(0, 200);
+}
+
+/**
+ * Without --allow-run (plain `deno bench -P`): the probe in this process, which is safe below the
+ * largest size (it is at L that a backend can abort the process).
+ */
+async function probeHere(
+  backend: Backend,
+  loss: string,
+  size: BenchSize,
+): Promise<number | string> {
+  let prepared: PreparedHead | undefined;
+  try {
+    prepared = await prepareBenchHead(backend, losses.find((l) => l.name === loss)!.head(), size);
+    await prepared.run();
+    const t = performance.now();
+    await prepared.run();
+    return performance.now() - t;
+  } catch (e) {
+    return message(e);
+  } finally {
+    await prepared?.dispose();
+  }
 }
 
 /**
@@ -154,7 +196,8 @@ async function startUp(
     const rates: Rates = new Map([[SIZES[0], flopsOf(SIZES[0]) / warmRunMs]]);
     const cannotHold = new Map<BenchSize, string>();
     for (const size of sizes) {
-      if (flopsOf(size) <= flopsOf(SIZES[0]) || !canSpawn) continue;
+      if (flopsOf(size) <= flopsOf(SIZES[0])) continue;
+      if (!canSpawn && size === SIZES[SIZES.length - 1]) break;
       if (!shouldProbe(size, rateFor(rates, size), budgetMs)) break;
       const probed = await probe(backend, loss.name, size);
       if (typeof probed === "string") {
@@ -164,7 +207,10 @@ async function startUp(
       }
       rates.set(size, flopsOf(size) / probed);
       startup.probes!.push({ size: size.name, warmRunMs: probed });
-      log(`probe ${backend.name}: warm run ${ms(probed)} ms at ${size.name} (separate process)`);
+      log(
+        `probe ${backend.name}: warm run ${ms(probed)} ms at ${size.name}` +
+          (canSpawn ? " (separate process)" : ""),
+      );
     }
     return { rates, cannotHold };
   } catch (e) {
@@ -193,11 +239,29 @@ function finish() {
         `(${entry.samplesMs.length} samples after ${entry.warmup} warm-up)`,
   );
   save();
-  return prepared?.dispose();
+  return (async () => {
+    await prepared?.dispose();
+    // The machine probe between benches too: it sees the load of the whole run.
+    sidecar.machineProbe!.samplesMs.push(...machineProbe(5, 2));
+    sidecar.machineProbe!.parallelSamplesMs.push(...await parallelMachineProbe(5, 2));
+    save();
+  })();
 }
-globalThis.addEventListener("unload", () => void finish());
+globalThis.addEventListener("unload", () => {
+  void finish();
+  // The machine probe again at the end: the anchor sees the whole run.
+  sidecar.machineProbe!.samplesMs.push(...machineProbe());
+  save();
+});
 
-if (!canSpawn) log("no --allow-run: the skip rule extrapolates from the smallest size only");
+if (!canSpawn) {
+  log(
+    "no --allow-run: the skip rule probes in this process, and extrapolates to " +
+      `${SIZES[SIZES.length - 1].name} (bench/run.ts probes there in separate processes)`,
+  );
+}
+sidecar.machineProbe!.samplesMs.push(...machineProbe());
+sidecar.machineProbe!.parallelSamplesMs.push(...await parallelMachineProbe());
 const throughput = new Map<Backend, { rates: Rates; cannotHold: Map<BenchSize, string> }>();
 for (const backend of backends) {
   const result = await startUp(backend, losses[0]);
@@ -219,82 +283,93 @@ for (const backend of backends) {
 save();
 
 let plannedMs = 0, planned = 0;
-for (const size of sizes) {
-  for (const loss of losses) {
-    const head = loss.head();
-    const group = `${loss.name} ${sizeLabel(size)}`;
-    for (const [backend, { rates, cannotHold }] of throughput) {
-      const skip = (reason: string) => {
-        sidecar.skipped.push({ backend: backend.name, loss: loss.name, size: size.name, reason });
-        log(`skip ${group} · ${backend.name}: ${reason}`);
-      };
-      const supported = backend.supports?.(head) ?? true;
-      if (supported !== true) {
-        skip(`does not support this head: ${supported}`);
-        continue;
-      }
-      if (cannotHold.has(size)) {
-        skip(`cannot hold this size (probe failed: ${cannotHold.get(size)})`);
-        continue;
-      }
-      const plan = planBench(size, rateFor(rates, size), budgetMs);
-      if (plan.skip) {
-        skip(plan.reason);
-        continue;
-      }
-      plannedMs += plan.plannedMs;
-      planned++;
-      const name = `${loss.name} ${size.name} ${backend.name} fwd+bwd, read back`;
-      const entry: BenchSidecar["benches"][number] = {
-        name,
-        backend: backend.name,
-        loss: loss.name,
-        size: size.name,
-        n: plan.n,
-        warmup: plan.warmup,
-        estimateMs: plan.estimateMs,
-        samplesMs: [],
-      };
-      Deno.bench({
-        name,
-        group,
-        baseline: backend === BACKENDS[0],
-        n: plan.n,
-        warmup: 0,
-        async fn(b) {
-          if (current?.entry !== entry) {
-            await finish();
-            current = { entry, calls: 0 };
-            sidecar.benches.push(entry);
-            try {
-              current.prepared = await prepareBenchHead(backend, head, size);
-              // Our own warm-up, untimed: `deno bench`'s own warm-up count is time-based.
-              for (let k = 0; k < plan.warmup; k++) await current.prepared.run();
-            } catch (e) {
-              entry.error = `prepare or warm-up: ${message(e)}`;
-              throw e;
+// A job may split each bench's samples into rounds, run interleaved (ABCABC…): its fastest
+// iterations then come from several moments of the run, not one (bench/_profiles.ts).
+const rounds = activeProfile().rounds ?? 1;
+for (let round = 1; round <= rounds; round++) {
+  for (const size of sizes) {
+    for (const loss of losses) {
+      const head = loss.head();
+      const group = `${loss.name} ${sizeLabel(size)}`;
+      for (const [backend, { rates, cannotHold }] of throughput) {
+        const skip = (reason: string) => {
+          if (round > 1) return;
+          sidecar.skipped.push({ backend: backend.name, loss: loss.name, size: size.name, reason });
+          log(`skip ${group} · ${backend.name}: ${reason}`);
+        };
+        const supported = backend.supports?.(head) ?? true;
+        if (supported !== true) {
+          skip(`does not support this head: ${supported}`);
+          continue;
+        }
+        if (cannotHold.has(size)) {
+          skip(`cannot hold this size (probe failed: ${cannotHold.get(size)})`);
+          continue;
+        }
+        const plan = planBench(size, rateFor(rates, size), budgetMs);
+        if (plan.skip) {
+          skip(plan.reason);
+          continue;
+        }
+        const n = Math.max(1, Math.ceil(plan.n / rounds));
+        plannedMs += plan.plannedMs / rounds + (rounds > 1 ? plan.warmup * plan.estimateMs : 0);
+        if (round === 1) planned++;
+        const name = `${loss.name} ${size.name} ${benchName(backend)} fwd+bwd, read back` +
+          (rounds > 1 ? ` (round ${round})` : "");
+        const entry: BenchSidecar["benches"][number] = {
+          name,
+          backend: backend.name,
+          loss: loss.name,
+          size: size.name,
+          round,
+          n,
+          warmup: plan.warmup,
+          estimateMs: plan.estimateMs,
+          samplesMs: [],
+        };
+        Deno.bench({
+          name,
+          group,
+          baseline: backend === BACKENDS[0],
+          n,
+          warmup: 0,
+          async fn(b) {
+            if (current?.entry !== entry) {
+              await finish();
+              current = { entry, calls: 0 };
+              sidecar.benches.push(entry);
+              try {
+                current.prepared = await prepareBenchHead(backend, head, size);
+                // Our own warm-up, untimed: `deno bench`'s own warm-up count is time-based.
+                for (let k = 0; k < plan.warmup; k++) await current.prepared.run();
+              } catch (e) {
+                entry.error = `prepare or warm-up: ${message(e)}`;
+                throw e;
+              }
             }
-          }
-          const state = current!;
-          b.start();
-          const t0 = performance.now();
-          const result = await state.prepared!.run().catch((e) => {
-            entry.error = `run: ${message(e)}`;
-            throw e;
-          });
-          const elapsed = performance.now() - t0;
-          b.end();
-          if (state.calls++ === 0 && !Number.isFinite(result.loss)) {
-            entry.error = `non-finite loss ${result.loss}`;
-            throw new Error(entry.error);
-          }
-          entry.samplesMs.push(elapsed);
-        },
-      });
+            const state = current!;
+            b.start();
+            const t0 = performance.now();
+            const result = await state.prepared!.run().catch((e) => {
+              entry.error = `run: ${message(e)}`;
+              throw e;
+            });
+            if (slowdown?.of(backend)) slowdown.wait(performance.now() - t0);
+            const elapsed = performance.now() - t0;
+            b.end();
+            if (state.calls++ === 0 && !Number.isFinite(result.loss)) {
+              entry.error = `non-finite loss ${result.loss}`;
+              throw new Error(entry.error);
+            }
+            entry.samplesMs.push(elapsed);
+          },
+        });
+      }
     }
   }
 }
 log(
-  `${planned} benches planned, estimated ${(plannedMs / 60_000).toFixed(1)} min of runs ` +
+  `${planned} benches planned${rounds > 1 ? ` in ${rounds} interleaved rounds` : ""}, ` +
+    `estimated ${(plannedMs / 60_000).toFixed(1)} min of runs ` +
     `(extrapolated from start-up; ${sidecar.skipped.length} skipped)`,
 );

@@ -1,6 +1,6 @@
 /**
  * Peak memory at the largest size (`deno task bench:memory`, also the last step of
- * `deno task bench` when L is selected): each backend runs one head (prepare, then two runs of
+ * `deno task bench:full`): each backend runs one head (prepare, then two runs of
  * forward + backward) in a process of its own, PyTorch likewise, and each process reports its own
  * peak resident set size (VmHWM: what `/usr/bin/time -v` calls "Maximum resident set size").
  * Inputs alone are float32 X (N×D) and W (C×D); the rest is what a backend adds.

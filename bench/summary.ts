@@ -1,11 +1,12 @@
 /**
- * The README's benchmark table from bench/results/latest.json (`deno task bench:summary`): one row
+ * A results file as one table (`deno task bench:summary [FILE]`, bench/results/latest.json by
+ * default; the README's table is `deno task bench:summary bench/results/full.json`): one row
  * per (loss, size), one column per backend and PyTorch, median ms of forward + backward, then the
- * WebAssembly engine's speed-up over onnxruntime-web wasm and over PyTorch.
+ * WebAssembly engine's speed-up over onnxruntime-web wasm and over PyTorch where both ran.
  *
  * @module
  */
-import type { BenchRow } from "./run.ts";
+import type { BenchRow } from "./_results.ts";
 
 const PYTORCH = "pytorch-cpu";
 
@@ -21,20 +22,26 @@ export function summaryTable(rows: BenchRow[]): string {
       : r.medianMs.toPrecision(3);
   const speedUp = (a?: BenchRow, b?: BenchRow) =>
     a?.medianMs && b?.medianMs ? `${(b.medianMs / a.medianMs).toFixed(2)}×` : "—";
+  // The speed-up columns that have both sides somewhere.
+  const pairs = [["engine-wasm", "ort-wasm"], ["engine-wasm", PYTORCH]].filter(([a, b]) =>
+    backends.includes(a) && backends.includes(b)
+  );
+  const title = (b: string) => b === PYTORCH ? "PyTorch" : b;
   const lines = [
-    `| loss | size | ${backends.join(" | ")} | engine-wasm vs ort-wasm | engine-wasm vs PyTorch |`,
-    `|---|---|${backends.map(() => "---:").join("|")}|---:|---:|`,
+    `| loss | size | ${
+      [...backends, ...pairs.map(([a, b]) => `${a} vs ${title(b)}`)].join(" | ")
+    } |`,
+    `|---|---|${[...backends, ...pairs].map(() => "---:").join("|")}|`,
   ];
   for (const key of keys) {
     const [loss, size] = key.split("|");
     const of = (b: string) =>
       rows.find((r) => r.backend === b && r.loss === loss && r.size === size);
-    lines.push(
-      `| ${loss} | ${size} | ${backends.map((b) => cell(of(b))).join(" | ")} | ` +
-        `${speedUp(of("engine-wasm"), of("ort-wasm"))} | ${
-          speedUp(of("engine-wasm"), of(PYTORCH))
-        } |`,
-    );
+    const cells = [
+      ...backends.map((b) => cell(of(b))),
+      ...pairs.map(([a, b]) => speedUp(of(a), of(b))),
+    ];
+    lines.push(`| ${loss} | ${size} | ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
 }
