@@ -6,8 +6,9 @@
 #   libopenblas0-pthread  a fast BLAS for PyTorch (Debian's torch links the generic libblas.so.3)
 #   mesa-vulkan-drivers   lavapipe, a CPU Vulkan: WebGPU where there is no GPU
 #   fonts-dejavu-core     the charts' font
+#   chromium              the browser test of the page (site/browser_e2e.ts)
 set -euo pipefail
-packages=(python3-torch python3-onnx libopenblas0-pthread mesa-vulkan-drivers fonts-dejavu-core)
+packages=(python3-torch python3-onnx libopenblas0-pthread mesa-vulkan-drivers fonts-dejavu-core chromium)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "setup: no dpkg here (not Debian or Ubuntu); install the equivalents of: ${packages[*]}"
   exit 0
