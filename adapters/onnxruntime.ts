@@ -193,6 +193,7 @@ function ortEngine(provider: Provider): Engine<Float32Array> {
     kind: provider.kind,
     precision: "float32",
     threaded: false,
+    checksValues: false,
     availability: () => availability ??= probe(),
     supports,
     prepare,

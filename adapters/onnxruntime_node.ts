@@ -193,6 +193,7 @@ export const ortNodeEngine: Engine<Float32Array> = {
   kind: "CPU",
   precision: "float32",
   threaded: true,
+  checksValues: false,
   availability: () => probe ??= availability(),
   supports,
   prepare,

@@ -9,6 +9,7 @@ import type { Engine } from "../engines/engine.ts";
 import { ENGINES } from "../engines/registry.ts";
 import { tfjsCpuEngine, tfjsWasmEngine, tfjsWebgpuEngine } from "./tfjs.ts";
 import { ortWasmEngine, ortWebgpuEngine } from "./onnxruntime.ts";
+import { ortNodeEngine } from "./onnxruntime_node.ts";
 
 /** Every peer adapter. */
 export const PEERS: readonly Engine<Float32Array>[] = [
@@ -17,6 +18,7 @@ export const PEERS: readonly Engine<Float32Array>[] = [
   tfjsWebgpuEngine,
   ortWasmEngine,
   ortWebgpuEngine,
+  ortNodeEngine,
 ];
 
 /** Our engines (the reference first), then the peers: what the bench and parity compare. */

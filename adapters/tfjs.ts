@@ -86,6 +86,7 @@ function tfjsEngine(name: TfjsBackendName, kind: EngineKind): Engine<Float32Arra
     kind,
     precision: "float32",
     threaded: false,
+    checksValues: false,
     availability: () => useTfjsBackend(name),
     supports: () => true,
     prepare,

@@ -110,6 +110,11 @@ export interface Engine<
   precision: T extends Float64Array ? "float64" : "float32";
   /** Whether it takes the `threads` option. */
   threaded: boolean;
+  /**
+   * Whether its `run` refuses non-finite features and weights itself, naming the argument and the
+   * index, while it reads them anyway; {@linkcode prepareOn} then skips its own pass over them.
+   */
+  checksValues: boolean;
   /** Loads what the engine needs (once) and says whether it can run here. */
   availability(): Promise<Availability>;
   /** Whether it computes that (valid) head; a reason when it does not. */

@@ -61,15 +61,16 @@ function checkShape(where: string, shape: HeadShape): HeadShape {
   return { samples: shape.samples, dims: shape.dims, classes: shape.classes };
 }
 
+/** Checks a run's input against the prepared head; `checksValues`: the engine checks the values. */
 function checkRunInput(
   where: string,
-  head: HeadSpec,
-  shape: HeadShape,
   input: HeadInput,
+  { head, shape, checksValues }: { head: HeadSpec; shape: HeadShape; checksValues: boolean },
 ): CheckedHeadView {
   const view = viewHeadInput(where, input, {
     classes: "weights",
     allowBias: head.logits === "linear",
+    values: !checksValues,
   });
   const want = `${shape.samples}×${shape.dims} features and ${shape.classes}×${shape.dims} weights`;
   if (view.N !== shape.samples || view.D !== shape.dims || view.C !== shape.classes) {
@@ -126,7 +127,11 @@ export async function prepareOn<
   async function run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>> {
     if (disposed) throw new Error(`${runWhere}: the head was disposed`);
     const settings = runSettings(runWhere, options);
-    let view = checkRunInput(runWhere, head, checkedShape, input);
+    let view = checkRunInput(runWhere, input, {
+      head,
+      shape: checkedShape,
+      checksValues: engine.checksValues,
+    });
     if (busy) view = snapshot(view);
     const waitFor = busy;
     const task = (async () => {

@@ -8,12 +8,14 @@ import type { Engine } from "./engine.ts";
 import { referenceEngine } from "./reference/engine.ts";
 import { wasmEngine } from "./wasm/engine.ts";
 import { webgpuEngine } from "./webgpu/engine.ts";
+import { nativeEngine } from "./native/engine.ts";
 
 /** Every engine of the library, the float64 reference first. */
 export const ENGINES = {
   reference: referenceEngine,
   wasm: wasmEngine,
   webgpu: webgpuEngine,
+  native: nativeEngine,
 } as const satisfies Record<string, Engine<Float32Array> | Engine<Float64Array>>;
 
 /** The name of one of our engines: `"reference"`, `"wasm"` or `"webgpu"`. */

@@ -142,9 +142,19 @@ export function checkHeadInput(
 export function viewHeadInput(
   where: string,
   input: Omit<HeadInput, "weights">,
-  names: { classes: string; allowBias: boolean },
+  names: { classes: string; allowBias: boolean; values?: boolean },
 ): CheckedHeadView {
-  return checkHead(where, input, names, viewMatrix);
+  return checkHead(where, input, names, names.values === false ? viewMatrixShape : viewMatrix);
+}
+
+/**
+ * {@linkcode viewMatrix} without the pass over the values of a typed array, for an engine that
+ * refuses non-finite values itself while it reads them (naming the argument and the index).
+ */
+function viewMatrixShape(where: string, name: string, m: Matrix): Float64Array | Float32Array {
+  checkMatrixShape(where, name, m);
+  if (m.data instanceof Float64Array || m.data instanceof Float32Array) return m.data;
+  return finiteCopy(where, name, m.data);
 }
 
 function checkHead<T extends Float64Array | Float32Array>(

@@ -175,6 +175,32 @@ const finite = (name: string, data: ArrayLike<number>) => {
   }
 };
 
+/**
+ * The kernels do not look at every input value (a NaN shows as a non-finite logit or loss); when a
+ * run fails, the input is scanned so that the error names the argument and the index.
+ */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * The input value a failed run's error should name, if any.
+ */
+function inputBlamed(view: RunInput): RangeError | undefined {
+  const arrays = [["features", view.x], ["weights", view.w], ["bias", view.bias ?? []]] as const;
+  for (const [name, data] of arrays) {
+    for (let k = 0; k < data.length; k++) {
+      if (!Number.isFinite(data[k])) {
+        return new RangeError(`${WHERE}: ${name} must hold finite numbers, got ${data[k]} at ${k}`);
+      }
+      if (Math.abs(data[k]) > FLOAT32_MAX) {
+        return new RangeError(
+          `${WHERE}: ${name} exceed the float32 range (|v| ≤ 3.4e38): ${data[k]} at ${k}`,
+        );
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Both passes and the host's work around them, synchronously. */
 function runSync(
   head: HeadSpec,
@@ -274,7 +300,7 @@ async function prepare(
       try {
         return Promise.resolve(runSync(head, layout, memory, pool, view, settings));
       } catch (error) {
-        return Promise.reject(error);
+        return Promise.reject(inputBlamed(view) ?? error);
       } finally {
         restore();
       }
@@ -300,6 +326,7 @@ export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
   kind: "CPU",
   precision: "float32",
   threaded: true,
+  checksValues: true,
   availability: () => probe ??= availability(),
   supports: () => true,
   prepare,

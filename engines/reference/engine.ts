@@ -11,6 +11,7 @@ export const referenceEngine: Engine<Float64Array> = {
   kind: "CPU",
   precision: "float64",
   threaded: false,
+  checksValues: true,
   availability: () => Promise.resolve({ available: true }),
   supports: () => true,
   prepare(head) {
