@@ -2,7 +2,12 @@ import type { HeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../losses/types.ts";
 import { optionsObject, viewHeadInput } from "../losses/checks.ts";
 import type { EngineResult } from "./engine.ts";
-import { engineNamed, type PrepareHeadOptions, prepareOn } from "./prepare_head.ts";
+import {
+  engineNamed,
+  PREPARE_OPTIONS,
+  type PrepareHeadOptions,
+  prepareOn,
+} from "./prepare_head.ts";
 
 /** Options of {@linkcode headLoss}. */
 export interface HeadLossOptions extends PrepareHeadOptions {
@@ -45,8 +50,7 @@ export async function headLoss(
 ): Promise<EngineResult> {
   const where = "headLoss";
   const { engine, reduction, logits, ...prepare } = optionsObject(where, options, [
-    "engine",
-    "threads",
+    ...PREPARE_OPTIONS,
     "reduction",
     "logits",
   ]);

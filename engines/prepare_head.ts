@@ -168,7 +168,12 @@ export async function prepareOn<
 export interface PrepareHeadOptions extends EngineOptions {
   /** The engine that computes the head. @default {"reference"} */
   engine?: EngineName;
+  /** engine-native only: the path or name of a CBLAS library. @default {the system's OpenBLAS} */
+  library?: string;
 }
+
+/** The option keys of {@linkcode PrepareHeadOptions}. */
+export const PREPARE_OPTIONS = ["engine", "threads", "library"] as const;
 
 /**
  * Prepares a head on one engine: the engine's expensive state (worker threads and their shared
@@ -210,7 +215,7 @@ export async function prepareHead(
   shape: HeadShape,
   options?: PrepareHeadOptions,
 ): Promise<PreparedHead> {
-  const { engine, ...rest } = optionsObject("prepareHead", options, ["engine", "threads"]);
+  const { engine, ...rest } = optionsObject("prepareHead", options, PREPARE_OPTIONS);
   return await prepareOn(engineNamed("prepareHead", engine), head, shape, rest);
 }
 
