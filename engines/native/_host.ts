@@ -1,37 +1,22 @@
-// engine-native's per-run work on the calling thread, in float64: the samples before the passes
-// (x̃ into the shared memory, each target's terms), the row statistics between them (log Σ exp,
-// the losses, the backward's row factors) and the per-sample gradients after them.
+// engine-native's per-run work on the calling thread: the samples before the passes (x̃ into the
+// shared memory, each target's terms from engines/host/samples.ts), the row statistics between them
+// (log Σ exp, the losses from engines/host/losses.ts, the backward's row factors) and the reading
+// of the threads' partial sums after them for engines/host/gradients.ts, all in float64.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
-import { targetFunction } from "../../losses/target.ts";
-import { NORM_EPS } from "../../losses/checks.ts";
 import type { RunInput } from "../engine.ts";
+import { type Samples, sampleTerms } from "../host/samples.ts";
+import { type Losses, lossesOf } from "../host/losses.ts";
+import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
 import type { NativeLayout } from "./_tiles.ts";
 
 const WHERE = "engine-native";
 const MASKED = -3.4028234663852886e38;
 
-/** Per-sample terms of a run, float64. */
-export interface Samples {
-  /** ‖x_i‖ and max(‖x_i‖, ε). */
-  nx: Float64Array;
-  cx: Float64Array;
-  /** Radius factors a_i and, for the target, b_{y_i}. */
-  a: Float64Array;
-  b: Float64Array;
-  /** ‖w_{y_i}‖ and max(‖w_{y_i}‖, ε). */
-  ny: Float64Array;
-  cy: Float64Array;
-  /** The target's cosine c, f(c), f′(c), and its logit z_iy. */
-  tc: Float64Array;
-  tv: Float64Array;
-  slope: Float64Array;
-  zy: Float64Array;
-}
-
 /**
  * Writes the labels and x̃_i = a_i·x_i/max(‖x_i‖, ε) (x_i for a linear head) as float32 into the
- * shared memory, and computes each target's terms from x_i and w_{y_i} in float64.
+ * shared memory, and computes each target's terms from x_i and w_{y_i} in float64 (read in place:
+ * a run is synchronous).
  */
 export function stageSamples(
   head: HeadSpec,
@@ -41,52 +26,12 @@ export function stageSamples(
 ): Samples {
   const { N, D } = L;
   const { x, w, labels, bias } = view;
-  const f = () => new Float64Array(N);
-  const s: Samples = {
-    nx: f(),
-    cx: f(),
-    a: f(),
-    b: f(),
-    ny: f(),
-    cy: f(),
-    tc: f(),
-    tv: f(),
-    slope: f(),
-    zy: f(),
-  };
-  const X = new Float32Array(buffer, L.xt, N * D);
   new Int32Array(buffer, L.labels, N).set(labels);
-  const target = head.logits === "angular"
-    ? targetFunction(head.margin, head.marginGradient)
-    : undefined;
+  const s = sampleTerms(head, { N, D, labels, x, w, wRow: labels }, bias);
+  const X = new Float32Array(buffer, L.xt, N * D);
   for (let i = 0; i < N; i++) {
-    const xi = i * D, wi = labels[i] * D;
-    let sq = 0, dot = 0, wsq = 0;
-    for (let k = 0; k < D; k++) {
-      const xk = x[xi + k], wk = w[wi + k];
-      sq += xk * xk;
-      dot += xk * wk;
-      wsq += wk * wk;
-    }
-    s.nx[i] = Math.sqrt(sq);
-    if (head.logits === "linear") {
-      for (let k = 0; k < D; k++) X[xi + k] = x[xi + k];
-      s.a[i] = s.b[i] = s.cx[i] = 1;
-      s.zy[i] = dot + (bias ? bias[labels[i]] : 0);
-      continue;
-    }
-    s.cx[i] = Math.max(s.nx[i], NORM_EPS);
-    s.ny[i] = Math.sqrt(wsq);
-    s.cy[i] = Math.max(s.ny[i], NORM_EPS);
-    s.a[i] = head.radius.kind === "scale" ? head.radius.scale : s.nx[i];
-    s.b[i] = head.radius.kind === "normProduct" ? s.ny[i] : 1;
-    const scale = s.a[i] / s.cx[i];
+    const xi = i * D, scale = s.a[i] / s.cx[i];
     for (let k = 0; k < D; k++) X[xi + k] = x[xi + k] * scale;
-    s.tc[i] = dot / (s.cx[i] * s.cy[i]);
-    const t = target!(s.tc[i]);
-    s.tv[i] = t.value;
-    s.slope[i] = t.slope;
-    s.zy[i] = s.a[i] * s.b[i] * t.value;
   }
   for (let k = 0; k < N * D; k++) {
     if (!Number.isFinite(X[k])) {
@@ -111,9 +56,9 @@ function nonTargets(m: Float32Array, s: Float32Array, L: NativeLayout, i: number
 }
 
 /**
- * Between the passes: each row's log Σ_j exp z_ij from the tiles' (max, sum) and the target, the
- * losses as log(1 + Σ_{j≠y} e^(z_j − z_y)) (precise when the target dominates) with 1 − p_y, and
- * the backward's factors F_ti = weight·e^(m_ti − lse_i) into the shared memory.
+ * Between the passes: each row's non-target (max, Σ exp) from the tiles' statistics, the losses
+ * and 1 − p_y from them (engines/host/losses.ts), and the backward's factors
+ * F_ti = weight·e^(m_ti − lse_i) into the shared memory.
  */
 export function rowStatistics(
   L: NativeLayout,
@@ -121,12 +66,11 @@ export function rowStatistics(
   zy: Float64Array,
   weight: number,
   reduction: Reduction,
-): { loss: number; losses: Float64Array; rest: Float64Array } {
+): Losses {
   const { N, tiles } = L;
   const m = new Float32Array(buffer, L.m, tiles * N), s = new Float32Array(buffer, L.s, tiles * N);
   const F = new Float32Array(buffer, L.f, tiles * N);
-  const losses = new Float64Array(N), rest = new Float64Array(N);
-  let total = 0;
+  const stats = new Float64Array(2 * N);
   for (let i = 0; i < N; i++) {
     const { M, sum } = nonTargets(m, s, L, i);
     const top = Math.max(M, zy[i]);
@@ -134,33 +78,41 @@ export function rowStatistics(
     for (let t = 0; t < tiles; t++) {
       F[t * N + i] = s[t * N + i] > 0 ? weight * Math.exp(m[t * N + i] - lse) : 0;
     }
-    const gap = M - zy[i];
-    const q = sum * Math.exp(gap);
-    if (Number.isFinite(q)) {
-      losses[i] = Math.log1p(q);
-      rest[i] = q / (1 + q);
-    } else {
-      losses[i] = gap + Math.log(sum + Math.exp(-gap));
-      rest[i] = 1 / (1 + Math.exp(-gap) / sum);
-    }
-    total += losses[i];
+    stats[2 * i] = M;
+    stats[2 * i + 1] = sum;
   }
-  let loss = total * weight;
-  if (!Number.isFinite(loss) && reduction === "mean") {
-    loss = 0;
-    for (let i = 0; i < N; i++) loss += losses[i] * weight;
-  }
-  return { loss, losses, rest };
+  return lossesOf(stats, zy, N, reduction);
 }
 
 /**
- * After the passes: ∂/∂x from the threads' partial Σ_j H_ij·w_j (summed in float64), the row-norm
- * backward of x and each target's whole contribution to ∂/∂x_i and ∂/∂w_{y_i} (and the bias), in
- * float64 (f′(c) grows without bound near c = 1, where float32 cancellation would cost accuracy).
+ * The threads' partial Σ_j H_ij·w_j (H: ∂loss/∂z_ij·b_j/‖w_j‖, the gradient with respect to x̃),
+ * summed in float64, and from them Σ_j ∂loss/∂z_ij·b_j·c_ij.
+ */
+class ThreadSums implements RowReader {
+  constructor(
+    readonly s: Samples,
+    readonly parts: Float32Array[],
+    readonly angular: boolean,
+  ) {}
+  read(i: number, row: Float64Array): RowSums {
+    const { s, parts } = this, { D, x } = s, xi = i * D;
+    for (const part of parts) for (let k = 0; k < D; k++) row[k] += part[xi + k];
+    if (!this.angular) return { scale: 1, sumx: 0, grada: 0 };
+    // row = Σ_j ∂loss/∂z_ij·b_j·ŵ_j over the non-targets; times a_i: Σ_j ∂loss/∂c_ij·ŵ_j.
+    const icx = 1 / s.cx[i];
+    let grada = 0; // Σ_j ∂loss/∂z_ij·b_j·c_ij
+    for (let k = 0; k < D; k++) grada += row[k] * x[xi + k] * icx;
+    return { scale: s.a[i] * icx, sumx: s.a[i] * grada, grada };
+  }
+}
+
+/**
+ * After the passes: ∂/∂x from the threads' partial sums; engines/host/gradients.ts adds the
+ * row-norm backward of x and each target's whole contribution to ∂/∂x_i and ∂/∂w_{y_i} (and the
+ * bias).
  */
 export function finishGradients(
   head: HeadSpec,
-  view: RunInput,
   s: Samples,
   rest: Float64Array,
   weight: number,
@@ -168,42 +120,7 @@ export function finishGradients(
   gradWeights: Float32Array,
   gradBias?: Float32Array,
 ): Float32Array {
-  const { N, D, x, w, labels } = view;
-  const kind = head.logits === "angular" ? head.radius.kind : "linear";
-  const gradFeatures = new Float32Array(N * D);
-  const row = new Float64Array(D);
-  for (let i = 0; i < N; i++) {
-    const xi = i * D, y = labels[i], wi = y * D;
-    row.fill(0);
-    for (const part of parts) for (let k = 0; k < D; k++) row[k] += part[xi + k];
-    const gzy = -weight * rest[i]; // ∂loss/∂z_iy
-    if (kind === "linear") {
-      for (let k = 0; k < D; k++) {
-        gradFeatures[xi + k] = row[k] + gzy * w[wi + k];
-        gradWeights[wi + k] += gzy * x[xi + k];
-      }
-      if (gradBias) gradBias[y] += gzy;
-      continue;
-    }
-    // row = Σ_j ∂loss/∂z_ij·b_j·ŵ_j over the non-targets; times a_i: Σ_j ∂loss/∂c_ij·ŵ_j.
-    const icx = 1 / s.cx[i], icy = 1 / s.cy[i];
-    let grada = 0; // Σ_j ∂loss/∂z_ij·b_j·c_ij
-    for (let k = 0; k < D; k++) grada += row[k] * x[xi + k] * icx;
-    const sumx = s.a[i] * grada; // Σ_j ∂loss/∂c_ij·c_ij
-    if (kind !== "scale") grada += gzy * s.b[i] * s.tv[i];
-    const coef = (s.nx[i] > NORM_EPS ? -sumx * icx : 0) + (kind !== "scale" ? grada : 0);
-    const fx = s.nx[i] > 0 ? coef / s.nx[i] : 0;
-    // ‖w_y‖ as the radius (L-Softmax): its gradient along w_y/‖w_y‖.
-    const fw = kind === "normProduct" && s.ny[i] > 0 ? gzy * s.a[i] * s.tv[i] / s.ny[i] : 0;
-    // The target cosine: dc/dx and dc/dw_y with the normalisation backward.
-    const gc = gzy * s.a[i] * s.b[i] * s.slope[i], c = s.tc[i];
-    const xNorm = s.nx[i] > NORM_EPS ? 1 : 0, wNorm = s.ny[i] > NORM_EPS ? 1 : 0;
-    const ra = s.a[i] * icx;
-    for (let k = 0; k < D; k++) {
-      const xh = x[xi + k] * icx, wk = w[wi + k], wh = wk * icy;
-      gradFeatures[xi + k] = row[k] * ra + fx * x[xi + k] + gc * (wh - xNorm * c * xh) * icx;
-      gradWeights[wi + k] += gc * (xh - wNorm * c * wh) * icy + fw * wk;
-    }
-  }
-  return gradFeatures;
+  const radius = head.logits === "angular" ? head.radius.kind : undefined;
+  const reader = new ThreadSums(s, parts, radius !== undefined);
+  return sampleGradients(s, radius, { rest }, weight, reader, { gradWeights, gradBias });
 }

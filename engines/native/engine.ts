@@ -247,7 +247,6 @@ function runSync(
   const gradBias = view.bias ? new Float32Array(buffer, L.gb, C).slice() : undefined;
   const gradFeatures = finishGradients(
     head,
-    view,
     samples,
     rest,
     weight,

@@ -1,46 +1,15 @@
-// The host maths of a run after the kernels, in float64: losses from the non-target statistics,
-// ∂/∂x from the threads' partial sums with the row-norm backward, and each target's whole
-// contribution (f′(c) grows without bound near c = 1, where float32 cancellation would cost
-// accuracy). Pure: plain arrays in, new arrays out.
-import type { Radius } from "../../losses/head_spec.ts";
-import type { Reduction } from "../../losses/types.ts";
-import { NORM_EPS } from "../../losses/checks.ts";
-import { reduce } from "../../losses/cross_entropy.ts";
+// engine-wasm's host work after the kernels: the threads' partial sums read for the float64
+// finishing step (engines/host/losses.ts and gradients.ts), the logits, ∂W out of its padded rows,
+// and the checks of the outputs. Pure: plain arrays in, new arrays out.
+import type { Losses } from "../host/losses.ts";
+import {
+  type RadiusKind,
+  type RowReader,
+  type RowSums,
+  sampleGradients,
+  type TargetGradients,
+} from "../host/gradients.ts";
 import type { Samples } from "./_inputs.ts";
-
-/** Per-sample losses, the reduced loss, and rest_i = 1 − p_iy = Σ_{j≠y} p_ij. */
-export interface Losses {
-  loss: number;
-  losses: Float64Array;
-  rest: Float64Array;
-}
-
-/**
- * Losses from each sample's non-target max M_i and Σ_{j≠y} e^(z_ij − M_i) (`stats`, pairs) and
- * its target logit: loss_i = log(1 + q_i) with q_i = Σ_{j≠y} e^(z_ij − z_iy), which keeps its
- * relative precision when the target dominates (no log Σ − z_y cancellation); 1 − p_y = q/(1 + q)
- * likewise, so the target's gradient p_y − 1 = −Σ_{j≠y} p_j never cancels.
- */
-export function lossesOf(
-  stats: ArrayLike<number>,
-  zy: ArrayLike<number>,
-  N: number,
-  reduction: Reduction,
-): Losses {
-  const losses = new Float64Array(N), rest = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    const gap = stats[2 * i] - zy[i], sum = stats[2 * i + 1];
-    const q = sum * Math.exp(gap);
-    if (Number.isFinite(q)) {
-      losses[i] = Math.log1p(q);
-      rest[i] = q / (1 + q);
-    } else {
-      losses[i] = gap + Math.log(sum + Math.exp(-gap));
-      rest[i] = 1 / (1 + Math.exp(-gap) / sum);
-    }
-  }
-  return { loss: reduce(losses, reduction), losses, rest };
-}
 
 /** One thread's partial sums, as the kernels leave them (float64). */
 export interface ThreadPart {
@@ -52,88 +21,36 @@ export interface ThreadPart {
   grada: ArrayLike<number>;
 }
 
+/** The threads' partial sums of a sample, added in float64. */
+class ThreadSums implements RowReader {
+  constructor(readonly s: Samples, readonly parts: ThreadPart[], readonly Dp: number) {}
+  read(i: number, row: Float64Array): RowSums {
+    const D = this.s.D, at = i * this.Dp;
+    let sumx = 0, grada = 0;
+    for (const part of this.parts) {
+      for (let k = 0; k < D; k++) row[k] += part.gx[at + k];
+      sumx += part.sumx[i];
+      grada += part.grada[i];
+    }
+    return { scale: 1 / this.s.cx[i], sumx, grada };
+  }
+}
+
 /**
- * ∂loss/∂x (N×D): the threads' partial sums added in float64, the backward of x̂ = x/‖x‖ and of
- * the radius, and the target's term. `weight` is the reduction's factor per sample.
+ * ∂loss/∂x (N×D), returned, from the threads' partial sums, and the targets' contributions added
+ * to ∂W and ∂b in place (engines/host/gradients.ts does the maths). `weight` is the reduction's
+ * factor per sample.
  */
 export function gradFeaturesOf(
   s: Samples,
-  radius: Radius["kind"] | undefined,
+  radius: RadiusKind,
   parts: ThreadPart[],
   losses: Losses,
   weight: number,
   Dp: number,
+  targets: TargetGradients,
 ): Float32Array {
-  const { N, D } = s;
-  const out = new Float32Array(N * D), row = new Float64Array(D);
-  for (let i = 0; i < N; i++) {
-    row.fill(0);
-    let sumx = 0, grada = 0;
-    for (const part of parts) {
-      for (let k = 0; k < D; k++) row[k] += part.gx[i * Dp + k];
-      sumx += part.sumx[i];
-      grada += part.grada[i];
-    }
-    const gzy = -weight * losses.rest[i]; // ∂loss/∂z_iy
-    if (radius === undefined) {
-      for (let k = 0; k < D; k++) out[i * D + k] = row[k] + gzy * s.wy[i * D + k];
-    } else {
-      angularFeatureRow(s, radius, i, { row, sumx, grada, gzy }, out);
-    }
-  }
-  return out;
-}
-
-function angularFeatureRow(
-  s: Samples,
-  radius: Radius["kind"],
-  i: number,
-  sums: { row: Float64Array; sumx: number; grada: number; gzy: number },
-  out: Float32Array,
-): void {
-  const { D, x, wy } = s, { row, gzy } = sums;
-  const nx = s.nx[i], icx = 1 / s.cx[i], icy = 1 / s.cy[i], c = s.tc[i];
-  // The norm radius: ∂z/∂a summed over classes, the target's included.
-  const grada = radius === "scale" ? 0 : sums.grada + gzy * s.b[i] * s.tv[i];
-  const coef = (nx > NORM_EPS ? -sums.sumx * icx : 0) + grada;
-  const fx = nx > 0 ? coef / nx : 0;
-  // The target cosine, in float64: dc/dx with the normalisation backward.
-  const gc = gzy * s.a[i] * s.b[i] * s.slope[i], xNorm = nx > NORM_EPS ? 1 : 0;
-  for (let k = 0; k < D; k++) {
-    const xk = x[i * D + k], xh = xk * icx, wh = wy[i * D + k] * icy;
-    out[i * D + k] = row[k] * icx + fx * xk + gc * (wh - xNorm * c * xh) * icx;
-  }
-}
-
-/**
- * Adds each target's contribution to ∂loss/∂W (and ∂loss/∂b) in place: the kernels leave targets
- * out.
- */
-export function addTargetGradients(
-  s: Samples,
-  radius: Radius["kind"] | undefined,
-  losses: Losses,
-  weight: number,
-  gradWeights: Float32Array,
-  gradBias?: Float32Array,
-): void {
-  const { N, D, x, wy } = s;
-  for (let i = 0; i < N; i++) {
-    const y = s.labels[i], gzy = -weight * losses.rest[i];
-    if (radius === undefined) {
-      for (let k = 0; k < D; k++) gradWeights[y * D + k] += gzy * x[i * D + k];
-      if (gradBias) gradBias[y] += gzy;
-      continue;
-    }
-    const ny = s.ny[i], icx = 1 / s.cx[i], icy = 1 / s.cy[i], c = s.tc[i];
-    // ‖w_y‖ as the radius (L-Softmax): its gradient along w_y/‖w_y‖.
-    const fw = radius === "normProduct" && ny > 0 ? gzy * s.a[i] * s.tv[i] / ny : 0;
-    const gc = gzy * s.a[i] * s.b[i] * s.slope[i], wNorm = ny > NORM_EPS ? 1 : 0;
-    for (let k = 0; k < D; k++) {
-      const wk = wy[i * D + k], xh = x[i * D + k] * icx, wh = wk * icy;
-      gradWeights[y * D + k] += gc * (xh - wNorm * c * wh) * icy + fw * wk;
-    }
-  }
+  return sampleGradients(s, radius, losses, weight, new ThreadSums(s, parts, Dp), targets);
 }
 
 /**

@@ -1,10 +1,9 @@
-// The host maths of a run before the kernels, in float64: the range checks, each sample's norms,
-// target logit and target slope (through losses/target.ts, so the margin means what the reference
-// means), and the packing of x̂ for the kernels. Pure: plain arrays in, plain arrays out; the float64
-// copies it returns are all that the finishing step reads, never the caller's arrays.
+// engine-wasm's host work before the kernels: the range checks, float64 copies of x and of the
+// target rows (each sample's target terms from them in engines/host/samples.ts), and the packing of
+// x̂ and W for the kernels. Pure: plain arrays in, plain arrays out; the float64 copies it returns
+// are all that the finishing step reads, never the caller's arrays.
 import type { HeadSpec } from "../../losses/head_spec.ts";
-import { NORM_EPS } from "../../losses/checks.ts";
-import { targetFunction } from "../../losses/target.ts";
+import { type Samples as HostSamples, sampleTerms } from "../host/samples.ts";
 
 /** The largest finite float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
@@ -46,30 +45,16 @@ export function float32Error(
   );
 }
 
-/** A run's samples in float64: copies and derived numbers, length N (N×D for x and wy). */
-export interface Samples {
-  N: number;
-  D: number;
-  angular: boolean;
+/**
+ * A run's samples in float64 (engines/host/samples.ts): copies of x and of the N target rows of W
+ * (row i is w_{y_i}), so that the finishing step, after the kernels' await, never reads the
+ * caller's arrays.
+ */
+export interface Samples extends HostSamples {
   labels: Int32Array;
-  /** The features, row-major. */
   x: Float64Array;
-  /** The target rows of W: row i is w_{y_i}. */
-  wy: Float64Array;
-  /** ‖x_i‖, max(‖x_i‖, ε) (1 for a linear head), ‖w_y‖, max(‖w_y‖, ε). */
-  nx: Float64Array;
-  cx: Float64Array;
-  ny: Float64Array;
-  cy: Float64Array;
-  /** The radius factors a_i and b_{y_i}: z_iy = a_i·b_i·f(c_iy). */
-  a: Float64Array;
-  b: Float64Array;
-  /** The target cosine c_iy, f(c_iy) and f′(c_iy). */
-  tc: Float64Array;
-  tv: Float64Array;
-  slope: Float64Array;
-  /** The target logit z_iy. */
-  zy: Float64Array;
+  w: Float64Array;
+  wRow: Int32Array;
 }
 
 /** What a run reads of its input (the caller's arrays, only read). */
@@ -87,87 +72,32 @@ export interface SampleInput {
  * float32's range, and computes each target's cosine, f, f′ and logit.
  */
 export function sampleMaths(where: string, head: HeadSpec, input: SampleInput): Samples {
-  const { N, D } = input, angular = head.logits === "angular";
-  const vec = () => new Float64Array(N);
-  const s: Samples = {
-    N,
-    D,
-    angular,
-    labels: Int32Array.from(input.labels),
-    x: Float64Array.from(input.x),
-    wy: new Float64Array(N * D),
-    nx: vec(),
-    cx: vec(),
-    ny: vec(),
-    cy: vec(),
-    a: vec(),
-    b: vec(),
-    tc: vec(),
-    tv: vec(),
-    slope: vec(),
-    zy: vec(),
-  };
-  checkFloat32(where, "features", s.x, D);
+  const { N, D } = input;
+  const labels = Int32Array.from(input.labels), x = Float64Array.from(input.x);
+  const wy = new Float64Array(N * D);
+  checkFloat32(where, "features", x, D);
   for (let i = 0; i < N; i++) {
-    const y = s.labels[i], row = input.w.subarray(y * D, y * D + D);
-    s.wy.set(row, i * D);
+    const y = labels[i], row = input.w.subarray(y * D, y * D + D);
+    wy.set(row, i * D);
     checkFloat32(where, "weights", row, D, y * D);
   }
-  if (angular) angularTargets(where, head, s);
-  else linearTargets(s, input.bias);
-  for (let i = 0; i < N; i++) {
-    if (!fitsFloat32(s.zy[i])) {
-      throw new RangeError(
-        `${where}: the target logit of sample ${i} is ${s.zy[i]}, beyond float32's range: ` +
-          "features or weights too large for this float32 engine",
-      );
-    }
+  const wRow = Int32Array.from({ length: N }, (_, i) => i);
+  const s = sampleTerms(head, { N, D, labels, x, w: wy, wRow }, input.bias);
+  const big = s.a.findIndex((a) => !fitsFloat32(a));
+  if (head.logits === "angular" && big >= 0) {
+    throw new RangeError(
+      `${where}: the norm of features row ${big} is ${s.a[big]}, beyond float32's range (it is ` +
+        `the radius of a "${head.radius.kind}" head)`,
+    );
+  }
+  const far = s.zy.findIndex((z) => !fitsFloat32(z));
+  if (far >= 0) {
+    throw new RangeError(
+      `${where}: the target logit of sample ${far} is ${s.zy[far]}, beyond float32's range: ` +
+        "features or weights too large for this float32 engine",
+    );
   }
   return s;
-}
-
-function norm(v: Float64Array, at: number, D: number): number {
-  let sq = 0;
-  for (let k = 0; k < D; k++) sq += v[at + k] ** 2;
-  return Math.sqrt(sq);
-}
-
-function dot(u: Float64Array, v: Float64Array, at: number, D: number): number {
-  let sum = 0;
-  for (let k = 0; k < D; k++) sum += u[at + k] * v[at + k];
-  return sum;
-}
-
-function linearTargets(s: Samples, bias: ArrayLike<number> | undefined): void {
-  for (let i = 0; i < s.N; i++) {
-    s.nx[i] = norm(s.x, i * s.D, s.D);
-    s.cx[i] = s.a[i] = s.b[i] = 1;
-    s.zy[i] = dot(s.x, s.wy, i * s.D, s.D) + (bias ? bias[s.labels[i]] : 0);
-  }
-}
-
-function angularTargets(where: string, head: HeadSpec & { logits: "angular" }, s: Samples): void {
-  const target = targetFunction(head.margin, head.marginGradient), kind = head.radius.kind;
-  for (let i = 0; i < s.N; i++) {
-    const at = i * s.D;
-    s.nx[i] = norm(s.x, at, s.D);
-    s.cx[i] = Math.max(s.nx[i], NORM_EPS);
-    s.ny[i] = norm(s.wy, at, s.D);
-    s.cy[i] = Math.max(s.ny[i], NORM_EPS);
-    s.tc[i] = dot(s.x, s.wy, at, s.D) / (s.cx[i] * s.cy[i]);
-    const t = target(s.tc[i]);
-    s.tv[i] = t.value;
-    s.slope[i] = t.slope;
-    s.a[i] = head.radius.kind === "scale" ? head.radius.scale : s.nx[i];
-    s.b[i] = kind === "normProduct" ? s.ny[i] : 1;
-    s.zy[i] = s.a[i] * s.b[i] * t.value;
-    if (!fitsFloat32(s.a[i])) {
-      throw new RangeError(
-        `${where}: the norm of features row ${i} is ${s.a[i]}, beyond float32's range (it is ` +
-          `the radius of a "${kind}" head)`,
-      );
-    }
-  }
 }
 
 /** The run's sample arrays in the shared memory (views). */

@@ -1,0 +1,113 @@
+/**
+ * The per-sample target terms of a run, in float64, shared by the engines that finish their
+ * kernels' work on the host (engine-wasm, engine-native): each sample's ‖x_i‖, ‖w_{y_i}‖, target
+ * cosine c_iy, f(c_iy) and f′(c_iy) through losses/target.ts (so the margin means what the
+ * reference means), the radius factors a_i, b_{y_i} and the target logit z_iy. The target rows are
+ * read in float64 (near c = ±1, where f′ grows without bound, float32 would cost accuracy). Pure:
+ * plain arrays in, new arrays out; the engines keep their own packing and range checks.
+ *
+ * @module
+ */
+import type { HeadSpec } from "../../losses/head_spec.ts";
+import { NORM_EPS } from "../../losses/checks.ts";
+import { targetFunction } from "../../losses/target.ts";
+
+/** Where the per-sample maths reads each sample's features and target row (only reads them). */
+export interface SampleRows {
+  /** N, samples. */
+  N: number;
+  /** D, dims. */
+  D: number;
+  /** The N labels y_i (the rows of ∂W and of the bias each target goes to). */
+  labels: ArrayLike<number>;
+  /** The features x, N×D row-major. */
+  x: ArrayLike<number>;
+  /** Rows of D holding the targets: W itself (C×D), or its target rows gathered (N×D). */
+  w: ArrayLike<number>;
+  /** The row of `w` holding w_{y_i}: the labels when `w` is W, i when the rows are gathered. */
+  wRow: ArrayLike<number>;
+}
+
+/** Each sample's target terms, float64, length N. */
+export interface TargetTerms {
+  /** ‖x_i‖. */
+  nx: Float64Array;
+  /** max(‖x_i‖, ε) (1 for a linear head). */
+  cx: Float64Array;
+  /** ‖w_{y_i}‖ (0 for a linear head). */
+  ny: Float64Array;
+  /** max(‖w_{y_i}‖, ε) (0 for a linear head). */
+  cy: Float64Array;
+  /** The radius factor a_i: z_iy = a_i·b_{y_i}·f(c_iy) (1 for a linear head). */
+  a: Float64Array;
+  /** The radius factor b_{y_i} (1 for a linear head). */
+  b: Float64Array;
+  /** The target cosine c_iy (0 for a linear head). */
+  tc: Float64Array;
+  /** f(c_iy) (0 for a linear head). */
+  tv: Float64Array;
+  /** f′(c_iy) (0 for a linear head). */
+  slope: Float64Array;
+  /** The target logit z_iy (x_i·w_{y_i} + b_{y_i} for a linear head). */
+  zy: Float64Array;
+}
+
+/** The rows and their target terms: what the losses and the gradients read. */
+export type Samples = SampleRows & TargetTerms;
+
+/**
+ * Each sample's target terms from its features and target row: for an angular head c_iy, f, f′,
+ * a_i, b_{y_i} and z_iy = a_i·b_{y_i}·f(c_iy); for a linear one z_iy = x_i·w_{y_i} + bias_{y_i}.
+ * Sums run over k in order, in float64.
+ */
+export function sampleTerms<R extends SampleRows>(
+  head: HeadSpec,
+  rows: R,
+  bias?: ArrayLike<number>,
+): R & TargetTerms {
+  const { N, D, x, w, wRow, labels } = rows;
+  const vec = () => new Float64Array(N);
+  const s: R & TargetTerms = {
+    ...rows,
+    nx: vec(),
+    cx: vec(),
+    ny: vec(),
+    cy: vec(),
+    a: vec(),
+    b: vec(),
+    tc: vec(),
+    tv: vec(),
+    slope: vec(),
+    zy: vec(),
+  };
+  const target = head.logits === "angular"
+    ? targetFunction(head.margin, head.marginGradient)
+    : undefined;
+  for (let i = 0; i < N; i++) {
+    const xi = i * D, wi = wRow[i] * D;
+    let sq = 0, dot = 0, wsq = 0;
+    for (let k = 0; k < D; k++) {
+      const xk = x[xi + k], wk = w[wi + k];
+      sq += xk * xk;
+      dot += xk * wk;
+      wsq += wk * wk;
+    }
+    s.nx[i] = Math.sqrt(sq);
+    if (head.logits === "linear") {
+      s.cx[i] = s.a[i] = s.b[i] = 1;
+      s.zy[i] = dot + (bias ? bias[labels[i]] : 0);
+      continue;
+    }
+    s.cx[i] = Math.max(s.nx[i], NORM_EPS);
+    s.ny[i] = Math.sqrt(wsq);
+    s.cy[i] = Math.max(s.ny[i], NORM_EPS);
+    s.tc[i] = dot / (s.cx[i] * s.cy[i]);
+    const t = target!(s.tc[i]);
+    s.tv[i] = t.value;
+    s.slope[i] = t.slope;
+    s.a[i] = head.radius.kind === "scale" ? head.radius.scale : s.nx[i];
+    s.b[i] = head.radius.kind === "normProduct" ? s.ny[i] : 1;
+    s.zy[i] = s.a[i] * s.b[i] * t.value;
+  }
+  return s;
+}
