@@ -2,12 +2,15 @@
  * The classic picture: a small network with a 2-d embedding trained on the UCI digits once per
  * loss, with the learned test-set features drawn per loss (docs/digits.svg, docs/digits.png).
  *
- * Run: `deno task demo` (fixed seeds; a few minutes at most on 2 cores).
+ * Run: `deno task demo` (fixed seeds; a few minutes at most on 2 cores). It trains through the
+ * float64 reference engine, so that the figures and the README's numbers reproduce bit for bit;
+ * `--engine=wasm` trains it on engine-wasm instead (float32: the same curves for hundreds of steps,
+ * then rounding takes the runs apart, and a run may settle elsewhere).
  *
  * @module
  */
 import { tf, useTfjsBackend } from "../train/tfjs_setup.ts";
-import { tfjsHeadLoss, type TfjsHeadLossOptions } from "../train/tfjs_loss.ts";
+import { tfjsHeadLoss, type TfjsHeadLossOptions, type TfjsLossEngine } from "../train/tfjs_loss.ts";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import { softmaxHead } from "../losses/softmax.ts";
 import { normFaceHead } from "../losses/normface.ts";
@@ -121,7 +124,7 @@ function shuffled(n: number, seed: number): Int32Array {
   return order;
 }
 
-function train(run: Run, data: { train: Digits; test: Digits }) {
+function train(run: Run, data: { train: Digits; test: Digits }, engine: TfjsLossEngine) {
   const model = tf.sequential({
     layers: [
       tf.layers.dense({
@@ -140,7 +143,7 @@ function train(run: Run, data: { train: Digits; test: Digits }) {
     tf.randomNormal<tf.Rank.R2>([CLASSES, 2], 0, 1, "float32", SEED + 2),
   );
   let step = 0;
-  const loss = tfjsHeadLoss(() => run.head(step), run.options?.());
+  const loss = tfjsHeadLoss(() => run.head(step), { ...run.options?.(), engine });
   const optimizer = tf.train.adam(LEARNING_RATE);
   const { train, test } = data;
   const xAll = tf.tensor2d(train.x, [train.n, 64]);
@@ -184,24 +187,26 @@ function train(run: Run, data: { train: Digits; test: Digits }) {
   tf.dispose([xAll, yAll, weights]);
   model.dispose();
   optimizer.dispose();
+  loss.dispose();
   return { features, accuracy: correct / test.n, spread: angularSpread(features, test) };
 }
 
 if (import.meta.main) {
   // wasm: 14 s for all seven runs of 60 epochs on this machine, cpu 34 s.
-  const backend = Deno.args[0] === "cpu" ? "cpu" : "wasm";
+  const backend = Deno.args.includes("cpu") ? "cpu" : "wasm";
+  const engine: TfjsLossEngine = Deno.args.includes("--engine=wasm") ? "wasm" : "reference";
   const availability = await useTfjsBackend(backend);
   if (!availability.available) throw new Error(availability.reason);
   const data = loadDigits();
   console.log(
-    `UCI digits: ${data.train.n} train, ${data.test.n} test; MLP 64→64→2, W 10×2, ${EPOCHS} epochs, batch ${BATCH}, Adam ${LEARNING_RATE}, tfjs ${backend}`,
+    `UCI digits: ${data.train.n} train, ${data.test.n} test; MLP 64→64→2, W 10×2, ${EPOCHS} epochs, batch ${BATCH}, Adam ${LEARNING_RATE}, tfjs ${backend}, engine ${engine}`,
   );
   const points: { loss: string; x: number; y: number; digit: string }[] = [];
   const started = performance.now();
   const summary: string[] = [];
   for (const run of RUNS) {
     const t0 = performance.now();
-    const { features, accuracy, spread } = train(run, data);
+    const { features, accuracy, spread } = train(run, data, engine);
     const seconds = (performance.now() - t0) / 1000;
     const line = `${run.label.padEnd(24)} test accuracy ${
       (100 * accuracy).toFixed(1)

@@ -1,11 +1,12 @@
 /**
- * A bridge from this library's analytic float64 head losses to TensorFlow.js training.
+ * A bridge from this library's heads to TensorFlow.js training: {@linkcode tfjsHeadLoss} makes a
+ * tfjs loss whose gradients are computed by one of the library's engines, chosen by the active
+ * tfjs backend: on tfjs-webgpu, engine-webgpu's passes on tfjs's own device and tensors' buffers
+ * (nothing read back); on tfjs-wasm and tfjs-cpu, engine-wasm on a prepared synchronous head; or,
+ * on request, the float64 reference.
  *
  * @module
  */
-import { marginSoftmaxLoss } from "../losses/margin_softmax.ts";
-import { centerLoss } from "../losses/center.ts";
-import { updateCenters } from "../losses/update_centers.ts";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import {
   checkHeadSpec,
@@ -14,11 +15,23 @@ import {
   optionsObject,
   reductionOption,
 } from "../losses/checks.ts";
-import { type Matrix, matrix } from "../losses/matrix.ts";
+import type { Matrix } from "../losses/matrix.ts";
 import type { Reduction } from "../losses/types.ts";
+import type { HeadShape } from "../engines/engine.ts";
 import { tf } from "./tfjs_setup.ts";
+import type { Call, CheckedCenter } from "./_steps.ts";
+import { referenceStep } from "./_reference_step.ts";
+import { WasmPath } from "./_wasm_step.ts";
+import { WebgpuPath } from "./_webgpu_step.ts";
 
-export type { HeadSpec, Matrix, Reduction };
+export type { HeadShape, HeadSpec, Matrix, Reduction };
+export type { Radius, TargetMargin } from "../losses/head_spec.ts";
+export type { MarginGradient } from "../losses/types.ts";
+
+/** The engines that compute {@linkcode tfjsHeadLoss}. */
+export type TfjsLossEngine = "reference" | "wasm" | "webgpu";
+
+const ENGINES: readonly TfjsLossEngine[] = ["reference", "wasm", "webgpu"];
 
 /** Options of {@linkcode tfjsHeadLoss}. */
 export interface TfjsHeadLossOptions {
@@ -26,20 +39,30 @@ export interface TfjsHeadLossOptions {
   reduction?: Reduction;
   /**
    * Adds the center loss λ_c·½‖x_i − c_{y_i}‖² (`weight` λ_c, a finite number ≥ 0) with these
-   * centers (C×D, one per class). The centers move in place by the paper's rule, c ← c − α·Δc
-   * (`alpha` in [0, 1], default 0.5), only when the gradient of the loss is taken (an optimizer's
-   * `minimize`, `tf.grads`, `tf.valueAndGrads`): once per backward pass, with the Δc of that pass's
-   * forward call. A call that only evaluates the loss leaves them as they are. Omit for no center
-   * loss.
+   * centers (C×D, one per class). The centers move by the paper's rule, c ← c − α·Δc (`alpha` in
+   * [0, 1], default 0.5), only when the gradient of the loss is taken (an optimizer's `minimize`,
+   * `tf.grads`, `tf.valueAndGrads`): once per backward pass, with the Δc of that pass's forward
+   * call. A call that only evaluates the loss leaves them as they are. On the engines "reference"
+   * and "wasm" they move in place; on "webgpu" a copy of them lives and moves on the GPU, and
+   * {@linkcode TfjsHeadLoss.readCenters} copies it back into this matrix. Omit for no center loss.
    */
   center?: { centers: Matrix; weight: number; alpha?: number };
-}
-
-/** The center-loss options, checked once. */
-interface CheckedCenter {
-  centers: Matrix;
-  weight: number;
-  alpha: number;
+  /**
+   * The engine: `"webgpu"` (engine-webgpu on tfjs-webgpu's device and buffers; needs the webgpu
+   * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
+   * tfjs-cpu) or `"reference"` (the float64 reference, as exact as the library gets).
+   * @default {"webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
+   */
+  engine?: TfjsLossEngine;
+  /** engine-wasm's worker threads. @default {the logical cores} */
+  threads?: number;
+  /**
+   * How engine-wasm runs inside tfjs's synchronous loss: `"blocking"`, its worker threads compute
+   * while the calling thread waits (Atomics.wait); `"calling-thread"`, the calling thread computes
+   * alone. A browser's main thread may not block: there it is always "calling-thread".
+   * @default {"blocking" where the calling thread may block}
+   */
+  wasmMode?: "blocking" | "calling-thread";
 }
 
 function checkCenterOptions(where: string, value: unknown): CheckedCenter | undefined {
@@ -88,18 +111,26 @@ function shapeOf(t: unknown): string {
 function checkTensors(
   where: string,
   features: tf.Tensor,
-  weights: tf.Tensor,
+  weights: tf.Tensor | readonly tf.Tensor[],
   labels: tf.Tensor,
 ): { N: number; D: number; C: number } {
   if (!(features instanceof tf.Tensor) || features.rank !== 2) {
     throw new TypeError(`${where}: features must be a 2-D tensor N×D, got ${shapeOf(features)}`);
   }
   const [N, D] = features.shape;
-  if (!(weights instanceof tf.Tensor) || weights.rank !== 2 || weights.shape[1] !== D) {
-    throw new RangeError(
-      `${where}: weights must be a 2-D tensor C×D with D = ${D} (the columns of features), ` +
-        `got ${shapeOf(weights)}`,
-    );
+  const shards = Array.isArray(weights) ? weights : [weights];
+  if (shards.length === 0) {
+    throw new RangeError(`${where}: weights must be a 2-D tensor C×D or a list of them, got []`);
+  }
+  let C = 0;
+  for (const [k, shard] of shards.entries()) {
+    if (!(shard instanceof tf.Tensor) || shard.rank !== 2 || shard.shape[1] !== D) {
+      throw new RangeError(
+        `${where}: weights${Array.isArray(weights) ? `[${k}]` : ""} must be a 2-D tensor C×D ` +
+          `with D = ${D} (the columns of features), got ${shapeOf(shard)}`,
+      );
+    }
+    C += shard.shape[0];
   }
   if (!(labels instanceof tf.Tensor) || labels.rank !== 1 || labels.shape[0] !== N) {
     throw new RangeError(
@@ -107,15 +138,53 @@ function checkTensors(
         `got ${shapeOf(labels)}`,
     );
   }
-  return { N, D, C: weights.shape[0] };
+  return { N, D, C };
 }
 
-/** A tfjs loss: features N×D, weights C×D and labels N give a scalar whose gradient is analytic. */
-export type TfjsHeadLoss = (
-  features: tf.Tensor2D,
-  weights: tf.Tensor2D,
-  labels: tf.Tensor1D,
-) => tf.Scalar;
+/**
+ * A TensorFlow.js tensor, as far as the types of {@linkcode TfjsHeadLoss} need one (`tf.Tensor`
+ * has these members): its shape, and `asScalar`, whose return type names the scalar the loss
+ * returns (`tf.Scalar`).
+ */
+export interface TensorLike {
+  /** The sizes. */
+  readonly shape: number[];
+  /** This tensor as a scalar (tfjs's `Tensor.asScalar`). */
+  asScalar(): unknown;
+}
+
+/**
+ * A tfjs loss: features N×D, weights C×D and int32 labels N give a scalar (a `tf.Scalar`) whose
+ * gradients for the features and the weights are the engine's analytic ones; with the methods that
+ * manage the engine's prepared heads.
+ */
+export interface TfjsHeadLoss {
+  /**
+   * The loss of one batch (call it inside `optimizer.minimize`, `tf.grads`, …). The weights may
+   * come in shards of consecutive rows (a list of tensors, C×D in all), for class weights larger
+   * than one tensor may be on a backend (tfjs-webgpu's ops bind a tensor whole, at most 128 MiB on
+   * some adapters).
+   */
+  <T extends TensorLike>(
+    features: T,
+    weights: T | readonly T[],
+    labels: TensorLike,
+  ): ReturnType<T["asScalar"]>;
+  /** The engine that a call makes now (the option, or the one the active tfjs backend picks). */
+  engine(): TfjsLossEngine;
+  /**
+   * Prepares the engine's head for a shape ahead of the first call of that shape, asynchronously:
+   * calls prepare what they meet by themselves, synchronously, but a browser cannot compile
+   * engine-wasm's kernels synchronously, and on tfjs-webgpu device errors are caught only here.
+   */
+  prepare(shape: HeadShape): Promise<void>;
+  /** The heads prepared now, as `"<engine> N×D×C"`, the least recently used first. */
+  prepared(): string[];
+  /** On engine "webgpu", copies the centers' GPU copy back into `options.center.centers`. */
+  readCenters(): Promise<void>;
+  /** Releases the prepared heads (worker threads, memory, GPU buffers) and the centers' GPU copy. */
+  dispose(): void;
+}
 
 type CustomGradient = Parameters<typeof tf.customGrad>[0];
 
@@ -133,27 +202,74 @@ export function hasSyncGpuReadBack(): boolean {
   }
 }
 
-function checkSyncReadBack() {
+function checkSyncReadBack(where: string, engine: TfjsLossEngine) {
   if (tf.getBackend() === "webgpu" && !hasSyncGpuReadBack()) {
     throw new Error(
-      "tfjsHeadLoss: the tfjs webgpu backend cannot read tensors back synchronously in this " +
-        "runtime (no 2-D canvas); use the cpu or wasm backend here, or webgpu in a browser",
+      `${where}: engine "${engine}" reads the tensors back synchronously, which the tfjs webgpu ` +
+        'backend cannot do in this runtime (no 2-D canvas); use engine "webgpu" (the default ' +
+        "there), the cpu or wasm backend, or webgpu in a browser",
     );
   }
 }
 
+/** The engine a call makes: the option, else by the active backend. */
+function engineFor(option: TfjsLossEngine | undefined): TfjsLossEngine {
+  if (option) return option;
+  if (tf.getBackend() === "webgpu") return "webgpu";
+  return typeof SharedArrayBuffer === "undefined" ? "reference" : "wasm";
+}
+
+function checkEngineOptions(where: string, o: Record<string, unknown>) {
+  if (o.engine !== undefined && !ENGINES.includes(o.engine as TfjsLossEngine)) {
+    throw new RangeError(
+      `${where}: options.engine must be one of ${ENGINES.map((e) => `"${e}"`).join(", ")}, got ` +
+        JSON.stringify(o.engine),
+    );
+  }
+  const threads = o.threads === undefined
+    ? undefined
+    : numberOption(where, "threads", o.threads, 1, {
+      min: 1,
+      max: 64,
+      integer: true,
+      text: "an integer from 1 to 64",
+    });
+  if (o.wasmMode !== undefined && o.wasmMode !== "blocking" && o.wasmMode !== "calling-thread") {
+    throw new RangeError(
+      `${where}: options.wasmMode must be "blocking" or "calling-thread", got ${
+        JSON.stringify(o.wasmMode)
+      }`,
+    );
+  }
+  return {
+    engine: o.engine as TfjsLossEngine | undefined,
+    threads,
+    mode: o.wasmMode as "blocking" | "calling-thread" | undefined,
+  };
+}
+
 /**
  * Turns a head (any {@linkcode HeadSpec}, e.g. `arcFaceHead({ scale: 16, margin: 0.3 })`) into a
- * TensorFlow.js loss whose gradient is the library's analytic float64 gradient, through
- * `tf.customGrad`. The inputs are read back synchronously (`dataSync`), at the price of a round
- * trip per call: this works on the cpu and wasm backends everywhere and on webgpu in a browser
- * (Deno has no canvas for tfjs-webgpu's synchronous read-back: there it throws a clear error).
- * `head` may be a function of nothing, read at every call, so that a schedule (SphereFace's λ) can
- * change between steps.
+ * TensorFlow.js loss through `tf.customGrad`: one fused forward and backward pass per call, on the
+ * engine that the active tfjs backend picks (see {@linkcode TfjsHeadLossOptions.engine}):
+ * - tfjs-webgpu: engine-webgpu runs on tfjs's own device, reading the tensors' GPU buffers and
+ *   writing the loss and both gradients into new tensors' buffers; nothing is read back, so it
+ *   works in Deno too (no 2-D canvas needed). A label outside [0, C) or a non-finite input makes
+ *   the loss NaN there, since checking would need a read-back.
+ * - tfjs-wasm and tfjs-cpu: engine-wasm on a prepared synchronous head: its worker threads compute
+ *   while the calling thread waits in Atomics.wait (Deno, Node.js, workers); on a browser's main
+ *   thread, which may not block, the calling thread computes alone.
+ * - `engine: "reference"`: the float64 reference on the calling thread, from tensors read back
+ *   synchronously (`dataSync`; not on tfjs-webgpu without a canvas: a clear error there).
+ *
+ * The engine's prepared head is kept across calls (the last two shapes, for a short last batch)
+ * and released by `dispose()`; engine-wasm's also after 2 s without a call (its worker threads
+ * would keep a Deno process alive), to be prepared again by the next call. `head` may be a function of nothing, read at every call, so that a
+ * schedule (SphereFace's λ) can change between steps.
  *
  * Everything is checked, with errors that name the argument: the head (see `checkHeadSpec`; a
  * head function's result at every call), the options (unknown keys included) when the loss is
- * made, the tensors' shapes and values at every call.
+ * made, the tensors' shapes at every call, and their values where they are read on the CPU.
  *
  * @example
  * ```ts ignore
@@ -164,12 +280,13 @@ function checkSyncReadBack() {
  * const w = tf.variable(tf.randomNormal([10, 2]));
  * const optimizer = tf.train.adam(0.01);
  * optimizer.minimize(() => loss(model.apply(x) as tf.Tensor2D, w, y));
+ * loss.dispose();
  * ```
  *
  * @param head The head, or a function returning the head of the current step.
- * @param options The reduction and an optional center loss (see
- *   {@linkcode TfjsHeadLossOptions.center} for when the centers move).
- * @returns The loss function.
+ * @param options The reduction, an optional center loss (see
+ *   {@linkcode TfjsHeadLossOptions.center} for when the centers move), the engine and its threads.
+ * @returns The loss function, with `dispose()`.
  */
 export function tfjsHeadLoss(
   head: HeadSpec | (() => HeadSpec),
@@ -177,11 +294,15 @@ export function tfjsHeadLoss(
 ): TfjsHeadLoss {
   const where = "tfjsHeadLoss";
   if (typeof head !== "function") head = checkHeadSpec(where, head);
-  const o = optionsObject(where, options, ["reduction", "center"]);
+  const o = optionsObject(where, options, ["reduction", "center", "engine", "threads", "wasmMode"]);
   const reduction = reductionOption(where, o.reduction);
   const center = checkCenterOptions(where, o.center);
+  const { engine, threads, mode } = checkEngineOptions(where, o);
+  const wasm = new WasmPath({ threads, mode }), webgpu = new WebgpuPath(center);
+  const specNow = () => typeof head === "function" ? checkHeadSpec(where, head()) : head;
   const op = tf.customGrad(
-    ((features: tf.Tensor2D, weights: tf.Tensor2D, labels: tf.Tensor1D) => {
+    ((features: tf.Tensor2D, labels: tf.Tensor1D, ...rest: [...tf.Tensor2D[], tf.GradSaveFunc]) => {
+      const save = rest.pop() as tf.GradSaveFunc, weights = rest as tf.Tensor2D[];
       const { N, D, C } = checkTensors(where, features, weights, labels);
       if (center && (center.centers.rows !== C || center.centers.cols !== D)) {
         throw new RangeError(
@@ -189,48 +310,44 @@ export function tfjsHeadLoss(
             `weights), got ${center.centers.rows}×${center.centers.cols}`,
         );
       }
-      checkSyncReadBack();
-      const input = {
-        features: matrix(N, D, Float64Array.from(features.dataSync())),
-        weights: matrix(C, D, Float64Array.from(weights.dataSync())),
-        labels: Array.from(labels.dataSync()),
+      const call: Call = {
+        where,
+        spec: specNow(),
+        features,
+        weights,
+        labels,
+        N,
+        D,
+        C,
+        reduction,
+        center,
       };
-      const spec = typeof head === "function" ? checkHeadSpec(where, head()) : head;
-      const result = marginSoftmaxLoss(input, spec, { reduction });
-      let loss = result.loss;
-      const gradFeatures = Float32Array.from(result.gradFeatures.data);
-      let moveCenters = () => {};
-      if (center) {
-        const c = centerLoss({
-          features: input.features,
-          centers: center.centers,
-          labels: input.labels,
-        }, {
-          reduction,
-        });
-        loss += center.weight * c.loss;
-        for (let k = 0; k < gradFeatures.length; k++) {
-          gradFeatures[k] += center.weight * c.gradFeatures.data[k];
-        }
-        // The paper's rule moves the centers once per mini-batch, outside the optimiser: only in a
-        // backward pass, so that evaluating the loss leaves them alone.
-        const next = updateCenters(center.centers, c.centerDelta, { alpha: center.alpha });
-        moveCenters = () => center.centers.data.set(next.data);
-      }
-      const gradWeights = Float32Array.from(result.gradWeights.data);
-      return {
-        value: tf.scalar(loss),
-        gradFunc: (dy: tf.Scalar) => {
-          moveCenters();
-          const scale = dy.dataSync()[0];
-          return [
-            tf.mul(tf.tensor2d(gradFeatures, [N, D]), scale),
-            tf.mul(tf.tensor2d(gradWeights, [C, D]), scale),
-            tf.zerosLike(labels),
-          ];
-        },
-      };
+      const chosen = engineFor(engine);
+      if (chosen === "webgpu") return webgpu.step(call, save);
+      checkSyncReadBack(where, chosen);
+      return chosen === "wasm" ? wasm.step(call) : referenceStep(call);
     }) as CustomGradient,
-  ) as (f: tf.Tensor, w: tf.Tensor, l: tf.Tensor) => tf.Scalar;
-  return (features, weights, labels) => op(features, weights, labels);
+  ) as (f: tf.Tensor, l: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar;
+  const loss = ((features: tf.Tensor, weights: tf.Tensor | tf.Tensor[], labels: tf.Tensor) => {
+    // Checked here too: a malformed call should not reach tfjs's own checks first.
+    checkTensors(where, features, weights, labels);
+    return op(features, labels, ...(Array.isArray(weights) ? weights : [weights]));
+  }) as unknown as TfjsHeadLoss;
+  return Object.assign(loss, {
+    engine: () => engineFor(engine),
+    async prepare(shape: HeadShape) {
+      const chosen = engineFor(engine), spec = specNow();
+      if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
+      else if (chosen === "wasm") await wasm.prepare({ spec }, shape);
+    },
+    prepared: () => [
+      ...wasm.heads.keys().map((key) => `wasm ${key}`),
+      ...webgpu.heads.keys().map((key) => `webgpu ${key}`),
+    ],
+    readCenters: () => webgpu.readCenters(),
+    dispose() {
+      wasm.dispose();
+      webgpu.dispose();
+    },
+  });
 }

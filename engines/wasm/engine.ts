@@ -22,10 +22,8 @@
  * @module
  */
 import type { HeadSpec } from "../../losses/head_spec.ts";
-import type { Reduction } from "../../losses/types.ts";
-import { reductionWeight } from "../../losses/cross_entropy.ts";
-import { type CheckedHeadView, optionsObject } from "../../losses/checks.ts";
-import type { Engine, EngineHead, EngineOptions, EngineResult, RunSettings } from "../engine.ts";
+import { checkHeadSpec, optionsObject } from "../../losses/checks.ts";
+import type { Engine, EngineHead, EngineOptions, HeadShape } from "../engine.ts";
 import * as L from "./assembly/layout.ts";
 import { CONTROL, PARAMS, type WasmLayout, wasmLayout } from "./_layout.ts";
 import {
@@ -34,25 +32,11 @@ import {
   type HeadThreads,
   type KernelBuild,
   kernelsModule,
+  runtimeProblem,
+  threadingLine,
 } from "./_runtime.ts";
-import {
-  checkFloat32,
-  fitsFloat32,
-  FLOAT32_MAX,
-  float32Error,
-  layOutWeights,
-  packSamples,
-  sampleMaths,
-  type Samples,
-} from "./_inputs.ts";
-import {
-  addTargetGradients,
-  checkFiniteOutput,
-  gradFeaturesOf,
-  logitsOf,
-  lossesOf,
-  unpad,
-} from "./_finish.ts";
+import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
+import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -94,13 +78,13 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
   kind: "WASM",
   precision: "float32",
   threaded: true,
+  checksValues: true,
   async availability() {
-    if (typeof SharedArrayBuffer === "undefined" || typeof Worker === "undefined") {
-      return { available: false, reason: "needs SharedArrayBuffer and Worker" };
-    }
+    const problem = runtimeProblem();
+    if (problem) return { available: false, reason: problem };
     try {
       await kernelsModule(PREPARE);
-      return { available: true };
+      return { available: true, detail: threadingLine() };
     } catch (error) {
       return { available: false, reason: error instanceof Error ? error.message : String(error) };
     }
@@ -108,25 +92,10 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
   supports: () => true,
   async prepare(head, shape, options) {
     const { threads, tile, kernels } = engineOptions(options);
-    if (head.logits === "angular" && head.radius.kind === "scale") {
-      if (!fitsFloat32(head.radius.scale)) {
-        throw new RangeError(
-          `${PREPARE}: head.radius.scale must lie within float32's range for this float32 ` +
-            `engine, got ${head.radius.scale}`,
-        );
-      }
-    }
+    checkScale(PREPARE, head);
     const layout = wasmLayout(PREPARE, head, shape, { tile, threads });
-    const memory = new WebAssembly.Memory({
-      initial: layout.pages,
-      maximum: layout.pages,
-      shared: true,
-    });
-    const params = new Int32Array(memory.buffer, PARAMS, L.PARAM_SLOTS);
-    for (const [slot, value] of layout.slots) params[slot] = value;
-    if (head.logits === "linear") {
-      new Float32Array(memory.buffer, layout.offsets.invcw).fill(1, 0, layout.Cp);
-    }
+    const memory = headMemory(layout);
+    writeSlots(head, layout, memory);
     const module = await kernelsModule(PREPARE, kernels);
     const pool = await attachHead(PREPARE, module, memory, CONTROL, layout.threads);
     return wasmHead(head, layout, memory, pool);
@@ -171,108 +140,99 @@ function wasmHead(
   };
 }
 
-/** Writes a run's inputs into the memory; returns the float64 copies the finishing step needs. */
-function layOutRun(
-  head: HeadSpec,
-  layout: WasmLayout,
-  memory: WebAssembly.Memory,
-  view: CheckedHeadView,
-  reduction: Reduction,
-): Samples {
-  const { C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
-  const samples = sampleMaths(RUN, head, view);
-  const bias = new Float32Array(buffer, o.bias, C);
-  if (view.bias) {
-    checkFloat32(RUN, "bias", view.bias);
-    bias.set(view.bias);
-  } else bias.fill(0);
-  layOutWeights(new Float32Array(buffer, o.w, Cp * Dp), view.w, layout.D, Dp);
-  packSamples(
-    samples,
-    {
-      xpack: new Float32Array(buffer, o.xpack, Np * Dp),
-      xpackk: new Float32Array(buffer, o.xpackk, Np * Dp),
-      a: new Float32Array(buffer, o.a, Np),
-      zy: new Float64Array(buffer, o.zy, Np),
-      labels: new Int32Array(buffer, o.labels, Np),
-      weight: new Float32Array(buffer, o.weight, Np),
-    },
-    Dp,
-    reductionWeight(reduction, layout.N),
-  );
-  const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
-  for (const slot of [L.SLOT_BAD, L.SLOT_BAD_W, L.SLOT_BAD_Z]) params[slot] = 0;
-  params[L.SLOT_NEXT_FORWARD] = params[L.SLOT_NEXT_BACKWARD] = 0;
-  return samples;
+// ── Synchronous runs (train/tfjs_loss.ts runs engine-wasm inside tf.customGrad): _blocking.ts ──
+
+export { canBlock, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
+
+/** Options of {@linkcode prepareSyncWasmHead}. */
+export interface SyncWasmOptions extends WasmEngineOptions {
+  /**
+   * `"blocking"`: the worker threads compute and the calling thread waits for them in
+   * Atomics.wait (Deno, Node.js, any worker); `"calling-thread"`: the calling thread computes
+   * alone (a browser's main thread, which may not block). @default {"blocking" where the calling
+   * thread may block and threads > 1, else "calling-thread"}
+   */
+  mode?: SyncMode;
 }
 
-/** Reads the kernels' results into new arrays and finishes them in float64. */
-function finishRun(
+/**
+ * Prepares `head` on engine-wasm for runs that return synchronously (`runSync`), for callers that
+ * cannot await, such as the forward function of `tf.customGrad`. The head's numbers, and even its
+ * structure, may change from run to run; its sizes may not.
+ *
+ * @example
+ * ```ts
+ * import { prepareSyncWasmHead } from "./engine.ts";
+ * import { arcFaceHead } from "../../losses/arcface.ts";
+ * import { matrix } from "../../losses/matrix.ts";
+ * import assert from "node:assert";
+ *
+ * const head = await prepareSyncWasmHead(arcFaceHead(), { samples: 2, dims: 3, classes: 4 });
+ * const { loss } = head.runSync(arcFaceHead(), {
+ *   features: matrix(2, 3, [1, 0, 0, 0, 1, 0]),
+ *   weights: matrix(4, 3, [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]),
+ *   labels: [0, 1],
+ * });
+ * assert.ok(Number.isFinite(loss));
+ * head.dispose();
+ * ```
+ *
+ * @param head The head the runs start with.
+ * @param shape N samples, D dims, C classes of every run.
+ * @param options Threads, and how the calling thread takes part.
+ * @returns The prepared head; release it with `dispose()`.
+ */
+export async function prepareSyncWasmHead(
   head: HeadSpec,
-  layout: WasmLayout,
-  memory: WebAssembly.Memory,
-  s: Samples,
-  settings: RunSettings & { bias: boolean },
-): EngineResult<Float32Array> {
-  const { N, D, C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
-  const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
-  if (params[L.SLOT_BAD_W]) throw weightsError(layout, buffer);
-  if (params[L.SLOT_BAD_Z]) throw logitsError();
-  const losses = lossesOf(new Float64Array(buffer, o.stats, 2 * Np), s.zy, N, settings.reduction);
-  const weight = reductionWeight(settings.reduction, N);
-  const radius = head.logits === "angular" ? head.radius.kind : undefined;
-  const parts = layout.thread.map((t) => ({
-    gx: new Float64Array(buffer, t.gx, Np * Dp),
-    sumx: new Float64Array(buffer, t.sumx, Np),
-    grada: new Float64Array(buffer, t.grada, Np),
-  }));
-  const gradFeatures = gradFeaturesOf(s, radius, parts, losses, weight, Dp);
-  const gradWeights = unpad(new Float32Array(buffer, o.gw, Cp * Dp), C, D, Dp);
-  const gradBias = settings.bias ? new Float32Array(buffer, o.gb, C).slice() : undefined;
-  addTargetGradients(s, radius, losses, weight, gradWeights, gradBias);
-  checkFiniteOutput(RUN, "gradFeatures", gradFeatures, D);
-  if (params[L.SLOT_BAD]) checkFiniteOutput(RUN, "gradWeights", gradWeights, D);
-  for (const y of s.labels) {
-    checkFiniteOutput(RUN, "gradWeights", gradWeights.subarray(y * D, y * D + D), D, y * D);
-  }
-  if (gradBias) checkFiniteOutput(RUN, "gradBias", gradBias, C);
-  const result: EngineResult<Float32Array> = {
-    loss: losses.loss,
-    losses: losses.losses,
-    gradFeatures: { rows: N, cols: D, data: gradFeatures },
-    gradWeights: { rows: C, cols: D, data: gradWeights },
-  };
-  if (gradBias) result.gradBias = gradBias;
-  if (settings.logits) {
-    const cos = new Float32Array(buffer, o.cos, Cp * Np);
-    const nw = radius === "normProduct" ? new Float32Array(buffer, o.nw, C) : undefined;
-    result.logits = { rows: N, cols: C, data: logitsOf(s, cos, Np, C, nw) };
-  }
-  return result;
+  shape: HeadShape,
+  options?: SyncWasmOptions,
+): Promise<SyncWasmHead> {
+  const where = "prepareSyncWasmHead";
+  return await prepareBlocking(where, head, shape, syncSettings(where, head, shape, options));
 }
 
-/** The culprit of a row of W the kernels refused: an element beyond float32, or the row's norm. */
-function weightsError(layout: WasmLayout, buffer: ArrayBufferLike): RangeError {
-  const { C, D, Dp, offsets: o } = layout;
-  const w = new Float32Array(buffer, o.w, C * Dp);
-  for (let j = 0; j < C; j++) {
-    for (let k = 0; k < D; k++) {
-      if (!Number.isFinite(w[j * Dp + k])) {
-        return float32Error(RUN, "weights", j * D + k, undefined, D);
-      }
+/**
+ * {@linkcode prepareSyncWasmHead} without an `await`, for a caller that meets a new shape inside a
+ * synchronous function: the worker threads take the kernels while the first run is on its way.
+ * Needs the kernels compiled synchronously: in Deno always; elsewhere only after an asynchronous
+ * preparation (it throws otherwise).
+ *
+ * @param head The head the runs start with.
+ * @param shape N samples, D dims, C classes of every run.
+ * @param options Threads, and how the calling thread takes part.
+ * @returns The prepared head; release it with `dispose()`.
+ */
+export function createSyncWasmHead(
+  head: HeadSpec,
+  shape: HeadShape,
+  options?: SyncWasmOptions,
+): SyncWasmHead {
+  const where = "createSyncWasmHead";
+  return prepareNow(where, head, shape, syncSettings(where, head, shape, options)).head;
+}
+
+function syncSettings(
+  where: string,
+  head: HeadSpec,
+  shape: HeadShape,
+  options: SyncWasmOptions | undefined,
+) {
+  checkHeadSpec(where, head);
+  for (const name of ["samples", "dims", "classes"] as const) {
+    if (!Number.isInteger(shape?.[name]) || shape[name] < 1) {
+      throw new RangeError(
+        `${where}: shape.${name} must be a positive integer, got ${shape?.[name]}`,
+      );
     }
   }
-  const nw = new Float32Array(buffer, o.nw, C);
-  const j = nw.findIndex((n) => !Number.isFinite(n));
-  return new RangeError(
-    `${RUN}: the norm of weights row ${j} exceeds float32's range (${FLOAT32_MAX}); this float32 ` +
-      "engine cannot normalise it",
-  );
-}
-
-function logitsError(): RangeError {
-  return new RangeError(
-    `${RUN}: the logits a_i·b_j·cos (or x·w + b) exceed float32's range: features, weights or ` +
-      "bias too large for this float32 engine",
-  );
+  const { mode, ...rest } = optionsObject(where, options, [
+    "threads",
+    "tile",
+    "kernels",
+    "mode",
+  ]) as SyncWasmOptions;
+  if (mode !== undefined && mode !== "blocking" && mode !== "calling-thread") {
+    throw new RangeError(`${where}: options.mode must be "blocking" or "calling-thread"`);
+  }
+  return { ...engineOptions(rest), mode };
 }

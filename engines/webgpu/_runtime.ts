@@ -9,7 +9,7 @@ import type { Staged } from "./_stage.ts";
 import { UNIFORM_BYTES } from "./_uniforms.ts";
 
 /** A compiled shader: its pipeline and bind group layout. */
-interface Compiled {
+export interface Compiled {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
 }
@@ -96,7 +96,8 @@ export interface HeadBuffers {
   all: GPUBuffer[];
 }
 
-function makeBuffer(gpu: Gpu, all: GPUBuffer[], bytes: number, usage: number): GPUBuffer {
+/** Creates a buffer of at least `bytes` (a multiple of 4, ≥ 16), counted and listed in `all`. */
+export function makeBuffer(gpu: Gpu, all: GPUBuffer[], bytes: number, usage: number): GPUBuffer {
   const buffer = gpu.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
   all.push(buffer);
   liveBuffers++;
@@ -147,14 +148,15 @@ export function addLogitsBuffers(gpu: Gpu, layout: Layout, buffers: HeadBuffers)
 }
 
 /** Destroys a head's buffers; idempotent. */
-export function destroyHeadBuffers(buffers: HeadBuffers): void {
+export function destroyHeadBuffers(buffers: Pick<HeadBuffers, "all">): void {
   for (const buffer of buffers.all.splice(0)) {
     buffer.destroy();
     liveBuffers--;
   }
 }
 
-function compile(gpu: Gpu, shader: Shader, label: string): Compiled {
+/** The pipeline of `shader` on the device, compiled once (cached by its code). */
+export function compile(gpu: Gpu, shader: Shader, label: string): Compiled {
   const cached = gpu.pipelines.get(shader.code);
   if (cached) return cached;
   const { device } = gpu;
@@ -182,9 +184,16 @@ function compile(gpu: Gpu, shader: Shader, label: string): Compiled {
   return compiled;
 }
 
+/** One dispatch, ready to encode. */
+export interface Step {
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  groups: number[];
+}
+
 /** The dispatches of a run, ready to encode, and what its read-back copies. */
 export interface Program {
-  steps: { pipeline: GPUComputePipeline; group: GPUBindGroup; groups: number[] }[];
+  steps: Step[];
   copies: { src: GPUBuffer; bytes: number }[];
   read: GPUBuffer;
 }
@@ -197,7 +206,29 @@ export function buildProgram(
   buffers: HeadBuffers,
   logits: boolean,
 ): Program {
-  const steps = dispatches(layout, logits).map((d) => {
+  const steps = bindSteps(gpu, head, layout, buffers, logits);
+  const source = { rows: "rows", gradFeatures: "gx", gradBias: "gradBias" } as const;
+  let chunk = 0;
+  const copies = layout.read.map((part) => ({
+    src: part.name === "gradWeights"
+      ? buffers.chunks[chunk++].gw
+      : buffers.named[source[part.name as keyof typeof source]]!,
+    bytes: part.bytes,
+  }));
+  if (logits) copies.push({ src: buffers.named.logits!, bytes: layout.logitsBytes });
+  const read = logits ? buffers.readWithLogits! : buffers.read;
+  return { steps, copies, read };
+}
+
+/** The pipelines of every dispatch of a run (compiled or reused), bound to `buffers`. */
+export function bindSteps(
+  gpu: Gpu,
+  head: HeadSpec,
+  layout: Layout,
+  buffers: Pick<HeadBuffers, "named" | "chunks">,
+  logits: boolean,
+): Step[] {
+  return dispatches(layout, logits).map((d) => {
     const shader = stageShader(d.stage, head);
     const compiled = compile(gpu, shader, `engine-webgpu ${d.stage} (${head.name})`);
     const chunk = buffers.chunks[d.chunk ?? 0];
@@ -215,17 +246,6 @@ export function buildProgram(
     });
     return { pipeline: compiled.pipeline, group, groups: d.groups };
   });
-  const source = { rows: "rows", gradFeatures: "gx", gradBias: "gradBias" } as const;
-  let chunk = 0;
-  const copies = layout.read.map((part) => ({
-    src: part.name === "gradWeights"
-      ? buffers.chunks[chunk++].gw
-      : buffers.named[source[part.name as keyof typeof source]]!,
-    bytes: part.bytes,
-  }));
-  if (logits) copies.push({ src: buffers.named.logits!, bytes: layout.logitsBytes });
-  const read = logits ? buffers.readWithLogits! : buffers.read;
-  return { steps, copies, read };
 }
 
 /**

@@ -24,7 +24,12 @@ export type BufferName =
   | "partials"
   | "gx"
   | "gw"
-  | "logits";
+  | "logits"
+  // Bound only by the external runs' staging and loss passes (_external.ts).
+  | "src"
+  | "norms"
+  | "out"
+  | "loss";
 
 /** One storage binding (after the uniform at 0): the buffer, its element type and access. */
 export interface Binding {

@@ -53,6 +53,8 @@ import {
 } from "./_runtime.ts";
 import { createStaging, type RunView, type Staged, stageInput } from "./_stage.ts";
 import { headUniforms } from "./_uniforms.ts";
+import { createExternal, type ExternalHead, prepareExternal } from "./_external.ts";
+import { checkHeadSpec } from "../../losses/checks.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -217,7 +219,64 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   kind: "WebGPU",
   precision: "float32",
   threaded: false,
+  checksValues: true,
   availability,
   supports: () => true,
   prepare,
 };
+
+// ── Runs on a caller's device and GPU buffers, without a read-back (train/tfjs_loss.ts runs the
+// engine on tfjs-webgpu's device and tensors): _external.ts ──
+
+export type { ExternalBuffers, ExternalHead, WeightShard } from "./_external.ts";
+
+/**
+ * Prepares `head` for `shape` on `device`, a WebGPU device the caller opened (TensorFlow.js's, for
+ * one), for runs on the caller's own GPU buffers: N×D float32 features, C×D float32 weights and N
+ * int32 labels in; the reduced loss, ∂features and ∂weights out, written by passes submitted to the
+ * device's queue. Nothing is read back, so nothing is checked on the host: a label outside [0, C)
+ * or a non-finite input makes the loss NaN. The head's numbers and structure may change from run to
+ * run; its sizes may not. Release it with `dispose()`.
+ *
+ * @param device The caller's device.
+ * @param head The head the runs start with (its pipelines are compiled here).
+ * @param shape N samples, D dims, C classes of every run.
+ * @param options Sizes that tests force small (as the engine's own).
+ * @returns The prepared head.
+ */
+export async function prepareExternalHead(
+  device: GPUDevice,
+  head: HeadSpec,
+  shape: HeadShape,
+  options?: WebgpuEngineOptions,
+): Promise<ExternalHead> {
+  checkHeadSpec("prepareExternalHead (webgpu)", head);
+  return await prepareExternal(device, head, shape, externalOptions(options));
+}
+
+/**
+ * {@linkcode prepareExternalHead} without an `await`, for a caller inside a synchronous function
+ * (tf.customGrad's): device errors while preparing are not caught here but reported by the device.
+ *
+ * @param device The caller's device.
+ * @param head The head the runs start with.
+ * @param shape N samples, D dims, C classes of every run.
+ * @param options Sizes that tests force small (as the engine's own).
+ * @returns The prepared head.
+ */
+export function createExternalHead(
+  device: GPUDevice,
+  head: HeadSpec,
+  shape: HeadShape,
+  options?: WebgpuEngineOptions,
+): ExternalHead {
+  checkHeadSpec("createExternalHead (webgpu)", head);
+  return createExternal(device, head, shape, externalOptions(options));
+}
+
+function externalOptions(options: WebgpuEngineOptions | undefined) {
+  return {
+    chunkClasses: sizeOption("chunkClasses", options?.chunkClasses),
+    sliceClasses: sizeOption("sliceClasses", options?.sliceClasses),
+  };
+}

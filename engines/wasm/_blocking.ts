@@ -1,0 +1,237 @@
+// Synchronous runs of engine-wasm, for callers that cannot await (tf.customGrad's forward function,
+// train/tfjs_loss.ts). Two ways, both on the head's one shared memory:
+// - "blocking": the head's worker threads run the kernels as for an asynchronous run while the
+//   calling thread waits in Atomics.wait on the head's third control word, which each thread bumps
+//   when it is done (_thread.ts). Deno's and Node's main threads and every worker may block.
+// - "calling-thread": the calling thread instantiates the kernels itself and runs them alone, as
+//   one thread. A browser's main thread may not block (Atomics.wait throws there): this is its way.
+import type { HeadSpec } from "../../losses/head_spec.ts";
+import type { HeadInput } from "../../losses/types.ts";
+import {
+  type CheckedHeadView,
+  checkHeadSpec,
+  checkLabels,
+  viewHeadInput,
+} from "../../losses/checks.ts";
+import type { EngineResult, HeadShape } from "../engine.ts";
+import { CONTROL, PARAMS, type WasmLayout, wasmLayout } from "./_layout.ts";
+import { attachHeadSync, type HeadThreads, type KernelBuild, kernelsModule } from "./_runtime.ts";
+import { runThread, type ThreadHead } from "./_thread.ts";
+import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
+import type { Reduction } from "../../losses/types.ts";
+
+const RUN = "wasm runSync";
+/** The longest a blocked caller waits for the threads before it gives up. */
+const WAIT_LIMIT_MS = 600_000;
+
+/** How a synchronous head runs: see {@linkcode SyncWasmHead.mode}. */
+export type SyncMode = "blocking" | "calling-thread";
+
+/** A head of engine-wasm whose runs return their result synchronously. */
+export interface SyncWasmHead {
+  /** The sizes every run's input must have. */
+  readonly shape: Readonly<HeadShape>;
+  /** Threads that compute a run. */
+  readonly threads: number;
+  /**
+   * `"blocking"`: the worker threads compute and the calling thread waits for them (Atomics.wait);
+   * `"calling-thread"`: the calling thread computes alone.
+   */
+  readonly mode: SyncMode;
+  /**
+   * Forward and backward on new features, weights and labels, synchronously. `head` may change
+   * from run to run (a λ schedule, another loss): its numbers are read at every run.
+   */
+  runSync(head: HeadSpec, input: HeadInput, reduction?: Reduction): EngineResult<Float32Array>;
+  /** Releases the threads and the memory; idempotent. */
+  dispose(): void;
+}
+
+/** Whether this thread may block in Atomics.wait (a browser's main thread may not). */
+export function canBlock(): boolean {
+  if (typeof SharedArrayBuffer === "undefined") return false;
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The settings of a synchronous head, already checked by engine.ts. */
+export interface SyncSettings {
+  threads: number;
+  tile: number;
+  kernels?: KernelBuild;
+  mode?: SyncMode;
+}
+
+/** Waits until `count` threads have counted themselves done in `control[2]`. */
+function waitForThreads(control: Int32Array, count: number): void {
+  const deadline = performance.now() + WAIT_LIMIT_MS;
+  for (;;) {
+    const done = Atomics.load(control, 2);
+    if (done >= count) return;
+    Atomics.wait(control, 2, done, 1000);
+    if (performance.now() > deadline) {
+      throw new Error(`${RUN}: the worker threads did not finish in ${WAIT_LIMIT_MS / 1000} s`);
+    }
+  }
+}
+
+/** The calling thread's own instance of the kernels, as thread 0 of 1. */
+function callingThread(module: WebAssembly.Module, memory: WebAssembly.Memory): ThreadHead {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return {
+    kernels: instance.exports as unknown as ThreadHead["kernels"],
+    control: new Int32Array(memory.buffer, CONTROL, 3),
+    tid: 0,
+    threads: 1,
+  };
+}
+
+/** Compiled kernels that synchronous preparation can use at once, by build. */
+const compiled = new Map<KernelBuild | "default", WebAssembly.Module>();
+
+/**
+ * The kernels, synchronously: compiled before by {@linkcode prepareBlocking}, or compiled here from
+ * the file read synchronously (Deno); elsewhere an error that says to prepare asynchronously first.
+ */
+function kernelsNow(where: string, build?: KernelBuild): WebAssembly.Module {
+  const known = compiled.get(build ?? "default");
+  if (known) return known;
+  const read = (globalThis as { Deno?: { readFileSync?(url: URL): Uint8Array } }).Deno
+    ?.readFileSync;
+  for (const name of build ? [build] : ["relaxed", "simd"] as const) {
+    const url = new URL(
+      `./build/${name === "relaxed" ? "kernels_relaxed" : "kernels"}.wasm`,
+      import.meta.url,
+    );
+    if (!read || url.protocol !== "file:") break;
+    const bytes = read(url) as Uint8Array<ArrayBuffer>;
+    if (!WebAssembly.validate(bytes)) continue;
+    const module = new WebAssembly.Module(bytes);
+    compiled.set(build ?? "default", module);
+    return module;
+  }
+  throw new Error(
+    `${where}: the kernels cannot be compiled synchronously here; prepare the head with ` +
+      "prepareSyncWasmHead (asynchronous) first",
+  );
+}
+
+/**
+ * Prepares a synchronous head asynchronously: compiles the kernels and waits for the worker
+ * threads to instantiate them (the head and the settings are checked by the caller).
+ */
+export async function prepareBlocking(
+  where: string,
+  head: HeadSpec,
+  shape: HeadShape,
+  settings: SyncSettings,
+): Promise<SyncWasmHead> {
+  compiled.set(settings.kernels ?? "default", await kernelsModule(where, settings.kernels));
+  const prepared = prepareNow(where, head, shape, settings);
+  await prepared.attached;
+  return prepared.head;
+}
+
+/**
+ * Prepares a synchronous head at once: the worker threads instantiate the kernels while its first
+ * run is on its way to them. Where the kernels cannot be compiled synchronously (a browser that has
+ * not prepared a head asynchronously before), throws.
+ */
+export function prepareNow(
+  where: string,
+  head: HeadSpec,
+  shape: HeadShape,
+  settings: SyncSettings,
+): { head: SyncWasmHead; attached: Promise<void> } {
+  const mode = settings.mode ??
+    (settings.threads > 1 && canBlock() ? "blocking" : "calling-thread");
+  if (mode === "blocking" && !canBlock()) {
+    throw new Error(`${where}: this thread may not block (Atomics.wait); use "calling-thread"`);
+  }
+  const threads = mode === "blocking" ? settings.threads : 1;
+  checkScale(where, head);
+  let layout = wasmLayout(where, head, shape, { tile: settings.tile, threads });
+  let memory: WebAssembly.Memory | undefined = headMemory(layout);
+  writeSlots(head, layout, memory);
+  const module = kernelsNow(where, settings.kernels);
+  let pool: HeadThreads | undefined, thread: ThreadHead | undefined;
+  let attached = Promise.resolve();
+  if (mode === "blocking") {
+    ({ head: pool, attached } = attachHeadSync(where, module, memory, CONTROL, layout.threads));
+  } else thread = callingThread(module, memory);
+  const control = new Int32Array(memory.buffer, CONTROL, 3);
+  let structure = structureOf(head);
+
+  function runSync(next: HeadSpec, input: HeadInput, reduction: Reduction = "mean") {
+    if (!memory) throw new Error(`${RUN}: the head was disposed`);
+    checkHeadSpec(RUN, next);
+    checkScale(RUN, next);
+    const view = checkedView(next, layout, input);
+    if (structureOf(next) !== structure) {
+      // The kernels read the head's structure (linear or angular, radius kind) from the slots.
+      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads });
+      writeSlots(next, layout, memory);
+      structure = structureOf(next);
+    }
+    const samples = layOutRun(next, layout, memory, view, reduction);
+    if (thread) runThread(thread, PARAMS);
+    else {
+      Atomics.store(control, 2, 0);
+      pool!.post(PARAMS);
+      waitForThreads(control, layout.threads);
+    }
+    const bias = view.bias !== undefined;
+    return finishRun(next, layout, memory, samples, { reduction, logits: false, bias });
+  }
+
+  const prepared: SyncWasmHead = {
+    shape: Object.freeze({ ...shape }),
+    threads: layout.threads,
+    mode,
+    runSync,
+    dispose() {
+      memory = undefined;
+      thread = undefined;
+      pool?.detach();
+    },
+  };
+  return { head: prepared, attached };
+}
+
+/** What of a head the kernels' slots hold: linear or angular, and the radius kind. */
+function structureOf(head: HeadSpec): string {
+  return head.logits === "angular" ? `angular ${head.radius.kind}` : "linear";
+}
+
+/**
+ * The run's input, checked. Float32 matrices of the right sizes skip viewHeadInput's scan for
+ * non-finite values: the engine refuses those itself (the features and the target rows on the
+ * host, any other row of W in the kernels), naming the argument and the index.
+ */
+function checkedView(head: HeadSpec, layout: WasmLayout, input: HeadInput): CheckedHeadView {
+  const { N, D, C } = layout, x = input?.features, w = input?.weights;
+  const plain = input !== null && typeof input === "object" &&
+    Object.keys(input).every((key) => key === "features" || key === "weights" || key === "labels");
+  if (
+    plain && x?.data instanceof Float32Array && w?.data instanceof Float32Array &&
+    x.rows === N && x.cols === D && x.data.length === N * D &&
+    w.rows === C && w.cols === D && w.data.length === C * D
+  ) {
+    return { N, D, C, x: x.data, w: w.data, labels: checkLabels(RUN, input.labels, { N, C }) };
+  }
+  const view = viewHeadInput(RUN, input, {
+    classes: "weights",
+    allowBias: head.logits === "linear",
+  });
+  if (view.N !== N || view.D !== D || view.C !== C) {
+    throw new RangeError(
+      `${RUN}: this head was prepared for ${N}×${D} features and ${C}×${D} weights, got ` +
+        `${view.N}×${view.D} and ${view.C}×${view.D}; prepare another`,
+    );
+  }
+  return view;
+}

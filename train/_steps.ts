@@ -1,0 +1,112 @@
+// What every engine path of tfjsHeadLoss shares: one call's checked arguments, and what a path
+// returns to tf.customGrad.
+import type { HeadSpec } from "../losses/head_spec.ts";
+import type { Matrix } from "../losses/matrix.ts";
+import type { Reduction } from "../losses/types.ts";
+import { tf } from "./tfjs_setup.ts";
+
+/** The center-loss options, checked once. */
+export interface CheckedCenter {
+  centers: Matrix;
+  weight: number;
+  alpha: number;
+}
+
+/** One call of the loss, checked: the head of this step, the tensors and their sizes. */
+export interface Call {
+  where: string;
+  spec: HeadSpec;
+  features: tf.Tensor2D;
+  /** The weights' shards: consecutive rows of W, C×D in all (one tensor, mostly). */
+  weights: tf.Tensor2D[];
+  labels: tf.Tensor1D;
+  N: number;
+  D: number;
+  C: number;
+  reduction: Reduction;
+  center?: CheckedCenter;
+}
+
+/**
+ * What a path hands to tf.customGrad: the loss, and the gradients for the backward pass, in the
+ * op's order: features, labels (zeros), then each shard of the weights.
+ */
+export interface Step {
+  value: tf.Scalar;
+  gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.Tensor[];
+}
+
+/** W's values as one C×D array (the shards' values copied in order, or the one shard's own). */
+export function weightValues(call: Call): Float32Array {
+  if (call.weights.length === 1) return call.weights[0].dataSync() as Float32Array;
+  const out = new Float32Array(call.C * call.D);
+  let at = 0;
+  for (const shard of call.weights) {
+    const data = shard.dataSync() as Float32Array;
+    out.set(data, at);
+    at += data.length;
+  }
+  return out;
+}
+
+/** ∂W (C×D) as one tensor per shard of the call's weights, each times `scale`. */
+export function weightGradients(call: Call, gradWeights: Float32Array, scale: number): tf.Tensor[] {
+  let row = 0;
+  return call.weights.map((shard) => {
+    const rows = shard.shape[0], D = call.D;
+    const part = tf.tensor2d(gradWeights.subarray(row * D, (row + rows) * D), [rows, D]);
+    row += rows;
+    return scale === 1 ? part : tf.mul(part, scale);
+  });
+}
+
+/** The sizes of a call as a key of prepared heads. */
+export function shapeKey(call: Call): string {
+  return `${call.N}×${call.D}×${call.C}`;
+}
+
+/**
+ * Prepared heads by key, the most recent first: at most `keep` of them (a training run meets two
+ * shapes, its batch and its last batch), the least recently used disposed beyond.
+ */
+export class HeadCache<H extends { dispose(): void }> {
+  #heads = new Map<string, H>();
+  constructor(readonly keep = 2) {}
+
+  /** The head of `key`, made by `make` when there is none. */
+  get(key: string, make: () => H): H {
+    let head = this.#heads.get(key);
+    if (head) this.#heads.delete(key);
+    else head = make();
+    this.#heads.set(key, head);
+    for (const [old, stale] of this.#heads) {
+      if (this.#heads.size <= this.keep) break;
+      this.#heads.delete(old);
+      stale.dispose();
+    }
+    return head;
+  }
+
+  /** The keys of the prepared heads, the least recently used first. */
+  keys(): string[] {
+    return [...this.#heads.keys()];
+  }
+
+  /** Whether a head of `key` is prepared. */
+  has(key: string): boolean {
+    return this.#heads.has(key);
+  }
+
+  /** Adds a head prepared ahead (replacing one of the same key). */
+  set(key: string, head: H): void {
+    this.#heads.get(key)?.dispose();
+    this.#heads.delete(key);
+    this.get(key, () => head);
+  }
+
+  /** Disposes every head. */
+  clear(): void {
+    for (const head of this.#heads.values()) head.dispose();
+    this.#heads.clear();
+  }
+}

@@ -1,0 +1,109 @@
+// engine "wasm" inside tf.customGrad: the tensors read synchronously (free on tfjs-cpu and
+// tfjs-wasm, whose tensors live in CPU memory), one fused forward and backward on a prepared
+// synchronous head of engine-wasm (engines/wasm: the worker threads compute while this thread
+// waits in Atomics.wait; one thread, this one, where it may not block), and the gradients handed to
+// the backward pass as new tensors.
+import type { HeadShape } from "../engines/engine.ts";
+import { createSyncWasmHead, type SyncMode, type SyncWasmHead } from "../engines/wasm/engine.ts";
+import { prepareSyncWasmHead } from "../engines/wasm/engine.ts";
+import { tf } from "./tfjs_setup.ts";
+import { hostCenterStep } from "./_centers.ts";
+import {
+  type Call,
+  HeadCache,
+  shapeKey,
+  type Step,
+  weightGradients,
+  weightValues,
+} from "./_steps.ts";
+
+/** How engine-wasm runs for tfjsHeadLoss. */
+export interface WasmSettings {
+  threads?: number;
+  mode?: SyncMode;
+}
+
+/**
+ * How long the heads stay prepared without a call. Their worker threads keep a Deno process
+ * alive, so a training script that never calls dispose() still ends this long after its last
+ * step; a later call prepares again (a few milliseconds).
+ */
+export const IDLE_RELEASE_MS = 2000;
+
+/** A timer that never keeps the process alive by itself (Deno, Node.js; a page never ends). */
+function unrefTimer(fn: () => void, ms: number): number {
+  const id = setTimeout(fn, ms) as unknown as number | { unref?: () => void };
+  const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
+  if (typeof id === "number") deno?.unrefTimer?.(id);
+  else id.unref?.();
+  return id as number;
+}
+
+/** engine-wasm's prepared heads of one loss, by shape. */
+export class WasmPath {
+  readonly heads = new HeadCache<SyncWasmHead>();
+  #idle?: number;
+  constructor(readonly settings: WasmSettings) {}
+
+  /** Re-arms the release of the heads after {@linkcode IDLE_RELEASE_MS} without a call. */
+  #touch(): void {
+    clearTimeout(this.#idle);
+    this.#idle = unrefTimer(() => this.heads.clear(), IDLE_RELEASE_MS);
+  }
+
+  /** Prepares a head of `shape` ahead, asynchronously. */
+  async prepare(call: Pick<Call, "spec">, shape: HeadShape): Promise<void> {
+    const key = `${shape.samples}×${shape.dims}×${shape.classes}`;
+    if (this.heads.has(key)) return;
+    this.heads.set(key, await prepareSyncWasmHead(call.spec, shape, this.#options()));
+    this.#touch();
+  }
+
+  #options() {
+    const { threads, mode } = this.settings;
+    return { ...(threads === undefined ? {} : { threads }), ...(mode ? { mode } : {}) };
+  }
+
+  /** One step: forward and backward now, the gradients kept for the backward pass. */
+  step(call: Call): Step {
+    const { features, labels, N, D, C, spec, reduction, center } = call;
+    this.#touch();
+    const head = this.heads.get(
+      shapeKey(call),
+      () => createSyncWasmHead(spec, { samples: N, dims: D, classes: C }, this.#options()),
+    );
+    const x = features.dataSync() as Float32Array, y = labels.dataSync();
+    const result = head.runSync(spec, {
+      features: { rows: N, cols: D, data: x },
+      weights: { rows: C, cols: D, data: weightValues(call) },
+      labels: y,
+    }, reduction);
+    const gradFeatures = result.gradFeatures.data, gradWeights = result.gradWeights.data;
+    let loss = result.loss, moveCenters = () => {};
+    if (center) {
+      const c = hostCenterStep(call.where, center, x, y, { N, D }, reduction);
+      loss += c.loss;
+      c.addGradient(gradFeatures);
+      moveCenters = () => c.move();
+    }
+    return {
+      value: tf.scalar(loss),
+      gradFunc: (dy: tf.Scalar) => {
+        moveCenters();
+        const scale = dy.dataSync()[0];
+        const gx = tf.tensor2d(gradFeatures, [N, D]);
+        return [
+          scale === 1 ? gx : tf.mul(gx, scale),
+          tf.zerosLike(labels),
+          ...weightGradients(call, gradWeights, scale),
+        ];
+      },
+    };
+  }
+
+  /** Releases every prepared head. */
+  dispose(): void {
+    clearTimeout(this.#idle);
+    this.heads.clear();
+  }
+}
