@@ -227,3 +227,41 @@ Deno.test("engine-native: without --allow-ffi, availability says so", async () =
   assert.equal(result.available, false);
   assert.match((result as { reason: string }).reason, /--allow-ffi/);
 });
+
+// Found by engines/fuzz_test.ts: ∂W's normalisation term κ_j·w_j was formed as σ_j/‖w_j‖² times
+// w_j, and σ_j/‖w_j‖² fell into float32's subnormals where ‖w_j‖ is large and the gradient small
+// (‖w‖ = 1e12, ‖x‖ = 1e-15: rows of ∂W 2e-3 off); it is now (σ_j/‖w_j‖)·(w_j/‖w_j‖).
+Deno.test({
+  name: "engine-native: ∂W keeps its digits where ‖w_j‖ is large and the gradient small",
+  ignore,
+  async fn() {
+    const input = randomHeadInput({ N: 3, D: 5, C: 4 }, 11);
+    for (const [m, norm] of [[input.features, 1e-15], [input.weights, 1e12]] as const) {
+      for (let r = 0; r < m.rows; r++) {
+        const row = m.data.subarray(r * m.cols, (r + 1) * m.cols) as Float64Array;
+        const length = Math.hypot(...row);
+        for (let k = 0; k < row.length; k++) row[k] *= norm / length;
+      }
+    }
+    const head = HEAD_CATALOG.find((e) => e.name === "sphereFace")!.head({ margin: 1, lambda: 1 });
+    await using prepared = await prepareOn(
+      nativeEngine,
+      head,
+      { samples: 3, dims: 5, classes: 4 },
+      {
+        threads: 1,
+      },
+    );
+    const actual = await prepared.run(input);
+    const expected = marginSoftmaxLoss(input, head);
+    let worst = 0;
+    for (let j = 0; j < 4; j++) {
+      const e = expected.gradWeights.data.subarray(j * 5, j * 5 + 5);
+      const a = actual.gradWeights.data.subarray(j * 5, j * 5 + 5);
+      const scale = Math.max(...Array.from(e, Math.abs));
+      for (let k = 0; k < 5; k++) worst = Math.max(worst, Math.abs(a[k] - e[k]) / scale);
+    }
+    console.log(`worst relative error of a row of ∂W: ${worst.toExponential(2)}`);
+    assert.ok(worst <= 1e-5, `a row of ∂W is ${worst.toExponential(2)} off`);
+  },
+});
