@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { checkHeadSpec } from "./_head_spec_check.ts";
+export { checkHeadSpec, MAX_PSI_MARGIN } from "./_head_spec_check.ts";
 export {
   assertFiniteOutput,
   booleanOption,
