@@ -1,5 +1,6 @@
 // Compiles the AssemblyScript kernels: engine-wasm's into build/kernels.wasm (SIMD) and
-// build/kernels_relaxed.wasm (SIMD + relaxed SIMD's fused multiply-add). `deno task build:wasm`;
+// build/kernels_relaxed.wasm (SIMD + relaxed SIMD's fused multiply-add), engine-native's epilogue
+// into native/build/epilogue.wasm. `deno task build:wasm`;
 // the output is deterministic (CI rebuilds and diffs it). Another engine's kernels are one more
 // entry of TARGETS, with paths relative to engines/.
 import asc from "assemblyscript/asc";
@@ -17,6 +18,11 @@ const TARGETS: Target[] = [
     entry: "wasm/assembly/kernels.ts",
     out: "wasm/build/kernels_relaxed.wasm",
     features: "simd,relaxed-simd,threads",
+  },
+  {
+    entry: "native/assembly/epilogue.ts",
+    out: "native/build/epilogue.wasm",
+    features: "simd,threads",
   },
 ];
 

@@ -5,8 +5,7 @@
 // or before the tile's cblas_sgemm, with byte offsets into the imported memory. Nothing here knows
 // a loss: the host folds the head into per-class factors (colf = b_j/max(‖w_j‖, ε)) and per-row
 // factors (F = weight·e^(m − lse)).
-// Build: `deno run --allow-read --allow-write=engines/native/build --allow-env
-// engines/native/build.ts` (deterministic output, committed).
+// Build: `deno task build:wasm` (engines/wasm/build.ts; deterministic output, committed).
 
 const NORM_EPS: f32 = 1e-12;
 // Stands in for a target's logit in the forward statistics: finite, so max − max is 0.
