@@ -34,7 +34,6 @@ import type { Engine, EngineResult } from "./engine.ts";
 import { prepareOn } from "./prepare_head.ts";
 import { ENGINES } from "./registry.ts";
 import { releaseWebgpuDevice } from "./webgpu/engine.ts";
-import { NORM_EPS } from "../losses/checks.ts";
 
 /** float32's ε (2^-23). */
 const EPS32 = 2 ** -23;
@@ -67,25 +66,8 @@ const KNOWN_LIMITS: Record<string, {
       "of those halves, not of itself",
     // C ≤ 300 here: within one of its ∂X slices (1024 classes).
     targetHalves: ({ N, C }) => EPS32 * Math.max(N, C),
-    skip: (head, input) =>
-      head.logits === "angular" && hasTinyRow(input)
-        ? "a row of norm in (0, NORM_EPS]: the targets pass (_shaders.ts) takes it for a zero " +
-          "vector, c = 0 in f(c) and f′(c), where the reference has c = x·w/(max(‖x‖, ε)·max(‖w‖, ε))"
-        : undefined,
   },
 };
-
-/** Whether a feature or weight row has a norm in (0, NORM_EPS]. */
-function hasTinyRow(input: HeadInput): boolean {
-  for (const m of [input.features, input.weights]) {
-    for (let r = 0; r < m.rows; r++) {
-      let sq = 0;
-      for (let k = 0; k < m.cols; k++) sq += m.data[r * m.cols + k] ** 2;
-      if (sq > 0 && Math.sqrt(sq) <= NORM_EPS) return true;
-    }
-  }
-  return false;
-}
 
 /** Below this a per-sample loss is checked to an absolute 1e-30 (float32's range ends near 1e-38). */
 const LOSS_FLOOR = 1e-30;

@@ -106,6 +106,14 @@ export function stageRows(
       for (let k = from; k < to; k++) out[o + k - from] = src[k];
       continue;
     }
+    if (norm > 0 && norm <= NORM_EPS) {
+      // The targets pass takes such a row for a zero vector (c = 0), where the reference divides
+      // by max(‖row‖, ε): refused rather than answered differently.
+      throw new RangeError(
+        `${where}: ${name} row ${r} has norm ${norm.toExponential(3)}, in (0, ${NORM_EPS}]: ` +
+          `the webgpu engine computes rows this small as zero; scale them up or use another engine`,
+      );
+    }
     norms[r] = norm;
     const scale = 1 / Math.max(norm, NORM_EPS);
     for (let k = from; k < to; k++) out[o + k - from] = src[k] * scale;

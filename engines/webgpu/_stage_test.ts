@@ -77,3 +77,23 @@ Deno.test("stage: padding stays zero and a run without a bias clears the last on
   stageInput("r", layout, { ...view, bias: undefined }, staged);
   assert.deepStrictEqual(Array.from(staged.bias.subarray(0, 2)), [0, 0]);
 });
+
+Deno.test("stage: an angular head refuses a row of norm in (0, NORM_EPS]", () => {
+  const layout = planLayout({ samples: 2, dims: 3, classes: 2 }, LIMITS, { angular: true });
+  const staged = createStaging(layout);
+  const view = {
+    N: 2,
+    D: 3,
+    C: 2,
+    x: Float64Array.of(1e-13, 0, 0, 0, 1, 0),
+    w: Float64Array.of(1, 0, 0, 0, 1, 0),
+    labels: Int32Array.of(0, 1),
+  };
+  // The targets pass would take it for a zero vector, where the reference divides by ε.
+  assert.throws(
+    () => stageInput("r", layout, view, staged),
+    /r: features row 0 has norm 1\.000e-13/,
+  );
+  view.x[0] = 0; // a zero row stays a zero vector, as in the reference
+  stageInput("r", layout, view, staged);
+});
