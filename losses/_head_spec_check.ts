@@ -168,6 +168,14 @@ function checkMargin(where: string, value: unknown): TargetMargin {
  */
 export function checkHeadSpec(where: string, head: unknown): HeadSpec {
   const h = objectAt(where, "head", head);
+  if ("successor" in h) {
+    const hook = h.successor as { kind?: unknown } | null;
+    const kind = hook !== null && typeof hook === "object" ? describe(hook.kind) : describe(hook);
+    throw new RangeError(
+      `${where}: head.successor (${kind}) is a successor hook that only the float64 reference ` +
+        `loss of ${describe(h.name)} computes so far; no engine supports it yet`,
+    );
+  }
   const logits = oneOf(where, "head.logits", h.logits, LOGITS);
   if (typeof h.name !== "string" || h.name === "") {
     throw new TypeError(`${where}: head.name must be a non-empty string, got ${describe(h.name)}`);

@@ -50,3 +50,73 @@ export type HeadSpec =
     margin: TargetMargin;
     marginGradient: MarginGradient;
   };
+
+/**
+ * The hook of a successor loss (issue 13), the data that the one margin-softmax machine grows for
+ * the losses after ArcFace (see the design note "The one machine, grown for the successors"): a
+ * class reduction before the margin (`subCenter`), a non-target modification (`curricular`), and
+ * per-sample or per-batch parameters (`adaFace`, `magFace`, `elastic`, `adaCos`). State that a loss
+ * carries from batch to batch (CurricularFace's t, AdaFace's norm statistics, AdaCos's scale) is
+ * part of the hook: the head describes one step.
+ *
+ * - `subCenter`: weights hold K rows per class (row c·K + k is sub-center k of class c); the class
+ *   cosine is the largest of its K, then ArcFace's target with `fallback`.
+ * - `curricular`: ArcFace's target (insightface fallback); a non-target with c_j > cos(θ_y + m)
+ *   becomes c_j·(t + c_j), t ← alpha·mean(c_y) + (1 − alpha)·t before use.
+ * - `adaFace`: target cos(clip(θ − m·z, ε, π − ε)) − m − m·z, z from the norm statistics.
+ * - `magFace`: ArcFace with a margin linear in the clipped feature norm, plus a norm regulariser.
+ * - `adaCos`: NormFace whose scale is recomputed from the batch (`scale: null`: √2·ln(C − 1)).
+ * - `elastic`: one margin per sample (`arc`: cos(θ + m_i), `cos`: c − m_i), `plus` ordering.
+ */
+export type SuccessorHook =
+  | {
+    kind: "subCenter";
+    scale: number;
+    margin: number;
+    subCenters: number;
+    fallback: "insightface" | "easy";
+  }
+  | { kind: "curricular"; scale: number; margin: number; t: number; alpha: number }
+  | {
+    kind: "adaFace";
+    scale: number;
+    margin: number;
+    h: number;
+    alpha: number;
+    mean: number;
+    std: number;
+  }
+  | {
+    kind: "magFace";
+    scale: number;
+    lowerMargin: number;
+    upperMargin: number;
+    lowerNorm: number;
+    upperNorm: number;
+    regularization: number;
+    fallback: "insightface" | "easy";
+  }
+  | { kind: "adaCos"; scale: number | null; updateScale: boolean }
+  | {
+    kind: "elastic";
+    variant: "arc" | "cos";
+    scale: number;
+    margins: readonly number[];
+    plus: boolean;
+  };
+
+/**
+ * The head description of a successor loss: an angular head whose logits follow its
+ * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec} yet: only the float64 reference
+ * losses compute it, and every engine's `prepareHead` refuses it with a message naming the hook.
+ */
+export interface SuccessorHeadSpec {
+  /** The loss's name (`"curricularFace"`…). */
+  name: string;
+  /** Always angular: cosines of unit rows. */
+  logits: "angular";
+  /** Exact or detached gradient of the target's margin, where the loss offers the choice. */
+  marginGradient: MarginGradient;
+  /** What this loss does beyond the one target function. */
+  successor: SuccessorHook;
+}
