@@ -38,6 +38,7 @@ export * from "./losses/cosface.ts";
 export * from "./losses/arcface.ts";
 export * from "./losses/combined_margin.ts";
 export * from "./losses/curricularface.ts";
+export * from "./losses/adaface.ts";
 export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";

@@ -131,3 +131,70 @@ export function checkSuccessorFiniteDifferences(
     }
   }
 }
+
+/**
+ * Finite differences for a loss whose reference detaches the feature norms (AdaFace): each feature
+ * is moved along its sphere (x_i + h·e_k rescaled to ‖x_i‖), so that the norms and the batch
+ * statistics stay put, and the analytic gradient must be tangent (g_i·x̂_i ≈ 0) with its projection
+ * matching the numeric one; the weights are checked as usual.
+ */
+export function checkTangentFiniteDifferences(
+  fn: SuccessorLoss,
+  input: HeadInput,
+  options: object,
+  name: string,
+) {
+  const result = fn(input, options);
+  const { rows: N, cols: D } = input.features;
+  const x = Float64Array.from(input.features.data), g = result.gradFeatures.data;
+  let scale = 0;
+  for (const v of g) scale = Math.max(scale, Math.abs(v));
+  const numeric = new Float64Array(N * D), analytic = new Float64Array(N * D);
+  for (let i = 0; i < N; i++) {
+    const row = x.subarray(i * D, (i + 1) * D);
+    const norm = Math.hypot(...row);
+    let radial = 0;
+    for (let d = 0; d < D; d++) radial += g[i * D + d] * row[d] / norm;
+    assertClose([radial], [0], { rtol: 0, atol: 1e-12 * scale + 1e-14, name: `${name} radial` });
+    for (let d = 0; d < D; d++) {
+      analytic[i * D + d] = g[i * D + d] - radial * row[d] / norm;
+      const at = (h: number) => {
+        const copy = Float64Array.from(x);
+        copy[i * D + d] += h;
+        const n = Math.hypot(...copy.subarray(i * D, (i + 1) * D));
+        for (let k = 0; k < D; k++) copy[i * D + k] *= norm / n;
+        return fn({ ...input, features: { ...input.features, data: copy } }, options).loss;
+      };
+      const h = 1e-6 * norm;
+      numeric[i * D + d] = (at(h) - at(-h)) / (2 * h);
+    }
+  }
+  assertClose(analytic, numeric, {
+    rtol: 0,
+    atol: 1e-6 * scale + 1e-8,
+    name: `${name} gradFeatures`,
+  });
+  checkWeightsOnly(fn, input, options, name);
+}
+
+function checkWeightsOnly(fn: SuccessorLoss, input: HeadInput, options: object, name: string) {
+  const analytic = fn(input, options).gradWeights.data;
+  const w = input.weights.data;
+  const numeric = new Float64Array(w.length);
+  for (let k = 0; k < w.length; k++) {
+    const h = 1e-6 * Math.max(1, Math.abs(w[k]));
+    const at = (v: number) => {
+      const copy = Float64Array.from(w);
+      copy[k] = v;
+      return fn({ ...input, weights: { ...input.weights, data: copy } }, options).loss;
+    };
+    numeric[k] = (at(w[k] + h) - at(w[k] - h)) / (2 * h);
+  }
+  let scale = 0;
+  for (const v of analytic) scale = Math.max(scale, Math.abs(v));
+  assertClose(analytic, numeric, {
+    rtol: 0,
+    atol: 1e-6 * scale + 1e-8,
+    name: `${name} gradWeights`,
+  });
+}
