@@ -39,6 +39,8 @@ export * from "./losses/arcface.ts";
 export * from "./losses/combined_margin.ts";
 export * from "./losses/curricularface.ts";
 export * from "./losses/adaface.ts";
+export * from "./losses/subcenter_arcface.ts";
+export * from "./losses/subcenter_cleaning.ts";
 export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";
