@@ -41,6 +41,7 @@ export * from "./losses/curricularface.ts";
 export * from "./losses/adaface.ts";
 export * from "./losses/subcenter_arcface.ts";
 export * from "./losses/subcenter_cleaning.ts";
+export * from "./losses/magface.ts";
 export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";
