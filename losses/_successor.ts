@@ -245,8 +245,8 @@ function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookO
   if (old === null) {
     if (b.C < 3) {
       throw new RangeError(
-        `${where}: the initial scale √2·ln(C − 1) is 0 for C = 2 classes; give options.state ` +
-          `= { scale } (a finite number > 0)`,
+        `${where}: the initial scale √2·ln(C − 1) is not positive for C = ${b.C} classes (it ` +
+          `needs C ≥ 3); give options.state = { scale } (a finite number > 0)`,
       );
     }
     old = Math.SQRT2 * Math.log(b.C - 1);
@@ -273,8 +273,9 @@ function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookO
     ).sort((p, q) => p - q);
     const median = thetas[Math.floor((b.N - 1) / 2)]; // torch.median: the lower middle
     const next = logB / Math.cos(Math.min(Math.PI / 4, median));
-    // ln B ≤ 0 (few classes, non-targets mostly negative) would make s ≤ 0: keep the old scale.
-    if (next > 0) scale = next;
+    // ln B ≤ 0 (few classes, non-targets mostly negative) would make s ≤ 0, and C = 1 has no
+    // non-target (ln B = −∞): keep the old scale.
+    if (Number.isFinite(next) && next > 0) scale = next;
   }
   const z = new Float64Array(cos.length), slope = new Float64Array(cos.length).fill(scale);
   for (let k = 0; k < cos.length; k++) z[k] = scale * cos[k];
