@@ -43,6 +43,7 @@ export * from "./losses/subcenter_arcface.ts";
 export * from "./losses/subcenter_cleaning.ts";
 export * from "./losses/magface.ts";
 export * from "./losses/adacos.ts";
+export * from "./losses/elasticface.ts";
 export * from "./losses/center.ts";
 export * from "./losses/update_centers.ts";
 export * from "./losses/lambda_schedule.ts";

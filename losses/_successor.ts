@@ -296,8 +296,9 @@ function elastic(
   }
   let margins = Float64Array.from(hook.margins);
   if (hook.plus) {
-    // fdbtrs/ElasticFace: order = argsort(c_y, descending), margin_i = sorted(margins)[order_i].
-    const cy = Array.from({ length: b.N }, (_, i) => cos[i * b.C + b.labels[i]]);
+    // fdbtrs/ElasticFace: order = argsort(c_y, descending) of the clamped cosines, margin_i =
+    // sorted(margins)[order_i] (a gather by the argsort, not a scatter by rank).
+    const cy = Array.from({ length: b.N }, (_, i) => unitCosine(cos[i * b.C + b.labels[i]]).c);
     const order = cy.map((_, i) => i).sort((p, q) => cy[q] - cy[p] || p - q);
     const sorted = Float64Array.from(margins).sort();
     margins = Float64Array.from(order, (o) => sorted[o]);
