@@ -13,10 +13,14 @@ export interface CheckedHead {
   bias?: Float64Array;
 }
 
-function describe(value: unknown): string {
+/** A short description of a bad value for an error message (never a whole array). */
+export function describe(value: unknown): string {
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return JSON.stringify(value);
   if (value === null || value === undefined) return String(value);
+  if (ArrayBuffer.isView(value) || Array.isArray(value)) {
+    return `${value.constructor.name} of ${(value as ArrayLike<unknown>).length} elements`;
+  }
   return typeof value;
 }
 

@@ -1,3 +1,5 @@
+import { describe } from "./_validate.ts";
+
 /** A dense row-major matrix: element (i, j) is `data[i * cols + j]`. */
 export interface Matrix<T extends Float64Array | Float32Array = Float64Array | Float32Array> {
   /** Number of rows. */
@@ -34,7 +36,10 @@ export function matrix(
 ): Matrix {
   for (const [name, value] of [["rows", rows], ["cols", cols]] as const) {
     if (!Number.isInteger(value) || value < 1) {
-      throw new RangeError(`matrix: ${name} must be a positive integer, got ${value}`);
+      throw new RangeError(
+        `matrix: ${name} must be a positive integer, got ${describe(value)}` +
+          (typeof value === "number" ? "" : " (the arguments are rows, cols, data)"),
+      );
     }
   }
   if (data === undefined) return { rows, cols, data: new Float64Array(rows * cols) };

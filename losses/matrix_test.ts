@@ -13,3 +13,14 @@ Deno.test("matrix keeps typed arrays, copies plain arrays, and checks its shape"
   assert.throws(() => matrix(0, 2), /matrix: rows must be a positive integer, got 0/);
   assert.throws(() => matrix(2, 1.5), /matrix: cols must be a positive integer, got 1.5/);
 });
+
+Deno.test("matrix names a misplaced data array briefly, not element by element", () => {
+  const data = new Float32Array(6);
+  assert.throws(
+    () => matrix(data as unknown as number, 2, data),
+    (e: Error) =>
+      e.message ===
+        "matrix: rows must be a positive integer, got Float32Array of 6 elements " +
+          "(the arguments are rows, cols, data)",
+  );
+});
