@@ -179,11 +179,13 @@ export const PREPARE_OPTIONS = ["engine", "threads", "library"] as const;
  * Prepares a head on one engine: the engine's expensive state (worker threads and their shared
  * memory, GPU pipelines and buffers) is built once, and each `run` computes the loss, per-sample
  * losses and gradients for new features AND weights, as a training loop needs. Release it with
- * `dispose()` (or `using` / `await using`).
+ * `dispose()` (or `using` / `await using`): in Deno and browsers its threads are Web Workers, which
+ * keep a Deno process alive until the head is disposed.
  *
  * Engines: `"reference"` (float64, exact, on the calling thread), `"wasm"` (float32 WebAssembly
- * SIMD on worker threads; the fast CPU engine) and `"webgpu"` (float32 WGSL where a WebGPU adapter
- * exists). The float32 engines agree with the reference to the error the README states.
+ * SIMD on worker threads; the fast CPU engine), `"webgpu"` (float32 WGSL where a WebGPU adapter
+ * exists) and `"native"` (the machine's BLAS through Deno's FFI, with a WebAssembly epilogue). The
+ * float32 engines agree with the reference to the error the README states.
  *
  * @example ArcFace on the WebAssembly engine, run twice with new inputs
  * ```ts
