@@ -53,3 +53,20 @@ export * from "./engines/engine.ts";
 export { type PreparedHead, prepareHead, type PrepareHeadOptions } from "./engines/prepare_head.ts";
 export { ENGINE_NAMES, type EngineName, ENGINES } from "./engines/registry.ts";
 export * from "./engines/head_loss.ts";
+export {
+  partialFc,
+  partialFcClasses,
+  partialFcInput,
+  type PartialFcOptions,
+  type PartialFcSampleOptions,
+  partialFcSize,
+  type PartialFcSpec,
+} from "./losses/partial_fc.ts";
+export {
+  partialFcLoss,
+  type PartialFcLossOptions,
+  type PartialFcResult,
+  type PartialFcRunOptions,
+  type PreparedPartialFc,
+  preparePartialFc,
+} from "./engines/partial_fc.ts";

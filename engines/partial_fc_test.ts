@@ -1,0 +1,211 @@
+// Partial FC on every engine: the view equals the reference loss on the gathered sub-head (float64,
+// 1e-12) and every available float32 engine agrees within its parity tolerance; rate 1 is the full
+// head; the PyTorch fixtures (partial_fc_v2.py on a given class set, float64 autograd) at 1e-10.
+import assert from "node:assert";
+import {
+  type EngineName,
+  ENGINES,
+  HEAD_CATALOG,
+  type HeadInput,
+  type HeadSpec,
+  marginSoftmaxLoss,
+  partialFc,
+  partialFcInput,
+  partialFcLoss,
+  partialFcSize,
+  preparePartialFc,
+  type Reduction,
+} from "../mod.ts";
+import type { Engine, EngineResult } from "./engine.ts";
+import { assertMatchesReference } from "../testing/engine_checks.ts";
+import { randomHeadInput } from "../testing/loss_checks.ts";
+import { toleranceOf } from "../testing/tolerances.ts";
+import { fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
+import { closeness } from "../testing/assert_close.ts";
+
+const engines: (Engine & { key: EngineName })[] = [];
+for (const [key, engine] of Object.entries(ENGINES) as [EngineName, Engine][]) {
+  const availability = await engine.availability();
+  if (availability.available) engines.push(Object.assign(Object.create(engine), { key }));
+  else console.log(`SKIPPED ${engine.name}: ${availability.reason}`);
+}
+const options = (engine: Engine & { key: EngineName }) => ({
+  engine: engine.key,
+  ...(engine.threaded ? { threads: 2 } : {}),
+});
+const SIZE = { N: 12, D: 9, C: 150 };
+const SHAPE = { samples: SIZE.N, dims: SIZE.D, classes: SIZE.C };
+
+function snapshot(input: HeadInput): string {
+  return JSON.stringify([
+    Array.from(input.features.data),
+    Array.from(input.weights.data),
+    Array.from(input.labels),
+    Array.from(input.bias ?? []),
+  ]);
+}
+
+Deno.test("partialFc: on the reference, the head's loss on the gathered sub-head exactly", async () => {
+  for (const entry of HEAD_CATALOG) {
+    const head = entry.head();
+    for (const reduction of ["mean", "sum", "none"] as Reduction[]) {
+      const input = randomHeadInput({ ...SIZE, bias: head.logits === "linear" }, 11);
+      const before = snapshot(input);
+      const view = partialFc(head, { rate: 0.1, seed: 5 });
+      const r = await partialFcLoss(input, view, { step: 2, reduction, logits: true });
+      assert.equal(
+        r.classes.length,
+        partialFcSize(SIZE.C, 0.1, new Set(Array.from(input.labels)).size),
+      );
+      const expected = marginSoftmaxLoss(partialFcInput(input, r.classes), head, { reduction });
+      const rel = assertMatchesReference(r, expected, { name: entry.name, rtol: 1e-12 });
+      assert.ok(rel <= 1e-12);
+      assert.equal(r.gradWeights.rows, r.classes.length);
+      for (let i = 0; i < SIZE.N; i++) assert.equal(r.classes[r.labels[i]], input.labels[i]);
+      assert.equal(snapshot(input), before, `${entry.name}: the input changed`);
+    }
+  }
+});
+
+Deno.test("partialFc: rate 1 is the full head", async () => {
+  for (const entry of HEAD_CATALOG) {
+    const head = entry.head();
+    const input = randomHeadInput({ ...SIZE, bias: head.logits === "linear" }, 12);
+    const r = await partialFcLoss(input, partialFc(head, { rate: 1, seed: 0 }), { step: 9 });
+    assert.deepEqual(Array.from(r.classes), Array.from({ length: SIZE.C }, (_, j) => j));
+    const full = marginSoftmaxLoss(input, head);
+    assert.equal(r.loss, full.loss);
+    assert.deepEqual(r.gradWeights.data, full.gradWeights.data);
+    assert.deepEqual(r.gradFeatures.data, full.gradFeatures.data);
+  }
+});
+
+for (const engine of engines.filter((e) => e.precision === "float32")) {
+  const rtol = toleranceOf(engine).rtol;
+  Deno.test(`partialFc on ${engine.name}: the float64 sub-head within rtol ${rtol}`, async () => {
+    const worst: string[] = [];
+    for (const entry of HEAD_CATALOG) {
+      const head = entry.head();
+      if (engine.supports(head) !== true) continue;
+      const input = randomHeadInput({ ...SIZE, bias: head.logits === "linear" }, 13);
+      const before = snapshot(input);
+      const view = partialFc(head, { rate: 0.1, seed: 17 });
+      await using pfc = await preparePartialFc(
+        view,
+        SHAPE,
+        options(engine),
+      );
+      let rel = 0;
+      for (const step of [0, 1, 2]) {
+        const r = await pfc.run(input, { step });
+        const expected = marginSoftmaxLoss(partialFcInput(input, r.classes), head);
+        rel = Math.max(rel, assertMatchesReference(r, expected, { name: entry.name, rtol }));
+      }
+      worst.push(`${entry.name} ${rel.toExponential(1)}`);
+      assert.equal(snapshot(input), before);
+    }
+    console.log(`${engine.name}: worst relative error per head: ${worst.join(", ")}`);
+  });
+}
+
+Deno.test("partialFc: more positives than ⌊r·C⌋ (the sub-shape changes), dispose", async () => {
+  const head = HEAD_CATALOG.find((e) => e.name === "arcFace")!.head();
+  const view = partialFc(head, { rate: 0.05, seed: 1 }); // ⌊0.05·150⌋ = 7 < up to 12 positives
+  const pfc = await preparePartialFc(view, SHAPE);
+  for (const [k, seed] of [3, 4, 5, 3].entries()) {
+    const input = randomHeadInput(SIZE, seed);
+    input.labels = Array.from(input.labels, (y, i) => i < k + 4 ? y : input.labels[0]);
+    const r = await pfc.run(input, { step: k });
+    assert.equal(r.classes.length, Math.max(7, new Set(Array.from(input.labels)).size));
+    const expected = marginSoftmaxLoss(partialFcInput(input, r.classes), head);
+    assertMatchesReference(r, expected, { name: `step ${k}`, rtol: 1e-12 });
+  }
+  await pfc.dispose();
+  await assert.rejects(() => pfc.run(randomHeadInput(SIZE, 3)), /the view was disposed/);
+});
+
+Deno.test("partialFc: bad runs are errors naming the argument", async () => {
+  const head = HEAD_CATALOG.find((e) => e.name === "cosFace")!.head();
+  const view = partialFc(head, { rate: 0.1, seed: 1 });
+  await using pfc = await preparePartialFc(view, SHAPE);
+  const input = randomHeadInput(SIZE, 3);
+  await assert.rejects(() => pfc.run(randomHeadInput({ ...SIZE, C: 20 }, 3)), /prepared for 12×9/);
+  await assert.rejects(() => pfc.run(input, { step: -1 }), /options\.step must be an integer/);
+  await assert.rejects(
+    () => pfc.run(input, { step: 1, classes: [0, 1] }),
+    /options\.classes or options\.step, not both/,
+  );
+  await assert.rejects(
+    () => pfc.run(input, { classes: [0, 1] }),
+    /options\.classes must hold every label/,
+  );
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(() => pfc.run(input, { reduction: "max" as any }), /reduction/);
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    () => preparePartialFc({ head, rate: 2, seed: 1 } as any, SHAPE),
+    /options\.rate must be a number in \(0, 1\]/,
+  );
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    () => preparePartialFc(view, SHAPE, { engine: "cuda" as any }),
+    /options\.engine must be one of/,
+  );
+});
+
+// The PyTorch fixtures: partial_fc_v2.py's margin loss on a class set the generator drew with
+// torch (kept as data), float64 autograd through the gather down to the full weights.
+interface PartialFcCase extends FixtureCase {
+  rate: number;
+}
+const pfcCases: PartialFcCase[] = JSON.parse(
+  Deno.readTextFileSync(new URL("../fixtures/manifest.json", import.meta.url)),
+).partialFcCases.map((c: PartialFcCase) => ({ ...c, inputDtype: "float64", tags: [] }));
+
+function caseInput(c: PartialFcCase): HeadInput {
+  return {
+    features: { rows: c.N, cols: c.D, data: Float64Array.from(fixtureArray(c, "features")) },
+    weights: { rows: c.C, cols: c.D, data: Float64Array.from(fixtureArray(c, "weights")) },
+    labels: Array.from(fixtureArray(c, "labels")),
+  };
+}
+
+function compareCase(c: PartialFcCase, r: EngineResult, rtol: number): number {
+  let worst = 0;
+  const pairs: [string, ArrayLike<number>][] = [
+    ["loss", [r.loss]],
+    ["losses", r.losses],
+    ["gradFeatures", r.gradFeatures.data],
+    ["gradWeights", r.gradWeights.data],
+  ];
+  if (r.logits) pairs.push(["logits", r.logits.data]);
+  for (const [name, actual] of pairs) {
+    const { relError } = closeness(actual, fixtureArray(c, name));
+    assert.ok(relError <= rtol, `${c.name} ${name}: ${relError} > ${rtol}`);
+    worst = Math.max(worst, relError);
+  }
+  return worst;
+}
+
+Deno.test("partialFc fixtures: PyTorch partial_fc_v2 on its class set, every engine", async () => {
+  assert.ok(pfcCases.length >= 6);
+  for (const engine of engines) {
+    const rtol = engine.precision === "float64" ? 1e-10 : toleranceOf(engine).rtol;
+    let worst = 0;
+    for (const c of pfcCases) {
+      const head: HeadSpec = HEAD_CATALOG.find((e) => e.name === c.loss)!.head(c.options);
+      const classes = Array.from(fixtureArray(c, "classes"));
+      const positives = new Set(fixtureArray(c, "labels")).size;
+      assert.equal(classes.length, partialFcSize(c.C, c.rate, positives), `${c.name}: size`);
+      const view = partialFc(head, { rate: c.rate, seed: 0 });
+      const r = await partialFcLoss(caseInput(c), view, {
+        ...options(engine),
+        classes,
+        logits: true,
+      });
+      assert.deepEqual(Array.from(r.labels), Array.from(fixtureArray(c, "subLabels")));
+      worst = Math.max(worst, compareCase(c, r, rtol));
+    }
+    console.log(`${engine.name}: worst relative error on the Partial FC fixtures ${worst}`);
+  }
+});
