@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { HeadSpec } from "../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import type { Matrix } from "../losses/matrix.ts";
 import type { HeadResult, Reduction } from "../losses/types.ts";
 
@@ -37,7 +37,13 @@ export interface HeadShape {
  */
 export type EngineResult<T extends Float32Array | Float64Array = Float32Array | Float64Array> =
   & Omit<HeadResult<T>, "logits">
-  & { logits?: Matrix<T> };
+  & {
+    logits?: Matrix<T>;
+    /** A successor head with state (AdaFace's `{ mean, std }`): the state after this step. */
+    state?: Record<string, number>;
+    /** An ElasticFace head: the margins as applied (after the "+" ordering). */
+    margins?: Float64Array;
+  };
 
 /**
  * A run's input after validation, as engines receive it: the sizes, the caller's own matrices (to
@@ -121,4 +127,12 @@ export interface Engine<
   supports(head: HeadSpec): true | string;
   /** Builds what runs of one head and shape need; the head and shape are already validated. */
   prepare(head: HeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
+  /**
+   * Whether it computes that (valid) successor head of a per-sample kind (ElasticFace, MagFace,
+   * AdaFace: losses/successor_targets.ts); a reason naming the hook when it does not. Absent: it
+   * computes none.
+   */
+  supportsSuccessor?(head: SuccessorHeadSpec): true | string;
+  /** {@linkcode Engine.prepare} for a successor head it supports (checked, with its shape). */
+  prepareSuccessor?(head: SuccessorHeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
 }

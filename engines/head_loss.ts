@@ -1,4 +1,4 @@
-import type { HeadSpec } from "../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../losses/types.ts";
 import { optionsObject, viewHeadInput } from "../losses/checks.ts";
 import type { EngineResult } from "./engine.ts";
@@ -45,7 +45,7 @@ export interface HeadLossOptions extends PrepareHeadOptions {
  */
 export async function headLoss(
   input: HeadInput,
-  head: HeadSpec,
+  head: HeadSpec | SuccessorHeadSpec,
   options?: HeadLossOptions,
 ): Promise<EngineResult> {
   const where = "headLoss";

@@ -1,4 +1,4 @@
-import type { HeadSpec } from "../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput } from "../losses/types.ts";
 import {
   booleanOption,
@@ -18,6 +18,7 @@ import type {
 } from "./engine.ts";
 import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
 import { checkHeadSpec } from "../losses/checks.ts";
+import { checkPerSampleHead } from "../losses/per_sample_head.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -25,7 +26,7 @@ export interface PreparedHead<T extends Float32Array | Float64Array = Float32Arr
   /** The engine's name. */
   readonly engine: string;
   /** The head it computes. */
-  readonly head: HeadSpec;
+  readonly head: HeadSpec | SuccessorHeadSpec;
   /** The sizes every run's input must have. */
   readonly shape: Readonly<HeadShape>;
   /** Worker threads in use, for engines with threads. */
@@ -65,7 +66,11 @@ function checkShape(where: string, shape: HeadShape): HeadShape {
 function checkRunInput(
   where: string,
   input: HeadInput,
-  { head, shape, checksValues }: { head: HeadSpec; shape: HeadShape; checksValues: boolean },
+  { head, shape, checksValues }: {
+    head: HeadSpec | SuccessorHeadSpec;
+    shape: HeadShape;
+    checksValues: boolean;
+  },
 ): CheckedHeadView {
   const view = viewHeadInput(where, input, {
     classes: "weights",
@@ -105,21 +110,28 @@ export async function prepareOn<
   O extends EngineOptions,
 >(
   engine: Engine<T, O>,
-  head: HeadSpec,
+  head: HeadSpec | SuccessorHeadSpec,
   shape: HeadShape,
   options: O,
 ): Promise<PreparedHead<T>> {
   const where = `prepareHead (${engine.name})`;
-  checkHeadSpec(where, head);
+  const successor = head !== null && typeof head === "object" && "successor" in head;
+  if (!successor) checkHeadSpec(where, head);
   const checkedShape = checkShape(where, shape);
-  const supported = engine.supports(head);
+  // A successor head is checked and copied (its margins and state cannot change under the runs).
+  const hooked = successor ? checkPerSampleHead(where, head, checkedShape.samples) : undefined;
+  const supported = hooked
+    ? supportsSuccessor(engine as Engine, hooked)
+    : engine.supports(head as HeadSpec);
   if (supported !== true) throw new RangeError(`${where}: ${supported}`);
   if (options.threads !== undefined && !engine.threaded) {
     throw new TypeError(
       `${where}: options.threads is not an option of ${engine.name}, which has no threads`,
     );
   }
-  const inner: EngineHead<T> = await engine.prepare(head, checkedShape, options);
+  const inner: EngineHead<T> = hooked
+    ? await engine.prepareSuccessor!(hooked, checkedShape, options)
+    : await engine.prepare(head as HeadSpec, checkedShape, options);
   let disposed = false;
   let busy: Promise<unknown> | undefined;
   const runWhere = `${engine.name} run`;
@@ -162,6 +174,18 @@ export async function prepareOn<
     [Symbol.dispose]: () => void dispose().catch(() => {}),
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/** Whether `engine` computes a checked successor head, or why not (naming the hook). */
+function supportsSuccessor(engine: Engine, head: SuccessorHeadSpec): true | string {
+  const kind = JSON.stringify(head.successor.kind);
+  const supported = engine.supportsSuccessor?.(head);
+  if (typeof supported === "string") return supported;
+  if (!engine.prepareSuccessor) {
+    return `head.successor (${kind}) is a successor hook that ${engine.name} does not compute; ` +
+      `the reference, engine-wasm and engine-native do`;
+  }
+  return true;
 }
 
 /** Options of {@linkcode prepareHead}. */
@@ -213,7 +237,7 @@ export const PREPARE_OPTIONS = ["engine", "threads", "library"] as const;
  * @returns The prepared head.
  */
 export async function prepareHead(
-  head: HeadSpec,
+  head: HeadSpec | SuccessorHeadSpec,
   shape: HeadShape,
   options?: PrepareHeadOptions,
 ): Promise<PreparedHead> {

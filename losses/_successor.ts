@@ -4,18 +4,20 @@
 import type { SuccessorHeadSpec, SuccessorHook } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginGradient, Reduction } from "./types.ts";
 import { reduce, reductionWeight, softmaxCrossEntropy } from "./cross_entropy.ts";
-import { sinFromCos, targetFunction } from "./target.ts";
+import { targetFunction } from "./target.ts";
 import { assertFiniteOutput, checkLabels, checkMatrix } from "./_validate.ts";
 import { NORM_EPS } from "./_constants.ts";
+import {
+  arcMargin as arc,
+  isPerSampleHook,
+  type PerSampleHook,
+  successorTargets,
+  unitCosine,
+} from "./successor_targets.ts";
 
-/** AdaFace's ε: cosines in [−1 + ε, 1 − ε], θ in [ε, π − ε], σ + ε (mk-minchul/AdaFace head.py). */
-export const ADAFACE_EPS = 1e-3;
-/** AdaFace's clip of the feature norms (head.py's `safe_norms`). */
-export const ADAFACE_NORM_CLIP = [0.001, 100] as const;
+export { ADAFACE_EPS, ADAFACE_NORM_CLIP } from "./successor_targets.ts";
 /** AdaCos clamps the target cosines to ±(1 − 1e-7) before the acos of its median. */
 const ADACOS_EPS = 1e-7;
-/** sin θ never drops below this in a denominator (as in target.ts). */
-const SIN_FLOOR = 1e-8;
 
 /** What the machine returns: a head result, the next state and the loss's per-sample numbers. */
 export interface SuccessorOutput extends HeadResult {
@@ -98,21 +100,6 @@ function rowNorms(a: Float64Array, D: number): Float64Array {
 
 const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
 
-/** A cosine clamped to [−1, 1] as the references do, with the clamp's 0/1 slope. */
-function unitCosine(c: number): { c: number; pass: number } {
-  return c > 1 ? { c: 1, pass: 0 } : c < -1 ? { c: -1, pass: 0 } : { c, pass: 1 };
-}
-
-/** cos(θ + m) = c·cos m − sin θ·sin m, with ∂/∂c and ∂/∂m (c in [−1, 1]). */
-function arc(c: number, m: number) {
-  const sin = sinFromCos(c), cosM = Math.cos(m), sinM = Math.sin(m);
-  return {
-    value: c * cosM - sin * sinM,
-    dc: cosM + c * sinM / Math.max(sin, SIN_FLOOR),
-    dm: -c * sinM - sin * cosM,
-  };
-}
-
 /** Fills non-target logits s·c (clamped to ±1) and leaves the targets to the caller. */
 function plainLogits(cos: Float64Array, scale: number) {
   const z = new Float64Array(cos.length), slope = new Float64Array(cos.length);
@@ -166,79 +153,7 @@ function curricular(
   return { z, slope, state: { t } };
 }
 
-function adaFace(
-  b: Batch,
-  cos: Float64Array,
-  norms: Float64Array,
-  hook: SuccessorHookOf<"adaFace">,
-) {
-  const { scale: s, margin: m, h, alpha } = hook;
-  const eps = ADAFACE_EPS, [lo, hi] = ADAFACE_NORM_CLIP;
-  const safe = norms.map((n) => clamp(n, lo, hi));
-  let batchMean = 0;
-  for (const n of safe) batchMean += n;
-  batchMean /= b.N;
-  // torch.std is unbiased: NaN for a batch of one, where the previous σ is kept instead.
-  let batchStd = hook.std;
-  if (b.N > 1) {
-    let sq = 0;
-    for (const n of safe) sq += (n - batchMean) ** 2;
-    batchStd = Math.sqrt(sq / (b.N - 1));
-  }
-  const mean = alpha * batchMean + (1 - alpha) * hook.mean;
-  const std = alpha * batchStd + (1 - alpha) * hook.std;
-  const z = new Float64Array(cos.length), slope = new Float64Array(cos.length);
-  for (let k = 0; k < cos.length; k++) {
-    const c = cos[k], cc = clamp(c, -1 + eps, 1 - eps);
-    z[k] = s * cc;
-    slope[k] = c >= -1 + eps && c <= 1 - eps ? s : 0;
-  }
-  for (let i = 0; i < b.N; i++) {
-    const scaler = clamp(h * (safe[i] - mean) / (std + eps), -1, 1);
-    const k = i * b.C + b.labels[i], c = cos[k], cc = clamp(c, -1 + eps, 1 - eps);
-    const shifted = Math.acos(cc) - m * scaler;
-    const theta = clamp(shifted, eps, Math.PI - eps);
-    z[k] = s * (Math.cos(theta) - (m + m * scaler));
-    const inside = c >= -1 + eps && c <= 1 - eps && shifted >= eps && shifted <= Math.PI - eps;
-    slope[k] = inside ? s * Math.sin(theta) / Math.sqrt(1 - cc * cc) : 0;
-  }
-  return { z, slope, state: { mean, std } };
-}
-
 type SuccessorHookOf<K extends SuccessorHook["kind"]> = Extract<SuccessorHook, { kind: K }>;
-
-function magFace(
-  b: Batch,
-  cos: Float64Array,
-  norms: Float64Array,
-  hook: SuccessorHookOf<"magFace">,
-) {
-  const { scale: s, lowerNorm: la, upperNorm: ua, lowerMargin: lm, upperMargin: um } = hook;
-  const lambda = hook.regularization, rate = (um - lm) / (ua - la);
-  const { z, slope } = plainLogits(cos, s);
-  const normSlope = new Float64Array(b.N), extraLoss = new Float64Array(b.N);
-  const extraNormSlope = new Float64Array(b.N);
-  for (let i = 0; i < b.N; i++) {
-    const a = clamp(norms[i], la, ua), pass = norms[i] >= la && norms[i] <= ua ? 1 : 0;
-    const m = rate * (a - la) + lm;
-    const k = i * b.C + b.labels[i], u = unitCosine(cos[k]), c = u.c;
-    let t = { value: c, dc: 1, dm: 0 };
-    if (hook.fallback === "easy") {
-      if (c > 0) t = arc(c, m);
-    } else if (c > Math.cos(Math.PI - m)) {
-      t = arc(c, m);
-    } else {
-      const sinPiM = Math.sin(Math.PI - m);
-      t = { value: c - sinPiM * m, dc: 1, dm: -(sinPiM + m * Math.cos(m)) };
-    }
-    z[k] = s * t.value;
-    slope[k] = s * t.dc * u.pass;
-    normSlope[i] = s * t.dm * rate * pass;
-    extraLoss[i] = lambda * (a / (ua * ua) + 1 / a);
-    extraNormSlope[i] = lambda * (1 / (ua * ua) - 1 / (a * a)) * pass;
-  }
-  return { z, slope, normSlope, extraLoss, extraNormSlope, state: {} };
-}
 
 function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookOf<"adaCos">) {
   let old = hook.scale;
@@ -282,35 +197,38 @@ function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookO
   return { z, slope, state: { scale } };
 }
 
-function elastic(
+/**
+ * The logits of a per-sample successor head (ElasticFace, MagFace, AdaFace) from the target terms
+ * of losses/successor_targets.ts, which the engines finishing on the host share.
+ */
+function perSample(
+  where: string,
   b: Batch,
   cos: Float64Array,
-  where: string,
-  hook: SuccessorHookOf<"elastic">,
+  norms: Float64Array,
+  hook: PerSampleHook,
   gradient: MarginGradient,
 ): Logits {
-  if (hook.margins.length !== b.N) {
-    throw new RangeError(
-      `${where}: options.margins must hold one margin per sample (N = ${b.N}), got ${hook.margins.length}`,
-    );
+  const cy = Float64Array.from({ length: b.N }, (_, i) => cos[i * b.C + b.labels[i]]);
+  const t = successorTargets(where, hook, gradient, cy, norms);
+  const s = t.scale, [lo, hi] = t.clamp;
+  const z = new Float64Array(cos.length), slope = new Float64Array(cos.length);
+  for (let k = 0; k < cos.length; k++) {
+    const c = cos[k];
+    z[k] = s * (c > hi ? hi : c < lo ? lo : c);
+    slope[k] = c >= lo && c <= hi ? s : 0;
   }
-  let margins = Float64Array.from(hook.margins);
-  if (hook.plus) {
-    // fdbtrs/ElasticFace: order = argsort(c_y, descending) of the clamped cosines, margin_i =
-    // sorted(margins)[order_i] (a gather by the argsort, not a scatter by rank).
-    const cy = Array.from({ length: b.N }, (_, i) => unitCosine(cos[i * b.C + b.labels[i]]).c);
-    const order = cy.map((_, i) => i).sort((p, q) => cy[q] - cy[p] || p - q);
-    const sorted = Float64Array.from(margins).sort();
-    margins = Float64Array.from(order, (o) => sorted[o]);
-  }
-  const { z, slope } = plainLogits(cos, hook.scale);
   for (let i = 0; i < b.N; i++) {
-    const k = i * b.C + b.labels[i], u = unitCosine(cos[k]);
-    const t = hook.variant === "cos" ? { value: u.c - margins[i], dc: 1 } : arc(u.c, margins[i]);
-    z[k] = hook.scale * t.value;
-    slope[k] = hook.scale * (gradient === "exact" ? t.dc : 1) * u.pass;
+    const k = i * b.C + b.labels[i];
+    z[k] = s * t.value[i];
+    slope[k] = s * t.slope[i];
   }
-  return { z, slope, state: {}, margins };
+  const logits: Logits = { z, slope, state: t.state };
+  if (t.normSlope) logits.normSlope = t.normSlope.map((v) => s * v);
+  if (t.extraLoss) logits.extraLoss = t.extraLoss;
+  if (t.extraNormSlope) logits.extraNormSlope = t.extraNormSlope;
+  if (t.margins) logits.margins = t.margins;
+  return logits;
 }
 
 function logitsOf(
@@ -321,6 +239,7 @@ function logitsOf(
   head: SuccessorHeadSpec,
 ): Logits {
   const hook = head.successor;
+  if (isPerSampleHook(hook)) return perSample(where, b, cos, norms, hook, head.marginGradient);
   switch (hook.kind) {
     case "subCenter":
       return {
@@ -329,14 +248,8 @@ function logitsOf(
       };
     case "curricular":
       return curricular(b, cos, hook, head.marginGradient);
-    case "adaFace":
-      return adaFace(b, cos, norms, hook);
-    case "magFace":
-      return magFace(b, cos, norms, hook);
     case "adaCos":
       return adaCos(b, cos, where, hook);
-    case "elastic":
-      return elastic(b, cos, where, hook, head.marginGradient);
     default: {
       const unreachable: never = hook;
       throw new Error(`unreachable successor hook ${JSON.stringify(unreachable)}`);

@@ -59,7 +59,8 @@ export function adaFaceInitialState(): AdaFaceState {
 
 /**
  * The head description of {@linkcode adaFaceLoss} for one step (with `options.state`'s
- * statistics); no engine computes it yet (`prepareHead` refuses it, naming the hook).
+ * statistics); `prepareHead` runs it on the reference engine (the next state in `result.state`),
+ * and the float32 engines refuse it, naming the hook.
  *
  * @example
  * ```ts

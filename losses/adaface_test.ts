@@ -83,9 +83,9 @@ Deno.test("adaFace: bad options and inputs are errors naming the argument", () =
   }
 });
 
-Deno.test("adaFace: every engine refuses the head, naming the hook", async () => {
+Deno.test("adaFace: the float32 engines refuse the head, naming the hook (engines/successor_test.ts runs it on the others)", async () => {
   const head = adaFaceHead() as unknown as HeadSpec;
-  for (const engine of ENGINE_NAMES) {
+  for (const engine of ENGINE_NAMES.filter((engine) => engine !== "reference")) {
     await assert.rejects(
       () => prepareHead(head, { samples: 2, dims: 3, classes: 4 }, { engine }),
       /head\.successor \("adaFace"\)/,

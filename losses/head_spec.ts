@@ -107,8 +107,10 @@ export type SuccessorHook =
 
 /**
  * The head description of a successor loss: an angular head whose logits follow its
- * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec} yet: only the float64 reference
- * losses compute it, and every engine's `prepareHead` refuses it with a message naming the hook.
+ * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec}: `prepareHead` and `headLoss` run the
+ * per-sample kinds (`elastic`, `magFace` on the reference, engine-wasm and engine-native; `adaFace`
+ * on the reference, its next state in the result) and refuse every other hook with a message
+ * naming it.
  */
 export interface SuccessorHeadSpec {
   /** The loss's name (`"curricularFace"`…). */

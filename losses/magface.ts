@@ -36,8 +36,8 @@ const KNOWN = [
 ] as const;
 
 /**
- * The head description of {@linkcode magFaceLoss}; no engine computes it yet (`prepareHead`
- * refuses it, naming the hook).
+ * The head description of {@linkcode magFaceLoss}; `prepareHead` runs it on the reference,
+ * engine-wasm and engine-native (engine-webgpu refuses it, naming the hook).
  *
  * @example
  * ```ts

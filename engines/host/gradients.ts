@@ -64,8 +64,11 @@ export function sampleGradients(
     row.fill(0);
     const sums = reader.read(i, row);
     const gzy = -weight * losses.rest[i]; // ∂loss/∂z_iy
+    // A successor head's ∂loss/∂‖x_i‖ beyond the radius (MagFace: its margin and regulariser).
+    const radial = (s.normSlope ? gzy * s.normSlope[i] : 0) +
+      (s.extraNormSlope ? weight * s.extraNormSlope[i] : 0);
     if (radius === undefined) linearRow(s, i, row, gzy, out, targets);
-    else angularRow(s, radius, i, row, sums, gzy, out, targets.gradWeights);
+    else angularRow(s, radius, i, row, sums, gzy, radial, out, targets.gradWeights);
   }
   return out;
 }
@@ -94,13 +97,14 @@ function angularRow(
   row: Float64Array,
   sums: RowSums,
   gzy: number,
+  radial: number,
   out: Float32Array,
   gradWeights: Float32Array,
 ): void {
   const { D, x, w } = s, xi = i * D, wi = s.wRow[i] * D, yi = s.labels[i] * D;
   const nx = s.nx[i], ny = s.ny[i], icx = 1 / s.cx[i], icy = 1 / s.cy[i], c = s.tc[i];
   // The norm radius: ∂z/∂a summed over classes, the target's included.
-  const grada = radius === "scale" ? 0 : sums.grada + gzy * s.b[i] * s.tv[i];
+  const grada = (radius === "scale" ? 0 : sums.grada + gzy * s.b[i] * s.tv[i]) + radial;
   const coef = (nx > NORM_EPS ? -sums.sumx * icx : 0) + grada;
   const fx = nx > 0 ? coef / nx : 0;
   // ‖w_y‖ as the radius (L-Softmax): its gradient along w_y/‖w_y‖.

@@ -22,12 +22,14 @@ export interface Losses {
  * (M_i, Σ_i)) and its target logit: loss_i = log(1 + q_i) with q_i = Σ_{j≠y} e^(z_ij − z_iy), which
  * keeps its relative precision when the target dominates (no log Σ − z_y cancellation);
  * 1 − p_y = q/(1 + q) likewise, so the target's gradient p_y − 1 = −Σ_{j≠y} p_j never cancels.
+ * `extraLoss` (a successor head's per-sample term, MagFace's regulariser) is added to each loss.
  */
 export function lossesOf(
   stats: ArrayLike<number>,
   zy: ArrayLike<number>,
   N: number,
   reduction: Reduction,
+  extraLoss?: ArrayLike<number>,
 ): Losses {
   const losses = new Float64Array(N), rest = new Float64Array(N);
   for (let i = 0; i < N; i++) {
@@ -40,6 +42,7 @@ export function lossesOf(
       losses[i] = gap + Math.log(sum + Math.exp(-gap));
       rest[i] = 1 / (1 + Math.exp(-gap) / sum);
     }
+    if (extraLoss) losses[i] += extraLoss[i];
   }
   return { loss: reduce(losses, reduction), losses, rest };
 }

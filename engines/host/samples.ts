@@ -6,11 +6,38 @@
  * read in float64 (near c = ±1, where f′ grows without bound, float32 would cost accuracy). Pure:
  * plain arrays in, new arrays out; the engines keep their own packing and range checks.
  *
+ * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs the kernels as a
+ * scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra loss and
+ * state come from losses/successor_targets.ts, the maths the float64 reference runs too.
+ *
  * @module
  */
-import type { HeadSpec } from "../../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
+import { isPerSampleHook, successorTargets } from "../../losses/successor_targets.ts";
+
+/** A head an engine that finishes on the host computes: a HeadSpec or a per-sample successor. */
+export type HostHeadSpec = HeadSpec | SuccessorHeadSpec;
+
+/**
+ * The head the kernels compute: the head itself, or for a successor head the scale-s angular head
+ * without margin whose non-target logits s·c_ij it shares (its targets are the host's).
+ */
+export function kernelHead(head: HostHeadSpec): HeadSpec {
+  if (!("successor" in head)) return head;
+  const hook = head.successor;
+  if (!isPerSampleHook(hook)) {
+    throw new RangeError(`head.successor (${JSON.stringify(hook.kind)}) has no host target terms`);
+  }
+  return {
+    name: head.name,
+    logits: "angular",
+    radius: { kind: "scale", scale: hook.scale },
+    margin: { kind: "none" },
+    marginGradient: head.marginGradient,
+  };
+}
 
 /** Where the per-sample maths reads each sample's features and target row (only reads them). */
 export interface SampleRows {
@@ -50,6 +77,16 @@ export interface TargetTerms {
   slope: Float64Array;
   /** The target logit z_iy (x_i·w_{y_i} + b_{y_i} for a linear head). */
   zy: Float64Array;
+  /** Successor heads: ∂z_iy/∂‖x_i‖ beyond the radius (MagFace's margin follows the norm). */
+  normSlope?: Float64Array;
+  /** Successor heads: a term added to each per-sample loss (MagFace's regulariser). */
+  extraLoss?: Float64Array;
+  /** Successor heads: ∂extraLoss_i/∂‖x_i‖. */
+  extraNormSlope?: Float64Array;
+  /** Successor heads with state (AdaFace): the state after this step. */
+  state?: Record<string, number>;
+  /** ElasticFace: the margins as applied. */
+  margins?: Float64Array;
 }
 
 /** The rows and their target terms: what the losses and the gradients read. */
@@ -61,9 +98,10 @@ export type Samples = SampleRows & TargetTerms;
  * Sums run over k in order, in float64.
  */
 export function sampleTerms<R extends SampleRows>(
-  head: HeadSpec,
+  head: HostHeadSpec,
   rows: R,
   bias?: ArrayLike<number>,
+  where = "engine run",
 ): R & TargetTerms {
   const { N, D, x, w, wRow, labels } = rows;
   const vec = () => new Float64Array(N);
@@ -80,7 +118,7 @@ export function sampleTerms<R extends SampleRows>(
     slope: vec(),
     zy: vec(),
   };
-  const target = head.logits === "angular"
+  const target = head.logits === "angular" && !("successor" in head)
     ? targetFunction(head.margin, head.marginGradient)
     : undefined;
   for (let i = 0; i < N; i++) {
@@ -102,6 +140,7 @@ export function sampleTerms<R extends SampleRows>(
     s.ny[i] = Math.sqrt(wsq);
     s.cy[i] = Math.max(s.ny[i], NORM_EPS);
     s.tc[i] = dot / (s.cx[i] * s.cy[i]);
+    if ("successor" in head) continue;
     const t = target!(s.tc[i]);
     s.tv[i] = t.value;
     s.slope[i] = t.slope;
@@ -109,5 +148,55 @@ export function sampleTerms<R extends SampleRows>(
     s.b[i] = head.radius.kind === "normProduct" ? s.ny[i] : 1;
     s.zy[i] = s.a[i] * s.b[i] * t.value;
   }
+  if ("successor" in head) successorTerms(where, head, s);
   return s;
+}
+
+/** A successor head's target terms, from the target cosines and norms already in `s`. */
+function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms): void {
+  const hook = head.successor;
+  if (!isPerSampleHook(hook)) {
+    throw new RangeError(
+      `${where}: head.successor (${JSON.stringify(hook.kind)}) has no host terms`,
+    );
+  }
+  const t = successorTargets(where, hook, head.marginGradient, s.tc, s.nx);
+  const scale = t.scale;
+  s.tv.set(t.value);
+  s.slope.set(t.slope);
+  s.a.fill(scale);
+  s.b.fill(1);
+  for (let i = 0; i < s.zy.length; i++) s.zy[i] = scale * t.value[i];
+  if (t.normSlope) s.normSlope = t.normSlope.map((v) => scale * v);
+  if (t.extraLoss) s.extraLoss = t.extraLoss;
+  if (t.extraNormSlope) s.extraNormSlope = t.extraNormSlope;
+  if (Object.keys(t.state).length > 0) s.state = t.state;
+  if (t.margins) s.margins = t.margins;
+}
+
+/**
+ * Whether an engine that finishes on the host computes a (checked) successor head, or why not:
+ * ElasticFace and MagFace change only the target, whose terms the host computes; AdaFace also
+ * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels
+ * (z = s·c) do not.
+ */
+export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
+  const kind = head.successor.kind;
+  if (kind === "elastic" || kind === "magFace") return true;
+  return `head.successor (${JSON.stringify(kind)}) is a successor hook that ${engine} does not ` +
+    `compute: ${
+      kind === "adaFace"
+        ? "AdaFace clamps every non-target cosine to ±(1 − 1e-3), which its kernels do not"
+        : "it has no host target terms"
+    }; the reference does`;
+}
+
+/** What a successor head adds to an engine's result: its next state and ElasticFace's margins. */
+export function successorOutputs(
+  s: TargetTerms,
+): { state?: Record<string, number>; margins?: Float64Array } {
+  const out: { state?: Record<string, number>; margins?: Float64Array } = {};
+  if (s.state) out.state = { ...s.state };
+  if (s.margins) out.margins = s.margins;
+  return out;
 }

@@ -5,7 +5,7 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import type { RunInput } from "../engine.ts";
-import { type Samples, sampleTerms } from "../host/samples.ts";
+import { type HostHeadSpec, type Samples, sampleTerms } from "../host/samples.ts";
 import { type Losses, lossesOf } from "../host/losses.ts";
 import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
 import type { NativeLayout } from "./_tiles.ts";
@@ -19,7 +19,7 @@ const MASKED = -3.4028234663852886e38;
  * a run is synchronous).
  */
 export function stageSamples(
-  head: HeadSpec,
+  head: HostHeadSpec,
   L: NativeLayout,
   buffer: ArrayBufferLike,
   view: RunInput,
@@ -27,7 +27,7 @@ export function stageSamples(
   const { N, D } = L;
   const { x, w, labels, bias } = view;
   new Int32Array(buffer, L.labels, N).set(labels);
-  const s = sampleTerms(head, { N, D, labels, x, w, wRow: labels }, bias);
+  const s = sampleTerms(head, { N, D, labels, x, w, wRow: labels }, bias, WHERE);
   const X = new Float32Array(buffer, L.xt, N * D);
   for (let i = 0; i < N; i++) {
     const xi = i * D, scale = s.a[i] / s.cx[i];
@@ -66,6 +66,7 @@ export function rowStatistics(
   zy: Float64Array,
   weight: number,
   reduction: Reduction,
+  extraLoss?: Float64Array,
 ): Losses {
   const { N, tiles } = L;
   const m = new Float32Array(buffer, L.m, tiles * N), s = new Float32Array(buffer, L.s, tiles * N);
@@ -81,7 +82,7 @@ export function rowStatistics(
     stats[2 * i] = M;
     stats[2 * i + 1] = sum;
   }
-  return lossesOf(stats, zy, N, reduction);
+  return lossesOf(stats, zy, N, reduction, extraLoss);
 }
 
 /**

@@ -29,7 +29,6 @@
  *
  * @module
  */
-import type { HeadSpec } from "../../losses/head_spec.ts";
 import { reductionWeight } from "../../losses/cross_entropy.ts";
 import type {
   Availability,
@@ -62,6 +61,12 @@ import {
 import { nativeLayout, tiling } from "./_layout.ts";
 import { type Pool, startPool } from "./_pool.ts";
 import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
+import {
+  type HostHeadSpec,
+  hostSuccessorSupport,
+  kernelHead,
+  successorOutputs,
+} from "../host/samples.ts";
 
 export { defaultTile } from "./_layout.ts";
 
@@ -203,7 +208,7 @@ function inputBlamed(view: RunInput): RangeError | undefined {
 
 /** Both passes and the host's work around them, synchronously. */
 function runSync(
-  head: HeadSpec,
+  head: HostHeadSpec,
   L: NativeLayout,
   memory: WebAssembly.Memory,
   pool: Pool,
@@ -232,7 +237,9 @@ function runSync(
   if (bad & BAD_LOGITS) {
     throw new RangeError(`${WHERE}: logits overflowed float32 (inputs too large for this loss)`);
   }
-  const { loss, losses, rest } = rowStatistics(L, buffer, samples.zy, weight, settings.reduction);
+  const { reduction } = settings;
+  const statistics = rowStatistics(L, buffer, samples.zy, weight, reduction, samples.extraLoss);
+  const { loss, losses, rest } = statistics;
   const gradWeights = new Float32Array(C * D);
   slots[SLOT_GW] = address(gradWeights);
   pool.phase(BACKWARD);
@@ -246,7 +253,7 @@ function runSync(
   );
   const gradBias = view.bias ? new Float32Array(buffer, L.gb, C).slice() : undefined;
   const gradFeatures = finishGradients(
-    head,
+    kernelHead(head),
     samples,
     rest,
     weight,
@@ -264,6 +271,7 @@ function runSync(
     losses,
     gradFeatures: { rows: N, cols: D, data: gradFeatures },
     gradWeights: { rows: C, cols: D, data: gradWeights },
+    ...successorOutputs(samples),
   };
   if (gradBias) result.gradBias = gradBias;
   if (logits) {
@@ -275,17 +283,18 @@ function runSync(
 }
 
 async function prepare(
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   options: NativeEngineOptions,
 ): Promise<EngineHead<Float32Array>> {
   checkOptions(options);
+  const base = kernelHead(head); // a successor head's kernels: scale s, no margin
   const { lib, info } = findBlas(options.library);
   const module = await epilogueModule();
   const cores = navigator.hardwareConcurrency ?? 1;
   const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
   const split = tiling(shape.classes, shape.dims, wanted, options.tile);
-  const { layout, pages } = nativeLayout(head, shape, split);
+  const { layout, pages } = nativeLayout(base, shape, split);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });
@@ -329,4 +338,6 @@ export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
   availability: () => probe ??= availability(),
   supports: () => true,
   prepare,
+  supportsSuccessor: (head) => hostSuccessorSupport(WHERE, head),
+  prepareSuccessor: prepare,
 };

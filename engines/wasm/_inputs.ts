@@ -2,8 +2,7 @@
 // target rows (each sample's target terms from them in engines/host/samples.ts), and the packing of
 // x̂ and W for the kernels. Pure: plain arrays in, plain arrays out; the float64 copies it returns
 // are all that the finishing step reads, never the caller's arrays.
-import type { HeadSpec } from "../../losses/head_spec.ts";
-import { type Samples as HostSamples, sampleTerms } from "../host/samples.ts";
+import { type HostHeadSpec, type Samples as HostSamples, sampleTerms } from "../host/samples.ts";
 
 /** The largest finite float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
@@ -71,7 +70,7 @@ export interface SampleInput {
  * Copies what the run needs of the samples and their target rows into float64, checks them against
  * float32's range, and computes each target's cosine, f, f′ and logit.
  */
-export function sampleMaths(where: string, head: HeadSpec, input: SampleInput): Samples {
+export function sampleMaths(where: string, head: HostHeadSpec, input: SampleInput): Samples {
   const { N, D } = input;
   const labels = Int32Array.from(input.labels), x = Float64Array.from(input.x);
   const wy = new Float64Array(N * D);
@@ -82,9 +81,9 @@ export function sampleMaths(where: string, head: HeadSpec, input: SampleInput): 
     checkFloat32(where, "weights", row, D, y * D);
   }
   const wRow = Int32Array.from({ length: N }, (_, i) => i);
-  const s = sampleTerms(head, { N, D, labels, x, w: wy, wRow }, input.bias);
+  const s = sampleTerms(head, { N, D, labels, x, w: wy, wRow }, input.bias, where);
   const big = s.a.findIndex((a) => !fitsFloat32(a));
-  if (head.logits === "angular" && big >= 0) {
+  if (head.logits === "angular" && !("successor" in head) && big >= 0) {
     throw new RangeError(
       `${where}: the norm of features row ${big} is ${s.a[big]}, beyond float32's range (it is ` +
         `the radius of a "${head.radius.kind}" head)`,

@@ -20,6 +20,7 @@ import {
 } from "./_inputs.ts";
 import { checkFiniteOutput, gradFeaturesOf, logitsOf, unpad } from "./_finish.ts";
 import { lossesOf } from "../host/losses.ts";
+import { type HostHeadSpec, successorOutputs } from "../host/samples.ts";
 
 const RUN = "wasm run";
 
@@ -51,7 +52,7 @@ export function writeSlots(head: HeadSpec, layout: WasmLayout, memory: WebAssemb
 
 /** Writes a run's inputs into the memory; returns the float64 copies the finishing step needs. */
 export function layOutRun(
-  head: HeadSpec,
+  head: HostHeadSpec,
   layout: WasmLayout,
   memory: WebAssembly.Memory,
   view: CheckedHeadView,
@@ -96,7 +97,8 @@ export function finishRun(
   const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
   if (params[L.SLOT_BAD_W]) throw weightsError(layout, buffer);
   if (params[L.SLOT_BAD_Z]) throw logitsError();
-  const losses = lossesOf(new Float64Array(buffer, o.stats, 2 * Np), s.zy, N, settings.reduction);
+  const stats = new Float64Array(buffer, o.stats, 2 * Np);
+  const losses = lossesOf(stats, s.zy, N, settings.reduction, s.extraLoss);
   const weight = reductionWeight(settings.reduction, N);
   const radius = head.logits === "angular" ? head.radius.kind : undefined;
   const parts = layout.thread.map((t) => ({
@@ -119,6 +121,7 @@ export function finishRun(
     losses: losses.losses,
     gradFeatures: { rows: N, cols: D, data: gradFeatures },
     gradWeights: { rows: C, cols: D, data: gradWeights },
+    ...successorOutputs(s),
   };
   if (gradBias) result.gradBias = gradBias;
   if (settings.logits) {

@@ -37,6 +37,7 @@ import {
 } from "./_runtime.ts";
 import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
+import { type HostHeadSpec, hostSuccessorSupport, kernelHead } from "../host/samples.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -90,20 +91,33 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
     }
   },
   supports: () => true,
-  async prepare(head, shape, options) {
-    const { threads, tile, kernels } = engineOptions(options);
-    checkScale(PREPARE, head);
-    const layout = wasmLayout(PREPARE, head, shape, { tile, threads });
-    const memory = headMemory(layout);
-    writeSlots(head, layout, memory);
-    const module = await kernelsModule(PREPARE, kernels);
-    const pool = await attachHead(PREPARE, module, memory, CONTROL, layout.threads);
-    return wasmHead(head, layout, memory, pool);
-  },
+  prepare: (head, shape, options) => prepareWasm(head, shape, options),
+  supportsSuccessor: (head) => hostSuccessorSupport("engine-wasm", head),
+  prepareSuccessor: (head, shape, options) => prepareWasm(head, shape, options),
 };
 
+/**
+ * A head on the kernels: a successor head runs them as its scale-s head without margin
+ * (engines/host/samples.ts's kernelHead), its targets finished on the host.
+ */
+async function prepareWasm(
+  head: HostHeadSpec,
+  shape: HeadShape,
+  options: WasmEngineOptions,
+): Promise<EngineHead<Float32Array>> {
+  const { threads, tile, kernels } = engineOptions(options);
+  const base = kernelHead(head);
+  checkScale(PREPARE, base);
+  const layout = wasmLayout(PREPARE, base, shape, { tile, threads });
+  const memory = headMemory(layout);
+  writeSlots(base, layout, memory);
+  const module = await kernelsModule(PREPARE, kernels);
+  const pool = await attachHead(PREPARE, module, memory, CONTROL, layout.threads);
+  return wasmHead(head, layout, memory, pool);
+}
+
 function wasmHead(
-  head: HeadSpec,
+  head: HostHeadSpec,
   layout: WasmLayout,
   shared: WebAssembly.Memory,
   pool: HeadThreads,
@@ -120,6 +134,7 @@ function wasmHead(
       }
       // Everything read from the caller's arrays is read here, before the first await.
       const mine = memory, samples = layOutRun(head, layout, mine, view, settings.reduction);
+      const base = kernelHead(head);
       const bias = view.bias !== undefined;
       const task = pool.run(PARAMS);
       running = task.catch(() => {});
@@ -128,7 +143,7 @@ function wasmHead(
       } finally {
         running = undefined;
       }
-      return finishRun(head, layout, mine, samples, { ...settings, bias });
+      return finishRun(base, layout, mine, samples, { ...settings, bias });
     },
     dispose() {
       if (!memory) return;

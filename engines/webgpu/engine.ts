@@ -222,6 +222,11 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   checksValues: true,
   availability,
   supports: () => true,
+  supportsSuccessor: (head) =>
+    `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
+    "engine-webgpu does not compute: its targets pass evaluates f(c), f′(c) on the GPU from the " +
+    "head's uniforms and has no per-sample margins, norm terms or state yet; the reference, " +
+    "engine-wasm and engine-native compute it",
   prepare,
 };
 

@@ -1,0 +1,236 @@
+// The successor heads behind the engine contract: the per-sample kinds whose hook changes only the
+// target (ElasticFace, MagFace) run on engine-wasm and engine-native with their target terms from
+// losses/successor_targets.ts on the host, and agree with the float64 reference (losses/
+// _successor.ts) to the float32 tolerance; AdaFace runs on the reference engine with its state out;
+// every other hook, and every kind an engine does not compute, is refused naming the hook.
+import assert from "node:assert";
+import {
+  adaCosHead,
+  adaFaceHead,
+  adaFaceLoss,
+  curricularFaceHead,
+  elasticFaceHead,
+  elasticFaceLoss,
+  elasticFaceMargins,
+  type HeadInput,
+  type HeadResult,
+  magFaceHead,
+  magFaceLoss,
+  matrix,
+  type Reduction,
+  subCenterArcFaceHead,
+  type SuccessorHeadSpec,
+} from "../mod.ts";
+import { assertMatchesReference, shapeOf } from "../testing/engine_checks.ts";
+import { randomHeadInput } from "../testing/loss_checks.ts";
+import { toleranceOf } from "../testing/tolerances.ts";
+import { prepareOn } from "./prepare_head.ts";
+import { headLoss } from "./head_loss.ts";
+import { sampleTerms } from "./host/samples.ts";
+import { ENGINES } from "./registry.ts";
+import type { Engine } from "./engine.ts";
+
+const REDUCTIONS: Reduction[] = ["mean", "sum", "none"];
+const HOST_ENGINES = [ENGINES.wasm, ENGINES.native] as Engine[];
+
+/** The heads of the kinds the host engines compute, for a batch of N. */
+function hostHeads(N: number, seed: number): SuccessorHeadSpec[] {
+  return [
+    elasticFaceHead({ margins: elasticFaceMargins(N, { seed }) }),
+    elasticFaceHead({ margins: elasticFaceMargins(N, { seed: seed + 1 }), plus: true }),
+    elasticFaceHead({
+      margins: elasticFaceMargins(N, { seed, std: 0.3 }),
+      marginGradient: "detached",
+    }),
+    elasticFaceHead({
+      variant: "cos",
+      scale: 30,
+      margins: elasticFaceMargins(N, { variant: "cos", seed }),
+      plus: true,
+    }),
+    magFaceHead(),
+    magFaceHead({ easyMargin: false, regularization: 20, scale: 32 }),
+  ];
+}
+
+/** Random rows, their norms spread over MagFace's clip [10, 110] and past both bounds. */
+function spreadInput(size: { N: number; D: number; C: number }, seed: number): HeadInput {
+  const input = randomHeadInput(size, seed);
+  const { N, D } = size, x = Float64Array.from(input.features.data);
+  for (let i = 0; i < N; i++) {
+    let sq = 0;
+    for (let k = 0; k < D; k++) sq += x[i * D + k] ** 2;
+    const target = [3, 10, 24, 57, 110, 140][(i + seed) % 6] * (1 + 0.01 * i);
+    for (let k = 0; k < D; k++) x[i * D + k] *= target / Math.sqrt(sq);
+  }
+  return { ...input, features: matrix(N, D, x) };
+}
+
+/** Rows whose target cosine is ±1 up to a tiny tilt (and, for one sample, exactly 1). */
+function nearUnitInput(size: { N: number; D: number; C: number }, seed: number): HeadInput {
+  const input = spreadInput(size, seed);
+  const { N, D } = size, x = Float64Array.from(input.features.data), w = input.weights.data;
+  for (let i = 0; i < N; i++) {
+    const y = input.labels[i], sign = i % 2 === 0 ? 1 : -1, tilt = i === 0 ? 0 : 1e-5 * i;
+    for (let k = 0; k < D; k++) x[i * D + k] = sign * 40 * w[y * D + k] + tilt * (k % 3 - 1);
+  }
+  return { ...input, features: matrix(N, D, x) };
+}
+
+async function run(
+  engine: Engine,
+  head: SuccessorHeadSpec,
+  input: HeadInput,
+  reduction: Reduction,
+) {
+  await using prepared = await prepareOn(engine, head, shapeOf(input), {});
+  return await prepared.run(input, { reduction, logits: true });
+}
+
+async function checkAgainstReference(engine: Engine, inputs: [string, HeadInput][]) {
+  const rtol = toleranceOf(engine).rtol;
+  let worst = 0;
+  for (const [what, input] of inputs) {
+    for (const head of hostHeads(input.features.rows, 5)) {
+      for (const reduction of REDUCTIONS) {
+        const expected = await run(ENGINES.reference as Engine, head, input, reduction);
+        const actual = await run(engine, head, input, reduction);
+        const name = `${engine.name} ${head.name} ${JSON.stringify(head.successor).slice(0, 60)} ` +
+          `${what} ${reduction}`;
+        worst = Math.max(
+          worst,
+          assertMatchesReference(actual, expected as HeadResult, { name, rtol }),
+        );
+        if (expected.margins) assert.deepEqual(actual.margins, expected.margins, name);
+        assert.equal(actual.state, undefined, name);
+      }
+    }
+  }
+  return worst;
+}
+
+for (const engine of HOST_ENGINES) {
+  const availability = await engine.availability();
+  if (!availability.available) console.log(`SKIPPED ${engine.name}: ${availability.reason}`);
+  Deno.test({
+    name: `${engine.name}: ElasticFace and MagFace heads match the float64 reference`,
+    ignore: !availability.available,
+    async fn() {
+      const inputs: [string, HeadInput][] = [
+        ["N 1", spreadInput({ N: 1, D: 5, C: 4 }, 1)],
+        ["odd D", spreadInput({ N: 7, D: 13, C: 11 }, 2)],
+        ["D 3", spreadInput({ N: 6, D: 3, C: 3 }, 3)],
+        ["C 2", spreadInput({ N: 9, D: 8, C: 2 }, 4)],
+        ["many classes", spreadInput({ N: 17, D: 33, C: 300 }, 5)],
+        ["cos near ±1", nearUnitInput({ N: 8, D: 9, C: 6 }, 6)],
+      ];
+      const worst = await checkAgainstReference(engine, inputs);
+      console.log(
+        `${engine.name}: worst relative error vs the reference ${worst.toExponential(2)}`,
+      );
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name}: successor heads stay finite at a zero feature row and norms at the clip`,
+    ignore: !availability.available,
+    async fn() {
+      const input = spreadInput({ N: 4, D: 6, C: 5 }, 8);
+      const x = Float64Array.from(input.features.data);
+      x.fill(0, 0, 6); // a zero row
+      for (let k = 6; k < 12; k++) x[k] = k === 6 ? 10 : 0; // ‖x‖ = 10 exactly (the lower clip)
+      for (let k = 12; k < 18; k++) x[k] = k === 12 ? 110 : 0; // ‖x‖ = 110 (the upper clip)
+      const edge = { ...input, features: matrix(4, 6, x) };
+      await checkAgainstReference(engine, [["edges", edge]]);
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name}: AdaFace is refused, naming the hook and the non-target clamp`,
+    ignore: !availability.available,
+    async fn() {
+      await assert.rejects(
+        () => prepareOn(engine, adaFaceHead(), { samples: 2, dims: 3, classes: 4 }, {}),
+        /head\.successor \("adaFace"\) is a successor hook that engine-(wasm|native) does not compute: AdaFace clamps/,
+      );
+    },
+  });
+}
+
+Deno.test("reference engine: the successor heads give their loss pages' results, state included", async () => {
+  const input = spreadInput({ N: 6, D: 5, C: 7 }, 11);
+  const margins = elasticFaceMargins(6, { seed: 3 });
+  const pairs: [SuccessorHeadSpec, HeadResult & { state?: unknown; margins?: unknown }][] = [
+    [elasticFaceHead({ margins, plus: true }), elasticFaceLoss(input, { margins, plus: true })],
+    [magFaceHead(), magFaceLoss(input)],
+  ];
+  const state = { mean: 31, std: 12 };
+  pairs.push([adaFaceHead({ state, alpha: 0.2 }), adaFaceLoss(input, { state, alpha: 0.2 })]);
+  for (const [head, page] of pairs) {
+    const r = await headLoss(input, head, { logits: true });
+    assert.equal(r.loss, page.loss, head.name);
+    assert.deepEqual(r.gradFeatures, page.gradFeatures, head.name);
+    assert.deepEqual(r.logits, page.logits, head.name);
+    assert.deepEqual(r.state, head.successor.kind === "adaFace" ? page.state : undefined);
+    assert.deepEqual(r.margins, page.margins, head.name);
+  }
+  // The state goes along from step to step through the heads, optax style.
+  let s = { mean: 20, std: 100 };
+  for (let step = 0; step < 3; step++) {
+    const r = await headLoss(input, adaFaceHead({ state: s }), { engine: "reference" });
+    const page = adaFaceLoss(input, { state: s });
+    assert.deepEqual(r.state, page.state);
+    s = r.state as typeof s;
+  }
+});
+
+Deno.test("every engine refuses the other successor hooks and checks the heads", async () => {
+  const shape = { samples: 2, dims: 3, classes: 6 };
+  const others: [SuccessorHeadSpec, string][] = [
+    [curricularFaceHead(), "curricular"],
+    [subCenterArcFaceHead({ subCenters: 3 }), "subCenter"],
+    [adaCosHead(), "adaCos"],
+  ];
+  for (const engine of Object.values(ENGINES) as Engine[]) {
+    for (const [head, kind] of others) {
+      await assert.rejects(
+        () => prepareOn(engine, head, shape, {}),
+        new RegExp(`head\\.successor \\("${kind}"\\) is a successor hook that only the float64`),
+      );
+    }
+    await assert.rejects(
+      () => prepareOn(engine, elasticFaceHead({ margins: [0.5, 0.5, 0.5] }), shape, {}),
+      /head\.successor\.margins must hold one margin per sample \(shape\.samples = 2\), got 3/,
+    );
+    const magFace = magFaceHead(), bad = { ...magFace, successor: { ...magFace.successor } };
+    (bad.successor as { upperNorm: number }).upperNorm = 5;
+    await assert.rejects(
+      () => prepareOn(engine, bad, shape, {}),
+      /head\.successor \("magFace"\)/,
+    );
+  }
+  await assert.rejects(
+    () => prepareOn(ENGINES.webgpu as Engine, magFaceHead(), shape, {}),
+    /head\.successor \("magFace"\) is a successor hook that engine-webgpu does not compute/,
+  );
+});
+
+Deno.test("host target terms: AdaFace's state and targets are the reference's (for the engines' host)", () => {
+  const input = spreadInput({ N: 5, D: 4, C: 3 }, 12);
+  const head = adaFaceHead({ state: { mean: 40, std: 30 }, alpha: 0.3 });
+  const page = adaFaceLoss(input, { state: { mean: 40, std: 30 }, alpha: 0.3 });
+  const { rows: N, cols: D } = input.features;
+  const s = sampleTerms(head, {
+    N,
+    D,
+    labels: input.labels,
+    x: input.features.data,
+    w: input.weights.data,
+    wRow: input.labels,
+  });
+  assert.deepEqual(s.state, page.state);
+  for (let i = 0; i < N; i++) {
+    const zy = page.logits.data[i * input.weights.rows + input.labels[i]];
+    assert.ok(Math.abs(s.zy[i] - zy) <= 1e-12 * Math.abs(zy), `z_y of sample ${i}`);
+  }
+});
