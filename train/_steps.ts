@@ -12,16 +12,20 @@ export interface CheckedCenter {
   alpha: number;
 }
 
-/** One call of the loss, checked: the head of this step, the tensors and their sizes. */
-export interface Call {
+/**
+ * One call of the loss, checked: the head of this step (a {@linkcode HeadSpec}, or `S`: a successor
+ * head on the reference), the tensors and their sizes.
+ */
+export interface Call<S = HeadSpec> {
   where: string;
-  spec: HeadSpec;
+  spec: S;
   features: tf.Tensor2D;
   /** The weights' shards: consecutive rows of W, C×D in all (one tensor, mostly). */
   weights: tf.Tensor2D[];
   labels: tf.Tensor1D;
   N: number;
   D: number;
+  /** The weights' rows (C·K for sub-center ArcFace). */
   C: number;
   reduction: Reduction;
   center?: CheckedCenter;
@@ -37,7 +41,7 @@ export interface Step {
 }
 
 /** W's values as one C×D array (the shards' values copied in order, or the one shard's own). */
-export function weightValues(call: Call): Float32Array {
+export function weightValues(call: Call<unknown>): Float32Array {
   if (call.weights.length === 1) return call.weights[0].dataSync() as Float32Array;
   const out = new Float32Array(call.C * call.D);
   let at = 0;
@@ -50,7 +54,11 @@ export function weightValues(call: Call): Float32Array {
 }
 
 /** ∂W (C×D) as one tensor per shard of the call's weights, each times `scale`. */
-export function weightGradients(call: Call, gradWeights: Float32Array, scale: number): tf.Tensor[] {
+export function weightGradients(
+  call: Call<unknown>,
+  gradWeights: Float32Array,
+  scale: number,
+): tf.Tensor[] {
   let row = 0;
   return call.weights.map((shard) => {
     const rows = shard.shape[0], D = call.D;
@@ -61,7 +69,7 @@ export function weightGradients(call: Call, gradWeights: Float32Array, scale: nu
 }
 
 /** The sizes of a call as a key of prepared heads. */
-export function shapeKey(call: Call): string {
+export function shapeKey(call: Call<unknown>): string {
   return `${call.N}×${call.D}×${call.C}`;
 }
 

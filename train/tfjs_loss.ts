@@ -3,11 +3,15 @@
  * tfjs loss whose gradients are computed by one of the library's engines, chosen by the active
  * tfjs backend: on tfjs-webgpu, engine-webgpu's passes on tfjs's own device and tensors' buffers
  * (nothing read back); on tfjs-wasm and tfjs-cpu, engine-wasm on a prepared synchronous head; or,
- * on request, the float64 reference.
+ * on request, the float64 reference. The successor heads of issue 13 (CurricularFace, AdaFace,
+ * sub-center ArcFace, MagFace, AdaCos, ElasticFace: a `…Head` builder's {@linkcode SuccessorHeadSpec})
+ * run on the float64 reference, their state handed back through
+ * {@linkcode TfjsHeadLossOptions.onState}.
  *
  * @module
  */
-import type { HeadSpec } from "../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec, SuccessorHook } from "../losses/head_spec.ts";
+import { checkSuccessorHead, isSuccessorHead } from "../losses/successor_head.ts";
 import {
   checkHeadSpec,
   checkMatrix,
@@ -20,11 +24,11 @@ import type { Reduction } from "../losses/types.ts";
 import type { HeadShape } from "../engines/engine.ts";
 import { tf } from "./tfjs_setup.ts";
 import type { Call, CheckedCenter } from "./_steps.ts";
-import { referenceStep } from "./_reference_step.ts";
+import { referenceStep, successorStep } from "./_reference_step.ts";
 import { WasmPath } from "./_wasm_step.ts";
 import { WebgpuPath } from "./_webgpu_step.ts";
 
-export type { HeadShape, HeadSpec, Matrix, Reduction };
+export type { HeadShape, HeadSpec, Matrix, Reduction, SuccessorHeadSpec, SuccessorHook };
 export type { Radius, TargetMargin } from "../losses/head_spec.ts";
 export type { MarginGradient } from "../losses/types.ts";
 
@@ -32,6 +36,23 @@ export type { MarginGradient } from "../losses/types.ts";
 export type TfjsLossEngine = "reference" | "wasm" | "webgpu";
 
 const ENGINES: readonly TfjsLossEngine[] = ["reference", "wasm", "webgpu"];
+
+/**
+ * A successor head's state after a training step, as its loss returns it: CurricularFace's
+ * `{ t }`, AdaFace's `{ mean, std }`, AdaCos's `{ scale }`; `{}` for sub-center ArcFace, MagFace and
+ * ElasticFace, which keep none. Build the next step's head from it (`curricularFaceHead({ state })`).
+ */
+export type SuccessorState =
+  | { t: number }
+  | { mean: number; std: number }
+  | { scale: number }
+  | Record<string, never>;
+
+/** A head of either kind, or a function of nothing returning the head of the current step. */
+export type TfjsHead =
+  | HeadSpec
+  | SuccessorHeadSpec
+  | (() => HeadSpec | SuccessorHeadSpec);
 
 /** Options of {@linkcode tfjsHeadLoss}. */
 export interface TfjsHeadLossOptions {
@@ -51,9 +72,20 @@ export interface TfjsHeadLossOptions {
    * The engine: `"webgpu"` (engine-webgpu on tfjs-webgpu's device and buffers; needs the webgpu
    * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
    * tfjs-cpu) or `"reference"` (the float64 reference, as exact as the library gets).
-   * @default {"webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
+   * A successor head runs only on "reference" so far: the other two refuse it, naming the head.
+   * @default {"reference" for a successor head; else "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
    */
   engine?: TfjsLossEngine;
+  /**
+   * Where a successor head's state goes (optax-style: the library keeps none): called with the
+   * state after the batch ({@linkcode SuccessorState}) once per backward pass (an optimizer's
+   * `minimize`, `tf.grads`, `tf.valueAndGrads`), with the state of that pass's forward call, after
+   * the gradients are computed; a call that only evaluates the loss does not call it, so
+   * evaluation never moves the state. Keep the state in a variable that the head function reads,
+   * `() => curricularFaceHead({ state })`, and assign it here. Never called for a
+   * {@linkcode HeadSpec}.
+   */
+  onState?: (state: SuccessorState) => void;
   /** engine-wasm's worker threads. @default {the logical cores} */
   threads?: number;
   /**
@@ -170,7 +202,10 @@ export interface TfjsHeadLoss {
     weights: T | readonly T[],
     labels: TensorLike,
   ): ReturnType<T["asScalar"]>;
-  /** The engine that a call makes now (the option, or the one the active tfjs backend picks). */
+  /**
+   * The engine that a call makes now (the option; else "reference" for a successor head, else the
+   * one the active tfjs backend picks). A head function is read to tell.
+   */
   engine(): TfjsLossEngine;
   /**
    * Prepares the engine's head for a shape ahead of the first call of that shape, asynchronously:
@@ -212,9 +247,13 @@ function checkSyncReadBack(where: string, engine: TfjsLossEngine) {
   }
 }
 
-/** The engine a call makes: the option, else by the active backend. */
-function engineFor(option: TfjsLossEngine | undefined): TfjsLossEngine {
+/** The engine a call makes: the option, else "reference" for a successor head, else by the backend. */
+function engineFor(
+  option: TfjsLossEngine | undefined,
+  spec: HeadSpec | SuccessorHeadSpec,
+): TfjsLossEngine {
   if (option) return option;
+  if (isSuccessorHead(spec)) return "reference";
   if (tf.getBackend() === "webgpu") return "webgpu";
   return typeof SharedArrayBuffer === "undefined" ? "reference" : "wasm";
 }
@@ -241,17 +280,46 @@ function checkEngineOptions(where: string, o: Record<string, unknown>) {
       }`,
     );
   }
+  if (o.onState !== undefined && typeof o.onState !== "function") {
+    throw new TypeError(
+      `${where}: options.onState must be a function (state) => void, got ${
+        o.onState === null ? "null" : typeof o.onState
+      }`,
+    );
+  }
   return {
     engine: o.engine as TfjsLossEngine | undefined,
     threads,
     mode: o.wasmMode as "blocking" | "calling-thread" | undefined,
+    onState: o.onState as ((state: SuccessorState) => void) | undefined,
   };
 }
 
+/** A head, checked: a successor head by its loss page's ranges, any other by checkHeadSpec. */
+function checkHead(where: string, head: unknown): HeadSpec | SuccessorHeadSpec {
+  return isSuccessorHead(head) ? checkSuccessorHead(where, head) : checkHeadSpec(where, head);
+}
+
+/** The clear refusal of a successor head on an engine that does not compute it yet. */
+function refuseSuccessor(where: string, spec: SuccessorHeadSpec, engine: TfjsLossEngine): never {
+  throw new RangeError(
+    `${where}: the ${spec.name} head (successor hook "${spec.successor.kind}") runs only on ` +
+      `engine "reference" so far; engine "${engine}" does not compute it yet (omit options.engine ` +
+      `or pass "reference")`,
+  );
+}
+
+/** The classes of a head on C rows of weights: C / K for sub-center ArcFace, else C. */
+function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
+  const hook = isSuccessorHead(spec) ? spec.successor : undefined;
+  return hook?.kind === "subCenter" && rows % hook.subCenters === 0 ? rows / hook.subCenters : rows;
+}
+
 /**
- * Turns a head (any {@linkcode HeadSpec}, e.g. `arcFaceHead({ scale: 16, margin: 0.3 })`) into a
- * TensorFlow.js loss through `tf.customGrad`: one fused forward and backward pass per call, on the
- * engine that the active tfjs backend picks (see {@linkcode TfjsHeadLossOptions.engine}):
+ * Turns a head (any {@linkcode HeadSpec}, e.g. `arcFaceHead({ scale: 16, margin: 0.3 })`, or a
+ * successor head, e.g. `curricularFaceHead()`) into a TensorFlow.js loss through `tf.customGrad`:
+ * one fused forward and backward pass per call, on the engine that the active tfjs backend picks
+ * (see {@linkcode TfjsHeadLossOptions.engine}):
  * - tfjs-webgpu: engine-webgpu runs on tfjs's own device, reading the tensors' GPU buffers and
  *   writing the loss and both gradients into new tensors' buffers; nothing is read back, so it
  *   works in Deno too (no 2-D canvas needed). A label outside [0, C) or a non-finite input makes
@@ -262,57 +330,114 @@ function checkEngineOptions(where: string, o: Record<string, unknown>) {
  * - `engine: "reference"`: the float64 reference on the calling thread, from tensors read back
  *   synchronously (`dataSync`; not on tfjs-webgpu without a canvas: a clear error there).
  *
+ * A successor head (issue 13: CurricularFace, AdaFace, sub-center ArcFace with C·K rows of
+ * weights, MagFace, AdaCos, ElasticFace) runs on the reference, its default; engines "wasm" and
+ * "webgpu" refuse it with an error naming it. Its state is explicit, optax-style: the head carries
+ * the state before the batch, and {@linkcode TfjsHeadLossOptions.onState} receives the state after
+ * it once per training step (not on evaluation-only calls), so the caller keeps the state in a
+ * variable that a head function reads. A center loss composes with it (one center per class).
+ *
  * The engine's prepared head is kept across calls (the last two shapes, for a short last batch)
  * and released by `dispose()`; engine-wasm's also after 2 s without a call (its worker threads
- * would keep a Deno process alive), to be prepared again by the next call. `head` may be a function of nothing, read at every call, so that a
- * schedule (SphereFace's λ) can change between steps.
+ * would keep a Deno process alive), to be prepared again by the next call. `head` may be a
+ * function of nothing, read at every call, so that a schedule (SphereFace's λ), a state or a
+ * step's ElasticFace margins can change between steps.
  *
- * Everything is checked, with errors that name the argument: the head (see `checkHeadSpec`; a
- * head function's result at every call), the options (unknown keys included) when the loss is
- * made, the tensors' shapes at every call, and their values where they are read on the CPU.
+ * Everything is checked, with errors that name the argument: the head (see `checkHeadSpec` and
+ * `checkSuccessorHead`; a head function's result at every call), the options (unknown keys
+ * included) when the loss is made, the tensors' shapes at every call, and their values where they
+ * are read on the CPU.
  *
- * @example
- * ```ts ignore
- * import { tf } from "./tfjs_setup.ts";
+ * @example A fixed head on the reference
+ * ```ts
+ * import { tf, useTfjsBackend } from "./tfjs_setup.ts";
  * import { arcFaceHead } from "../losses/arcface.ts";
+ * import assert from "node:assert";
  *
- * const loss = tfjsHeadLoss(arcFaceHead({ scale: 16, margin: 0.3 }));
- * const w = tf.variable(tf.randomNormal([10, 2]));
- * const optimizer = tf.train.adam(0.01);
- * optimizer.minimize(() => loss(model.apply(x) as tf.Tensor2D, w, y));
+ * await useTfjsBackend("cpu");
+ * const loss = tfjsHeadLoss(arcFaceHead({ scale: 16, margin: 0.3 }), { engine: "reference" });
+ * const x = tf.variable(tf.randomNormal([8, 4], 0, 1, "float32", 1));
+ * const w = tf.variable(tf.randomNormal([3, 4], 0, 1, "float32", 2));
+ * const y = tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], "int32");
+ * const optimizer = tf.train.adam(0.05);
+ * const first = optimizer.minimize(() => loss(x, w, y), true)!.dataSync()[0];
+ * for (let step = 0; step < 10; step++) optimizer.minimize(() => loss(x, w, y));
+ * assert.ok(loss(x, w, y).dataSync()[0] < first);
+ * loss.dispose();
+ * ```
+ *
+ * @example CurricularFace, its state t passed along explicitly
+ * ```ts
+ * import { tf, useTfjsBackend } from "./tfjs_setup.ts";
+ * import { curricularFaceHead, type CurricularFaceState } from "../losses/curricularface.ts";
+ * import assert from "node:assert";
+ *
+ * await useTfjsBackend("cpu");
+ * let state: CurricularFaceState = { t: 0 };
+ * const loss = tfjsHeadLoss(() => curricularFaceHead({ scale: 16, state }), {
+ *   onState: (next) => {
+ *     state = next as CurricularFaceState;
+ *   },
+ * });
+ * const x = tf.variable(tf.randomNormal([8, 4], 0, 1, "float32", 1));
+ * const w = tf.variable(tf.randomNormal([3, 4], 0, 1, "float32", 2));
+ * const y = tf.tensor1d([0, 1, 2, 0, 1, 2, 0, 1], "int32");
+ * tf.train.adam(0.05).minimize(() => loss(x, w, y)); // a training step: t moves once
+ * const t = state.t;
+ * assert.ok(t !== 0);
+ * loss(x, w, y); // an evaluation: t stays
+ * assert.equal(state.t, t);
  * loss.dispose();
  * ```
  *
  * @param head The head, or a function returning the head of the current step.
  * @param options The reduction, an optional center loss (see
- *   {@linkcode TfjsHeadLossOptions.center} for when the centers move), the engine and its threads.
+ *   {@linkcode TfjsHeadLossOptions.center} for when the centers move), the engine and its threads,
+ *   and where a successor head's state goes ({@linkcode TfjsHeadLossOptions.onState}).
  * @returns The loss function, with `dispose()`.
  */
-export function tfjsHeadLoss(
-  head: HeadSpec | (() => HeadSpec),
-  options?: TfjsHeadLossOptions,
-): TfjsHeadLoss {
+export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): TfjsHeadLoss {
   const where = "tfjsHeadLoss";
-  if (typeof head !== "function") head = checkHeadSpec(where, head);
-  const o = optionsObject(where, options, ["reduction", "center", "engine", "threads", "wasmMode"]);
+  if (typeof head !== "function") head = checkHead(where, head);
+  const o = optionsObject(where, options, [
+    "reduction",
+    "center",
+    "engine",
+    "threads",
+    "wasmMode",
+    "onState",
+  ]);
   const reduction = reductionOption(where, o.reduction);
   const center = checkCenterOptions(where, o.center);
-  const { engine, threads, mode } = checkEngineOptions(where, o);
+  const { engine, threads, mode, onState } = checkEngineOptions(where, o);
+  if (typeof head !== "function" && isSuccessorHead(head) && engine && engine !== "reference") {
+    refuseSuccessor(where, head, engine);
+  }
   const wasm = new WasmPath({ threads, mode }), webgpu = new WebgpuPath(center);
-  const specNow = () => typeof head === "function" ? checkHeadSpec(where, head()) : head;
+  const specNow = () => typeof head === "function" ? checkHead(where, head()) : head;
   const op = tf.customGrad(
     ((features: tf.Tensor2D, labels: tf.Tensor1D, ...rest: [...tf.Tensor2D[], tf.GradSaveFunc]) => {
       const save = rest.pop() as tf.GradSaveFunc, weights = rest as tf.Tensor2D[];
       const { N, D, C } = checkTensors(where, features, weights, labels);
-      if (center && (center.centers.rows !== C || center.centers.cols !== D)) {
+      const spec = specNow(), classes = classesOf(spec, C);
+      if (center && (center.centers.rows !== classes || center.centers.cols !== D)) {
         throw new RangeError(
-          `${where}: options.center.centers must be C×D = ${C}×${D} (one center per row of ` +
-            `weights), got ${center.centers.rows}×${center.centers.cols}`,
+          `${where}: options.center.centers must be C×D = ${classes}×${D} (one center per ` +
+            `${
+              classes === C ? "row of weights" : "class"
+            }), got ${center.centers.rows}×${center.centers.cols}`,
         );
+      }
+      const chosen = engineFor(engine, spec);
+      if (isSuccessorHead(spec)) {
+        if (chosen !== "reference") refuseSuccessor(where, spec, chosen);
+        checkSyncReadBack(where, chosen);
+        const hooked = { where, spec, features, weights, labels, N, D, C, reduction, center };
+        return successorStep(hooked, onState as (state: Record<string, number>) => void);
       }
       const call: Call = {
         where,
-        spec: specNow(),
+        spec,
         features,
         weights,
         labels,
@@ -322,7 +447,6 @@ export function tfjsHeadLoss(
         reduction,
         center,
       };
-      const chosen = engineFor(engine);
       if (chosen === "webgpu") return webgpu.step(call, save);
       checkSyncReadBack(where, chosen);
       return chosen === "wasm" ? wasm.step(call) : referenceStep(call);
@@ -334,10 +458,12 @@ export function tfjsHeadLoss(
     return op(features, labels, ...(Array.isArray(weights) ? weights : [weights]));
   }) as unknown as TfjsHeadLoss;
   return Object.assign(loss, {
-    engine: () => engineFor(engine),
+    engine: () => engineFor(engine, specNow()),
     async prepare(shape: HeadShape) {
-      const chosen = engineFor(engine), spec = specNow();
-      if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
+      const spec = specNow(), chosen = engineFor(engine, spec);
+      if (isSuccessorHead(spec)) {
+        if (chosen !== "reference") refuseSuccessor(where, spec, chosen);
+      } else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
       else if (chosen === "wasm") await wasm.prepare({ spec }, shape);
     },
     prepared: () => [

@@ -100,7 +100,7 @@ Deno.test("tfjsHeadLoss: malformed options and heads are clear errors when the l
     [
       softmaxHead(),
       { reduce: "sum" },
-      /^TypeError: tfjsHeadLoss: unknown option "reduce"; this loss takes "reduction", "center", "engine", "threads", "wasmMode"$/,
+      /^TypeError: tfjsHeadLoss: unknown option "reduce"; this loss takes "reduction", "center", "engine", "threads", "wasmMode", "onState"$/,
     ],
     [
       softmaxHead(),
