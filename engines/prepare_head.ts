@@ -18,7 +18,8 @@ import type {
 } from "./engine.ts";
 import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
 import { checkHeadSpec } from "../losses/checks.ts";
-import { checkPerSampleHead } from "../losses/per_sample_head.ts";
+import { checkSuccessorHead } from "../losses/successor_head.ts";
+import { isPerSampleHook } from "../losses/successor_targets.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -119,7 +120,7 @@ export async function prepareOn<
   if (!successor) checkHeadSpec(where, head);
   const checkedShape = checkShape(where, shape);
   // A successor head is checked and copied (its margins and state cannot change under the runs).
-  const hooked = successor ? checkPerSampleHead(where, head, checkedShape.samples) : undefined;
+  const hooked = successor ? checkEngineSuccessor(where, head, checkedShape.samples) : undefined;
   const supported = hooked
     ? supportsSuccessor(engine as Engine, hooked)
     : engine.supports(head as HeadSpec);
@@ -174,6 +175,29 @@ export async function prepareOn<
     [Symbol.dispose]: () => void dispose().catch(() => {}),
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/**
+ * Checks a successor head that an engine is asked to compute and returns a fresh copy: one of the
+ * per-sample kinds (losses/successor_targets.ts) checked by its loss page's builder
+ * (`checkSuccessorHead`), with ElasticFace's margins one per sample of the shape; any other hook is
+ * refused as `checkHeadSpec` refuses it, naming the hook.
+ */
+function checkEngineSuccessor(where: string, head: unknown, samples: number): SuccessorHeadSpec {
+  const hook = (head as { successor?: unknown }).successor as SuccessorHeadSpec["successor"] | null;
+  if (hook === null || typeof hook !== "object" || !isPerSampleHook(hook)) {
+    checkHeadSpec(where, head); // throws: "head.successor (…) is a successor hook that …"
+    throw new Error(`${where}: unreachable`);
+  }
+  const checked = checkSuccessorHead(where, head);
+  const { successor } = checked;
+  if (successor.kind === "elastic" && successor.margins.length !== samples) {
+    throw new RangeError(
+      `${where}: head.successor.margins must hold one margin per sample (shape.samples = ` +
+        `${samples}), got ${successor.margins.length}`,
+    );
+  }
+  return checked;
 }
 
 /** Whether `engine` computes a checked successor head, or why not (naming the hook). */

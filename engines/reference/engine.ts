@@ -1,6 +1,6 @@
 import type { HeadInput } from "../../losses/types.ts";
 import { marginSoftmaxLoss } from "../../losses/margin_softmax.ts";
-import { perSampleHeadLoss, type PerSampleHeadSpec } from "../../losses/per_sample_head.ts";
+import { successorHeadLoss } from "../../losses/successor_head.ts";
 import type { Engine, EngineResult, RunInput } from "../engine.ts";
 
 function headInput(view: RunInput): HeadInput {
@@ -42,7 +42,7 @@ export const referenceEngine: Engine<Float64Array> = {
     return Promise.resolve({
       run(view, { reduction, logits }) {
         const input = headInput(view);
-        const out = perSampleHeadLoss("reference run", input, head as PerSampleHeadSpec, reduction);
+        const out = successorHeadLoss(input, head, { reduction });
         const { logits: z, state, margins, ...rest } = out;
         const result: EngineResult<Float64Array> = rest;
         if (Object.keys(state).length > 0) result.state = state;
