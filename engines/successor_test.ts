@@ -1,8 +1,9 @@
-// The successor heads behind the engine contract: the per-sample kinds whose hook changes only the
-// target (ElasticFace, MagFace) run on engine-wasm and engine-native with their target terms from
-// losses/successor_targets.ts on the host, and agree with the float64 reference (losses/
-// _successor.ts) to the float32 tolerance; AdaFace runs on the reference engine with its state out;
-// every other hook, and every kind an engine does not compute, is refused naming the hook.
+// The successor heads behind the engine contract: the per-sample kinds (ElasticFace, MagFace,
+// AdaFace) run on engine-wasm and engine-native with their target terms from
+// losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp in the kernels), and
+// agree with the float64 reference (losses/_successor.ts) to the float32 tolerance, AdaFace's state
+// out equal to the reference's; every other hook, and every kind an engine does not compute, is
+// refused naming the hook.
 import assert from "node:assert";
 import {
   adaCosHead,
@@ -53,6 +54,36 @@ function hostHeads(N: number, seed: number): SuccessorHeadSpec[] {
   ];
 }
 
+/** AdaFace heads: the defaults, and other numbers with a state that puts z_i on both sides. */
+function adaFaceHeads(): SuccessorHeadSpec[] {
+  return [
+    adaFaceHead(),
+    adaFaceHead({ scale: 32, margin: 0.5, h: 0.5, alpha: 0.3, state: { mean: 40, std: 30 } }),
+  ];
+}
+
+/**
+ * Cosines within 1e-3 of ±1, for AdaFace's clamp to ±(1 − 1e-3): every class row is ±w_0 plus a
+ * little of its own random row (non-target cosines at ±(1 − 1e-5), clamped, and some at
+ * ±(0.99…0.999), inside), and every sample ±w_0 slightly tilted, its norm spread over [3, 140].
+ */
+function clampInput(size: { N: number; D: number; C: number }, seed: number): HeadInput {
+  const input = randomHeadInput(size, seed);
+  const { N, D, C } = size, w = Float64Array.from(input.weights.data), x = new Float64Array(N * D);
+  const spread = [0, 0.003, 0.006, 0.03, 0.05, 0.07];
+  for (let j = 1; j < C; j++) {
+    const sign = j % 3 === 2 ? -1 : 1, d = spread[j % 6];
+    for (let k = 0; k < D; k++) w[j * D + k] = sign * (w[k] + d * w[j * D + k]);
+  }
+  for (let i = 0; i < N; i++) {
+    const sign = i % 2 === 0 ? 1 : -1, norm = [3, 15, 24, 57, 140][i % 5];
+    for (let k = 0; k < D; k++) {
+      x[i * D + k] = sign * norm * (w[k] + 1e-4 * (i + 1) * (((k * 7 + i) % 5) - 2));
+    }
+  }
+  return { ...input, features: matrix(N, D, x), weights: matrix(C, D, w) };
+}
+
 /** Random rows, their norms spread over MagFace's clip [10, 110] and past both bounds. */
 function spreadInput(size: { N: number; D: number; C: number }, seed: number): HeadInput {
   const input = randomHeadInput(size, seed);
@@ -87,11 +118,15 @@ async function run(
   return await prepared.run(input, { reduction, logits: true });
 }
 
-async function checkAgainstReference(engine: Engine, inputs: [string, HeadInput][]) {
+async function checkAgainstReference(
+  engine: Engine,
+  inputs: [string, HeadInput][],
+  heads: (N: number) => SuccessorHeadSpec[] = (N) => hostHeads(N, 5),
+) {
   const rtol = toleranceOf(engine).rtol;
   let worst = 0;
   for (const [what, input] of inputs) {
-    for (const head of hostHeads(input.features.rows, 5)) {
+    for (const head of heads(input.features.rows)) {
       for (const reduction of REDUCTIONS) {
         const expected = await run(ENGINES.reference as Engine, head, input, reduction);
         const actual = await run(engine, head, input, reduction);
@@ -102,7 +137,8 @@ async function checkAgainstReference(engine: Engine, inputs: [string, HeadInput]
           assertMatchesReference(actual, expected as HeadResult, { name, rtol }),
         );
         if (expected.margins) assert.deepEqual(actual.margins, expected.margins, name);
-        assert.equal(actual.state, undefined, name);
+        // AdaFace's next { mean, std } (from float64 norms on both); none for the others.
+        assert.deepEqual(actual.state, expected.state, name);
       }
     }
   }
@@ -146,13 +182,58 @@ for (const engine of HOST_ENGINES) {
   });
 
   Deno.test({
-    name: `${engine.name}: AdaFace is refused, naming the hook and the non-target clamp`,
+    name:
+      `${engine.name}: AdaFace heads match the float64 reference, the cosine clamp and state included`,
     ignore: !availability.available,
     async fn() {
-      await assert.rejects(
-        () => prepareOn(engine, adaFaceHead(), { samples: 2, dims: 3, classes: 4 }, {}),
-        /head\.successor \("adaFace"\) is a successor hook that engine-(wasm|native) does not compute: AdaFace clamps/,
+      const inputs: [string, HeadInput][] = [
+        ["N 1 clamped", clampInput({ N: 1, D: 7, C: 9 }, 8)],
+        ["clamped", clampInput({ N: 8, D: 9, C: 13 }, 15)],
+        ["clamped, many classes", clampInput({ N: 17, D: 33, C: 300 }, 24)],
+        ["N 1", spreadInput({ N: 1, D: 5, C: 4 }, 1)],
+        ["C 2", spreadInput({ N: 9, D: 8, C: 2 }, 4)],
+        ["cos near ±1", nearUnitInput({ N: 8, D: 9, C: 6 }, 6)],
+      ];
+      const worst = await checkAgainstReference(engine, inputs, adaFaceHeads);
+      console.log(
+        `${engine.name}: AdaFace's worst relative error vs the reference ${worst.toExponential(2)}`,
       );
+      // The state goes along from step to step, as on the reference.
+      const input = clampInput({ N: 8, D: 9, C: 13 }, 15);
+      let state = { mean: 20, std: 100 }, reference = state;
+      for (let step = 0; step < 3; step++) {
+        const r = await run(engine, adaFaceHead({ state }), input, "mean");
+        const e = await run(
+          ENGINES.reference as Engine,
+          adaFaceHead({ state: reference }),
+          input,
+          "mean",
+        );
+        assert.deepEqual(r.state, e.state, `step ${step}`);
+        state = r.state as typeof state;
+        reference = e.state as typeof reference;
+      }
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name}: the cosine clamp changes the logits and gradients of AdaFace only`,
+    ignore: !availability.available,
+    async fn() {
+      // Non-target cosines past 1 − 1e-3 hold the logit at s·(1 − 1e-3) and pass no gradient.
+      const input = clampInput({ N: 4, D: 7, C: 9 }, 3);
+      const r = await run(engine, adaFaceHead(), input, "sum");
+      const { rows: N, cols: C } = r.logits!;
+      let clamped = 0;
+      for (let i = 0; i < N; i++) {
+        for (let j = 0; j < C; j++) {
+          if (j === input.labels[i]) continue;
+          const z = r.logits!.data[i * C + j];
+          assert.ok(Math.abs(z) <= 64 * Math.fround(1 - 1e-3) * (1 + 1e-7), `z ${i} ${j}: ${z}`);
+          if (Math.abs(z) >= 64 * (1 - 1e-3) * (1 - 1e-6)) clamped++;
+        }
+      }
+      assert.ok(clamped >= N, `${clamped} clamped logits`);
     },
   });
 }

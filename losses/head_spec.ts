@@ -108,8 +108,8 @@ export type SuccessorHook =
 /**
  * The head description of a successor loss: an angular head whose logits follow its
  * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec}: `prepareHead` and `headLoss` run the
- * per-sample kinds (`elastic`, `magFace` on the reference, engine-wasm and engine-native; `adaFace`
- * on the reference, its next state in the result) and refuse every other hook with a message
+ * per-sample kinds (`elastic`, `magFace`, `adaFace` on the reference, engine-wasm and
+ * engine-native; `adaFace`'s next state in the result) and refuse every other hook with a message
  * naming it.
  */
 export interface SuccessorHeadSpec {

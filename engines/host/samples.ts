@@ -15,7 +15,7 @@
 import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
-import { isPerSampleHook, successorTargets } from "../../losses/successor_targets.ts";
+import { ADAFACE_EPS, isPerSampleHook, successorTargets } from "../../losses/successor_targets.ts";
 
 /** A head an engine that finishes on the host computes: a HeadSpec or a per-sample successor. */
 export type HostHeadSpec = HeadSpec | SuccessorHeadSpec;
@@ -37,6 +37,16 @@ export function kernelHead(head: HostHeadSpec): HeadSpec {
     margin: { kind: "none" },
     marginGradient: head.marginGradient,
   };
+}
+
+/**
+ * The range the kernels clamp the non-target cosines to (slope 0 outside it), where the head's is
+ * tighter than the cosines' own [−1, 1]: AdaFace's [−1 + ε, 1 − ε], ε = 1e-3 (mk-minchul/AdaFace
+ * head.py clamps every cosine). Undefined (no clamp) for every other head.
+ */
+export function kernelClamp(head: HostHeadSpec): readonly [number, number] | undefined {
+  if (!("successor" in head) || head.successor.kind !== "adaFace") return undefined;
+  return [-1 + ADAFACE_EPS, 1 - ADAFACE_EPS];
 }
 
 /** Where the per-sample maths reads each sample's features and target row (only reads them). */
@@ -176,19 +186,15 @@ function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms):
 
 /**
  * Whether an engine that finishes on the host computes a (checked) successor head, or why not:
- * ElasticFace and MagFace change only the target, whose terms the host computes; AdaFace also
- * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels
- * (z = s·c) do not.
+ * ElasticFace, MagFace and AdaFace change the target, whose terms the host computes; AdaFace also
+ * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels do
+ * with the range of {@linkcode kernelClamp}.
  */
 export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
   const kind = head.successor.kind;
-  if (kind === "elastic" || kind === "magFace") return true;
+  if (kind === "elastic" || kind === "magFace" || kind === "adaFace") return true;
   return `head.successor (${JSON.stringify(kind)}) is a successor hook that ${engine} does not ` +
-    `compute: ${
-      kind === "adaFace"
-        ? "AdaFace clamps every non-target cosine to ±(1 − 1e-3), which its kernels do not"
-        : "it has no host target terms"
-    }; the reference does`;
+    `compute: it has no host target terms; the reference does`;
 }
 
 /** What a successor head adds to an engine's result: its next state and ElasticFace's margins. */

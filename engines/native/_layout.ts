@@ -8,6 +8,16 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 const up = (n: number, k: number) => Math.ceil(n / k) * k;
 
+/** A cosine clamp [lo, hi] as the logits' bounds s·lo, s·hi (z = s·c for a scale-s head). */
+function logitClamp(head: HeadSpec, clamp?: readonly [number, number]) {
+  if (!clamp) return { zlo: -Infinity, zhi: Infinity };
+  if (head.logits !== "angular" || head.radius.kind !== "scale") {
+    throw new RangeError("engine-native: a cosine clamp needs an angular head of scale radius");
+  }
+  const s = head.radius.scale;
+  return { zlo: s * clamp[0], zhi: s * clamp[1] };
+}
+
 /** The default tile: about 2 MiB of W rows (one core's cache), a multiple of 16 in [64, 4096]. */
 export function defaultTile(D: number): number {
   const rows = Math.floor((2 * 1024 * 1024) / (4 * up(D, 4)) / 16) * 16;
@@ -34,11 +44,15 @@ export function tiling(
   return { tile: t, tiles, threads: Math.min(wanted, tiles) };
 }
 
-/** The layout of one head (64-byte aligned regions above the first 64 KiB) and its page count. */
+/**
+ * The layout of one head (64-byte aligned regions above the first 64 KiB) and its page count;
+ * `clamp`: the range of the non-target cosines (a scale-radius head only; none by default).
+ */
 export function nativeLayout(
   head: HeadSpec,
   shape: HeadShape,
   split: { tile: number; tiles: number; threads: number },
+  clamp?: readonly [number, number],
 ): { layout: NativeLayout; pages: number } {
   const { samples: N, dims: D, classes: C } = shape;
   const { tile, tiles, threads } = split;
@@ -61,6 +75,7 @@ export function nativeLayout(
     threads,
     angular,
     normProduct: head.logits === "angular" && head.radius.kind === "normProduct",
+    ...logitClamp(head, clamp),
     control: alloc(CONTROL_BYTES),
     labels: alloc(N * 4),
     xt: alloc(N * D * 4),

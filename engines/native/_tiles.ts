@@ -38,6 +38,12 @@ export interface NativeLayout {
   threads: number;
   angular: boolean;
   normProduct: boolean;
+  /**
+   * The non-target logits are clamped to [zlo, zhi] with slope 0 outside: a·[c_lo, c_hi] for a
+   * cosine clamp of a scale-a head (AdaFace's ±(1 − 1e-3)), −∞ and +∞ for none.
+   */
+  zlo: number;
+  zhi: number;
   control: number;
   labels: number; // N i32
   xt: number; // N×D f32: x̃_i = a_i·x̂_i (angular) or x_i (linear)
@@ -69,6 +75,8 @@ interface Epilogue {
     m: number,
     sum: number,
     phase: number,
+    lo: number,
+    hi: number,
   ): number;
   backwardTile(
     s: number,
@@ -263,12 +271,12 @@ export class TileRunner {
     ] as const;
     let bad: number;
     if (logits) {
-      bad = k.forwardTile(...args, 1);
+      bad = k.forwardTile(...args, 1, L.zlo, L.zhi);
       const z = new Float32Array(this.#buffer, S, L.N * ld);
       for (let i = 0; i < L.N; i++) logits.set(z.subarray(i * ld, i * ld + width), i * L.C + j0);
-      bad |= k.forwardTile(...args, 2);
+      bad |= k.forwardTile(...args, 2, L.zlo, L.zhi);
     } else {
-      bad = k.forwardTile(...args, 3);
+      bad = k.forwardTile(...args, 3, L.zlo, L.zhi);
     }
     if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
   }

@@ -64,6 +64,7 @@ import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
 import {
   type HostHeadSpec,
   hostSuccessorSupport,
+  kernelClamp,
   kernelHead,
   successorOutputs,
 } from "../host/samples.ts";
@@ -294,7 +295,7 @@ async function prepare(
   const cores = navigator.hardwareConcurrency ?? 1;
   const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
   const split = tiling(shape.classes, shape.dims, wanted, options.tile);
-  const { layout, pages } = nativeLayout(base, shape, split);
+  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head));
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });

@@ -55,7 +55,8 @@ export function gradFeaturesOf(
 
 /**
  * The N×C logits: a_i·b_j·c_ij from the class-major cosines (b_j = ‖w_j‖ from `nw` for a
- * normProduct radius), the targets' z_iy from the host.
+ * normProduct radius; c_ij clamped to `clamp` where the kernels clamp it), the targets' z_iy from
+ * the host.
  */
 export function logitsOf(
   s: Samples,
@@ -63,10 +64,15 @@ export function logitsOf(
   Np: number,
   C: number,
   nw?: ArrayLike<number>,
+  clamp?: readonly [number, number],
 ): Float32Array {
   const out = new Float32Array(s.N * C);
   for (let i = 0; i < s.N; i++) {
-    for (let j = 0; j < C; j++) out[i * C + j] = s.a[i] * (nw ? nw[j] : 1) * cos[j * Np + i];
+    for (let j = 0; j < C; j++) {
+      let c = cos[j * Np + i];
+      if (clamp) c = Math.min(Math.max(c, clamp[0]), clamp[1]);
+      out[i * C + j] = s.a[i] * (nw ? nw[j] : 1) * c;
+    }
     out[i * C + s.labels[i]] = s.zy[i];
   }
   return out;

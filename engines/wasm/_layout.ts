@@ -57,6 +57,8 @@ export interface WasmLayout {
   thread: ThreadOffsets[];
   /** 64 KiB pages of the memory. */
   pages: number;
+  /** The non-target cosines' clamp [lo, hi] in float32 (−∞ and +∞: none). */
+  clamp: readonly [number, number];
   /** The parameter block: [slot, value] pairs. */
   slots: [number, number][];
 }
@@ -66,13 +68,14 @@ const up = (n: number, k: number) => Math.ceil(n / k) * k;
 /**
  * Lays out a head of `shape` for `threads` threads (fewer when there are fewer class tiles):
  * parameters, shared arrays, then one private region per thread, 64-byte aligned. Throws when the
- * memory would pass WebAssembly's 4 GiB.
+ * memory would pass WebAssembly's 4 GiB. `clamp`: the range of the non-target cosines (none by
+ * default).
  */
 export function wasmLayout(
   where: string,
   head: HeadSpec,
   shape: HeadShape,
-  options: { tile: number; threads: number },
+  options: { tile: number; threads: number; clamp?: readonly [number, number] },
 ): WasmLayout {
   const { samples: N, dims: D, classes: C } = shape, { tile } = options;
   const Np = up(N, 8), Dp = up(D, 8), Cp = up(C, 4);
@@ -101,7 +104,9 @@ export function wasmLayout(
       gx: base + (L.T_TILE + 2 * tile) * unit,
     };
   });
-  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages };
+  const [lo, hi] = options.clamp ?? [-Infinity, Infinity];
+  const clamp = [Math.fround(lo), Math.fround(hi)] as const;
+  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp };
   return { ...layout, slots: slotsOf(head, layout, threadBase, threadBytes) };
 }
 
@@ -124,7 +129,10 @@ function sharedArrays(alloc: (bytes: number) => number, Np: number, Dp: number, 
   };
 }
 
-/** The parameter block: sizes, the head's kinds, the arrays' offsets. */
+/** The bits of a float32, as the i32 of a slot. */
+const float32Bits = (v: number) => new Int32Array(Float32Array.of(v).buffer)[0];
+
+/** The parameter block: sizes, the head's kinds, the clamp, the arrays' offsets. */
 function slotsOf(
   head: HeadSpec,
   l: Omit<WasmLayout, "slots">,
@@ -144,6 +152,8 @@ function slotsOf(
     [L.SLOT_RADIUS, radius],
     [L.SLOT_TILE, l.tile],
     [L.SLOT_THREADS, l.threads],
+    [L.SLOT_COS_LO, float32Bits(l.clamp[0])],
+    [L.SLOT_COS_HI, float32Bits(l.clamp[1])],
     [L.SLOT_XPACK, o.xpack],
     [L.SLOT_XPACKK, o.xpackk],
     [L.SLOT_W, o.w],

@@ -127,7 +127,8 @@ export function finishRun(
   if (settings.logits) {
     const cos = new Float32Array(buffer, o.cos, Cp * Np);
     const nw = radius === "normProduct" ? new Float32Array(buffer, o.nw, C) : undefined;
-    result.logits = { rows: N, cols: C, data: logitsOf(s, cos, Np, C, nw) };
+    const clamp = Number.isFinite(layout.clamp[0]) ? layout.clamp : undefined;
+    result.logits = { rows: N, cols: C, data: logitsOf(s, cos, Np, C, nw, clamp) };
   }
   return result;
 }

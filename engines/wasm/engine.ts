@@ -37,7 +37,12 @@ import {
 } from "./_runtime.ts";
 import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
-import { type HostHeadSpec, hostSuccessorSupport, kernelHead } from "../host/samples.ts";
+import {
+  type HostHeadSpec,
+  hostSuccessorSupport,
+  kernelClamp,
+  kernelHead,
+} from "../host/samples.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -108,7 +113,7 @@ async function prepareWasm(
   const { threads, tile, kernels } = engineOptions(options);
   const base = kernelHead(head);
   checkScale(PREPARE, base);
-  const layout = wasmLayout(PREPARE, base, shape, { tile, threads });
+  const layout = wasmLayout(PREPARE, base, shape, { tile, threads, clamp: kernelClamp(head) });
   const memory = headMemory(layout);
   writeSlots(base, layout, memory);
   const module = await kernelsModule(PREPARE, kernels);

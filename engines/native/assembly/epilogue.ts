@@ -187,9 +187,10 @@ export function tileNorms(
 // Set by the row helpers of forwardTile when a logit is not finite.
 let badLogit = false;
 
-// Pass 1 over one row: z = s·colf (+ bias) in place, the target column (y) replaced by MASKED;
-// returns the row max. pmax/pmin are one instruction each; a NaN or ±∞ logit shows in the row's
-// max, min or sum, so no per-element test is needed.
+// Pass 1 over one row: z = s·colf (+ bias) clamped to [lo, hi] in place, the target column (y)
+// replaced by MASKED; returns the row max. pmax/pmin are one instruction each (a NaN stays NaN,
+// ±∞ bounds change nothing); a NaN or ±∞ logit shows in the row's max, min or sum, so no
+// per-element test is needed.
 // @ts-ignore: decorator
 @inline function scaleRow(
   row: usize,
@@ -198,8 +199,10 @@ let badLogit = false;
   bias: usize,
   withBias: i32,
   y: i32,
+  lo: f32,
+  hi: f32,
 ): f32 {
-  const w4 = width & ~3, yv = i32x4.splat(y);
+  const w4 = width & ~3, yv = i32x4.splat(y), lov = splat(lo), hiv = splat(hi);
   const lanes = v128.load(LANES), four = v128.load(LANES, 16), masked = v128.load(EXP, 208);
   let m0 = masked, m1 = masked, n0 = splat(0), n1 = splat(0);
   let j = 0;
@@ -211,6 +214,8 @@ let badLogit = false;
       z0 = f32x4.add(z0, v128.load(bias + (<usize> j << 2)));
       z1 = f32x4.add(z1, v128.load(bias + (<usize> j << 2), 16));
     }
+    z0 = f32x4.pmin(f32x4.pmax(z0, lov), hiv);
+    z1 = f32x4.pmin(f32x4.pmax(z1, lov), hiv);
     n0 = f32x4.pmin(n0, z0);
     n1 = f32x4.pmin(n1, z1);
     const jv = i32x4.add(lanes, i32x4.splat(j));
@@ -225,6 +230,7 @@ let badLogit = false;
     const o = row + (<usize> j << 2);
     let z = f32x4.mul(v128.load(o), v128.load(colf + (<usize> j << 2)));
     if (withBias) z = f32x4.add(z, v128.load(bias + (<usize> j << 2)));
+    z = f32x4.pmin(f32x4.pmax(z, lov), hiv);
     n0 = f32x4.pmin(n0, z);
     z = v128.bitselect(masked, z, i32x4.eq(i32x4.add(lanes, i32x4.splat(j)), yv));
     v128.store(o, z);
@@ -235,6 +241,8 @@ let badLogit = false;
     const o = row + (<usize> j << 2);
     let z = load<f32>(o) * load<f32>(colf + (<usize> j << 2));
     if (withBias) z += load<f32>(bias + (<usize> j << 2));
+    if (z < lo) z = lo;
+    if (z > hi) z = hi;
     if (!(z - z == 0)) badLogit = true;
     mn = min(mn, z);
     if (j == y) z = MASKED;
@@ -245,33 +253,35 @@ let badLogit = false;
   return mx;
 }
 
-// Pass 2 over one row: e = exp(z − mx) in place; returns Σ e over the non-targets, the target's e
-// set to 0.
+// Pass 2 over one row: e = exp(z − mx), and in place e where z lies inside (lo, hi), 0 where pass 1
+// clamped it (its ∂/∂z for the backward: the clamp has slope 0); returns Σ e over the
+// non-targets, the target's stored e set to 0. (The target's MASKED counts as clamped when lo is
+// finite: its e, exp(−87) ≈ 1.6e-38 next to a sum ≥ 1, stays in the sum either way.)
 // @ts-ignore: decorator
-@inline function expRow(row: usize, width: i32, y: i32, mx: f32): f32 {
-  const w4 = width & ~3, mv = splat(mx);
+@inline function expRow(row: usize, width: i32, y: i32, mx: f32, lo: f32, hi: f32): f32 {
+  const w4 = width & ~3, mv = splat(mx), lov = splat(lo), hiv = splat(hi);
   let s0 = splat(0), s1 = splat(0);
   let j = 0;
   for (; j + 8 <= w4; j += 8) {
-    const o = row + (<usize> j << 2);
-    const e0 = expv(f32x4.sub(v128.load(o), mv));
-    const e1 = expv(f32x4.sub(v128.load(o, 16), mv));
-    v128.store(o, e0);
-    v128.store(o, e1, 16);
+    const o = row + (<usize> j << 2), z0 = v128.load(o), z1 = v128.load(o, 16);
+    const e0 = expv(f32x4.sub(z0, mv));
+    const e1 = expv(f32x4.sub(z1, mv));
+    v128.store(o, v128.andnot(e0, v128.or(f32x4.le(z0, lov), f32x4.ge(z0, hiv))));
+    v128.store(o, v128.andnot(e1, v128.or(f32x4.le(z1, lov), f32x4.ge(z1, hiv))), 16);
     s0 = f32x4.add(s0, e0);
     s1 = f32x4.add(s1, e1);
   }
   for (; j < w4; j += 4) {
-    const o = row + (<usize> j << 2);
-    const e = expv(f32x4.sub(v128.load(o), mv));
-    v128.store(o, e);
+    const o = row + (<usize> j << 2), z = v128.load(o);
+    const e = expv(f32x4.sub(z, mv));
+    v128.store(o, v128.andnot(e, v128.or(f32x4.le(z, lov), f32x4.ge(z, hiv))));
     s0 = f32x4.add(s0, e);
   }
   let total = hsum(f32x4.add(s0, s1));
   for (; j < width; j++) {
-    const o = row + (<usize> j << 2);
-    const e = exps(load<f32>(o) - mx);
-    store<f32>(o, e);
+    const o = row + (<usize> j << 2), z = load<f32>(o);
+    const e = exps(z - mx);
+    store<f32>(o, z <= lo || z >= hi ? 0 : e);
     total += e;
   }
   if (y >= 0 && y < width) {
@@ -286,10 +296,11 @@ let badLogit = false;
 
 /**
  * The forward epilogue of one tile: `rows` rows of `width` products, `ld` floats apart, in place.
- * `phase` bit 1: z = s·colf_j (+ bias_j), each row's target column (labels[i] − j0, when inside
- * the tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]) in place, its
- * row sum over the non-targets into sum[i], the target's e set to 0. Returns 1 when a logit is
- * not finite.
+ * `phase` bit 1: z = s·colf_j (+ bias_j) clamped to [lo, hi] (the host passes a·[c_lo, c_hi] for
+ * a cosine clamp, −∞ and +∞ for none), each row's target column (labels[i] − j0, when inside the
+ * tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]), its row sum over the
+ * non-targets into sum[i], and in place e, or 0 where the clamp bound (so the backward's H is 0
+ * there), the target's set to 0. Returns 1 when a logit is not finite.
  */
 export function forwardTile(
   s: usize,
@@ -304,14 +315,16 @@ export function forwardTile(
   m: usize,
   sum: usize,
   phase: i32,
+  lo: f32,
+  hi: f32,
 ): i32 {
   badLogit = false;
   for (let i = 0; i < rows; i++) {
     const row = s + ((<usize> i * <usize> ld) << 2);
     const y = load<i32>(labels + (<usize> i << 2)) - j0;
     const mp = m + (<usize> i << 2);
-    if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y));
-    if (phase & 2) store<f32>(sum + (<usize> i << 2), expRow(row, width, y, load<f32>(mp)));
+    if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y, lo, hi));
+    if (phase & 2) store<f32>(sum + (<usize> i << 2), expRow(row, width, y, load<f32>(mp), lo, hi));
   }
   return badLogit ? 1 : 0;
 }

@@ -11,6 +11,8 @@ import {
   SLOT_BIAS,
   SLOT_C,
   SLOT_COS,
+  SLOT_COS_HI,
+  SLOT_COS_LO,
   SLOT_CP,
   SLOT_DP,
   SLOT_GB,
@@ -68,6 +70,17 @@ function slot(P: usize, k: i32): i32 {
 
 function ptr(P: usize, k: i32): usize {
   return <usize> load<i32>(P + (<usize> k << 2));
+}
+
+// The float32 in slot k, in every lane.
+function slotSplat(P: usize, k: i32): v128 {
+  return v128.load32_splat(P + (<usize> k << 2));
+}
+
+// c clamped to [lo, hi] (pmax/pmin: one instruction each; a NaN c stays NaN, ±∞ bounds change
+// nothing).
+function clampCos(c: v128, lo: v128, hi: v128): v128 {
+  return f32x4.pmin(f32x4.pmax(c, lo), hi);
 }
 
 // exp of four floats (Cephes expf: Cody–Waite reduction, degree-6 polynomial, ≈1 ulp). Inputs are
@@ -295,10 +308,18 @@ function cosTile(P: usize, jt: i32, je: i32): void {
   }
 }
 
-// z = a_i·b_j·c_ij for 4 samples (b_j = ‖w_j‖ for a normProduct radius, else 1).
-function logit(a: v128, normProduct: bool, nw: usize, j: i32, cos: usize): v128 {
+// z = a_i·b_j·clamp(c_ij) for 4 samples (b_j = ‖w_j‖ for a normProduct radius, else 1).
+function logit(
+  a: v128,
+  normProduct: bool,
+  nw: usize,
+  j: i32,
+  cos: usize,
+  lo: v128,
+  hi: v128,
+): v128 {
   const ab = normProduct ? f32x4.mul(a, v128.load32_splat(nw + (<usize> j << 2))) : a;
-  return f32x4.mul(ab, v128.load(cos));
+  return f32x4.mul(ab, clampCos(v128.load(cos), lo, hi));
 }
 
 // Merges classes [jt, jr) into each sample's running max and Σ exp(z − max) over non-targets
@@ -307,19 +328,19 @@ function tileStats(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): void {
   const Np = slot(P, SLOT_NP), unit = <usize> Np << 2;
   const normProduct = slot(P, SLOT_ANGULAR) != 0 && slot(P, SLOT_RADIUS) == 2;
   const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
-  const nw = ptr(P, SLOT_NW);
+  const nw = ptr(P, SLOT_NW), lo = slotSplat(P, SLOT_COS_LO), hi = slotSplat(P, SLOT_COS_HI);
   let big = splat(0);
   for (let i = 0; i < Np; i += 4) {
     const off = <usize> i << 2, a = v128.load(av + off), lab = v128.load(labels + off);
     let m = splat(MASKED);
     for (let j = jt; j < jr; j++) {
-      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off);
+      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi);
       big = f32x4.max(big, f32x4.abs(z));
       m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
     }
     let s = splat(0);
     for (let j = jt; j < jr; j++) {
-      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off);
+      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi);
       const e = expv(f32x4.sub(z, m));
       s = f32x4.add(s, v128.andnot(e, i32x4.eq(lab, i32x4.splat(j))));
     }
@@ -405,6 +426,7 @@ function gradTile(P: usize, tb: usize, jt: i32, je: i32): void {
   const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
   const weight = ptr(P, SLOT_WEIGHT), nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW);
   const gb = ptr(P, SLOT_GB), logz = tb + <usize> T_LOGZ * unit;
+  const lo = slotSplat(P, SLOT_COS_LO), hi = slotSplat(P, SLOT_COS_HI);
   const tsumx = tb + <usize> T_TILE_SUMX * unit, tgrada = tb + <usize> T_TILE_GRADA * unit;
   memory.fill(tsumx, 0, 2 * unit);
   for (let j = jt; j < je; j++) {
@@ -420,7 +442,8 @@ function gradTile(P: usize, tb: usize, jt: i32, je: i32): void {
     for (let i = 0; i < Np; i += 4) {
       const off = <usize> i << 2;
       const v = v128.load(crow + off), a = v128.load(av + off), ab = f32x4.mul(a, b);
-      const p = expv(f32x4.sub(f32x4.mul(ab, v), v128.load(logz + off)));
+      const vc = clampCos(v, lo, hi); // v where no clamp binds
+      const p = expv(f32x4.sub(f32x4.mul(ab, vc), v128.load(logz + off)));
       const wt = v128.load(weight + off), target = i32x4.eq(v128.load(labels + off), jv);
       const gz = v128.andnot(f32x4.mul(wt, p), target); // targets: the host, in float64
       if (!angular) {
@@ -428,11 +451,13 @@ function gradTile(P: usize, tb: usize, jt: i32, je: i32): void {
         colGz = f32x4.add(colGz, gz);
         continue;
       }
-      const gc = f32x4.mul(gz, ab), gcv = f32x4.mul(gc, v);
+      // ∂z/∂c is 0 where the clamp binds (c outside [lo, hi]); ∂z/∂a, ∂z/∂b keep clamp(c).
+      const outside = v128.or(f32x4.lt(v, lo), f32x4.gt(v, hi));
+      const gc = v128.andnot(f32x4.mul(gz, ab), outside), gcv = f32x4.mul(gc, v);
       v128.store(tsumx + off, f32x4.add(v128.load(tsumx + off), gcv));
       colGc = f32x4.add(colGc, gcv);
-      if (aIsNorm) v128.store(tgrada + off, fma(f32x4.mul(gz, b), v, v128.load(tgrada + off)));
-      if (normProduct) colGz = fma(f32x4.mul(gz, a), v, colGz);
+      if (aIsNorm) v128.store(tgrada + off, fma(f32x4.mul(gz, b), vc, v128.load(tgrada + off)));
+      if (normProduct) colGz = fma(f32x4.mul(gz, a), vc, colGz);
       v128.store(grow + off, gc);
     }
     // ∂/∂w_j of the norm: (−Σ_i gc·c / max(‖w‖, ε) [if ‖w‖ > ε] + radius term) · w_j/‖w_j‖,

@@ -14,6 +14,12 @@ export const SLOT_RADIUS = 6;
 /** Classes per tile. */
 export const SLOT_TILE = 7;
 export const SLOT_THREADS = 8;
+/**
+ * The range [lo, hi] of the non-target cosines, as float32 bits (−∞ and +∞: no clamp): z uses
+ * min(max(c, lo), hi) and ∂z/∂c is 0 where c lies outside (AdaFace's ±(1 − 1e-3)).
+ */
+export const SLOT_COS_LO = 9;
+export const SLOT_COS_HI = 31;
 /** Byte offsets of the shared arrays. */
 export const SLOT_XPACK = 10; // (Np/8)×Dp×8 f32: x̂ (angular) or x (linear), by blocks of 8 samples
 export const SLOT_W = 11; // Cp×Dp f32, as the caller gave it (the host copies it every run)
