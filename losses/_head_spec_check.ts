@@ -2,6 +2,7 @@
 // with the same messages ("<where>: head.<field> must be …, got …").
 import type { HeadSpec, Radius, TargetMargin } from "./head_spec.ts";
 import type { MarginGradient } from "./types.ts";
+import { describe } from "./_validate.ts";
 
 const LOGITS = ["linear", "angular"] as const;
 const RADII = ["scale", "featureNorm", "normProduct"] as const;
@@ -11,14 +12,6 @@ const MARGIN_GRADIENTS = ["exact", "detached"] as const;
 
 /** The largest ψ margin m any loss accepts (see `integerMarginOption`). */
 export const MAX_PSI_MARGIN = 16;
-
-function describe(value: unknown): string {
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
 
 function quoted(values: readonly string[]): string {
   return values.map((v) => `"${v}"`).join(", ");

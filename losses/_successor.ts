@@ -5,7 +5,7 @@ import type { SuccessorHeadSpec, SuccessorHook } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginGradient, Reduction } from "./types.ts";
 import { reduce, reductionWeight, softmaxCrossEntropy } from "./cross_entropy.ts";
 import { targetFunction } from "./target.ts";
-import { assertFiniteOutput, checkLabels, checkMatrix } from "./_validate.ts";
+import { assertFiniteOutput, checkLabels, checkMatrix, rowNorms } from "./_validate.ts";
 import { NORM_EPS } from "./_constants.ts";
 import {
   arcMargin as arc,
@@ -86,16 +86,6 @@ function checkBatch(where: string, input: HeadInput, K: number): Batch {
   const C = R / K;
   const labels = checkLabels(where, input.labels, { N, C });
   return { N, D, R, C, K, x, w, labels };
-}
-
-function rowNorms(a: Float64Array, D: number): Float64Array {
-  const norms = new Float64Array(a.length / D);
-  for (let r = 0; r < norms.length; r++) {
-    let sq = 0;
-    for (let k = 0; k < D; k++) sq += a[r * D + k] ** 2;
-    norms[r] = Math.sqrt(sq);
-  }
-  return norms;
 }
 
 const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);

@@ -1,14 +1,6 @@
 // Option parsing shared by the successor loss pages (state objects, EMA rates).
-import { type Range, reductionOption } from "./_validate.ts";
+import { describe, type Range, reductionOption } from "./_validate.ts";
 import type { Reduction } from "./types.ts";
-
-function describe(value: unknown): string {
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
 
 function inRange(value: number, range: Range): boolean {
   return (range.min === undefined || (range.minOpen ? value > range.min : value >= range.min)) &&

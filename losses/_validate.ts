@@ -18,8 +18,11 @@ export function describe(value: unknown): string {
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (typeof value === "string") return JSON.stringify(value);
   if (value === null || value === undefined) return String(value);
-  if (ArrayBuffer.isView(value) || Array.isArray(value)) {
-    return `${value.constructor.name} of ${(value as ArrayLike<unknown>).length} elements`;
+  if (Array.isArray(value)) return "an array";
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name} of ${
+      (value as unknown as ArrayLike<unknown>).length
+    } elements`;
   }
   return typeof value;
 }
@@ -315,4 +318,15 @@ export function assertFiniteOutput(
       );
     }
   }
+}
+
+/** The Euclidean norm of each row of D elements (sums in order, float64). */
+export function rowNorms(a: Float64Array, D: number): Float64Array {
+  const norms = new Float64Array(a.length / D);
+  for (let r = 0; r < norms.length; r++) {
+    let sq = 0;
+    for (let k = 0; k < D; k++) sq += a[r * D + k] ** 2;
+    norms[r] = Math.sqrt(sq);
+  }
+  return norms;
 }

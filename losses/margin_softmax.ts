@@ -2,7 +2,13 @@ import type { HeadSpec, Radius } from "./head_spec.ts";
 import type { HeadInput, HeadResult, ReductionOptions } from "./types.ts";
 import { softmaxCrossEntropy } from "./cross_entropy.ts";
 import { targetFunction } from "./target.ts";
-import { assertFiniteOutput, checkHeadInput, optionsObject, reductionOption } from "./_validate.ts";
+import {
+  assertFiniteOutput,
+  checkHeadInput,
+  optionsObject,
+  reductionOption,
+  rowNorms,
+} from "./_validate.ts";
 import { checkHeadSpec, headWhere } from "./_head_spec_check.ts";
 import { NORM_EPS } from "./_constants.ts";
 
@@ -38,16 +44,6 @@ function backpropProducts(g: Float64Array, x: Float64Array, w: Float64Array, D: 
     }
   }
   return { gx, gw };
-}
-
-function rowNorms(a: Float64Array, D: number): Float64Array {
-  const norms = new Float64Array(a.length / D);
-  for (let r = 0; r < norms.length; r++) {
-    let sq = 0;
-    for (let k = 0; k < D; k++) sq += a[r * D + k] ** 2;
-    norms[r] = Math.sqrt(sq);
-  }
-  return norms;
 }
 
 /** grad_r += coefficient_r · a_r / ‖a_r‖: the backward of a row norm. */

@@ -10,7 +10,7 @@
 import type { HeadSpec, SuccessorHeadSpec, SuccessorHook } from "./head_spec.ts";
 import type { HeadInput, HeadResult, Reduction } from "./types.ts";
 import { successorLoss } from "./_successor.ts";
-import { optionsObject, reductionOption } from "./_validate.ts";
+import { describe, optionsObject, reductionOption } from "./_validate.ts";
 import { subCenterArcFaceHead } from "./subcenter_arcface.ts";
 import { curricularFaceHead } from "./curricularface.ts";
 import { adaFaceHead } from "./adaface.ts";
@@ -34,14 +34,6 @@ export interface SuccessorHeadResult extends HeadResult {
   state: Record<string, number>;
   /** ElasticFace's margins as applied (after the "+" ordering). */
   margins?: Float64Array;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
 }
 
 /**
