@@ -1,6 +1,7 @@
 import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import type { HeadInput, Reduction } from "../losses/types.ts";
-import { optionsObject, viewHeadInput } from "../losses/checks.ts";
+import { optionsObject } from "../losses/checks.ts";
+import { inputShape } from "./_input_shape.ts";
 import type { EngineResult } from "./engine.ts";
 import {
   engineNamed,
@@ -54,14 +55,7 @@ export async function headLoss(
     "reduction",
     "logits",
   ]);
-  const shape = {
-    samples: input?.features?.rows,
-    dims: input?.features?.cols,
-    classes: input?.weights?.rows,
-  };
-  if (!Object.values(shape).every((v) => Number.isInteger(v) && v > 0)) {
-    viewHeadInput(where, input, { classes: "weights", allowBias: true }); // throws, naming the input
-  }
+  const shape = inputShape(where, input);
   await using prepared = await prepareOn(engineNamed(where, engine), head, shape, prepare);
   return await prepared.run(input, { reduction, logits });
 }

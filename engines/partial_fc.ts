@@ -15,6 +15,7 @@ import {
 } from "../losses/partial_fc.ts";
 import { checkHeadSpec, checkLabels, optionsObject } from "../losses/checks.ts";
 import type { EngineResult, HeadShape } from "./engine.ts";
+import { inputShape } from "./_input_shape.ts";
 import {
   engineNamed,
   PREPARE_OPTIONS,
@@ -291,11 +292,7 @@ export async function partialFcLoss(
     "reduction",
     "logits",
   ]);
-  const shape = {
-    samples: input?.features?.rows,
-    dims: input?.features?.cols,
-    classes: input?.weights?.rows,
-  };
+  const shape = inputShape(where, input);
   await using view = await preparePartialFc(spec, shape, prepare);
   return await view.run(input, { step, classes, reduction, logits });
 }
