@@ -2,8 +2,13 @@
 // tfjs-wasm, whose tensors live in CPU memory), one fused forward and backward on a prepared
 // synchronous head of engine-wasm (engines/wasm: the worker threads compute while this thread
 // waits in Atomics.wait; one thread, this one, where it may not block), and the gradients handed to
-// the backward pass as new tensors.
+// the backward pass as new tensors. A successor head of a kind engine-wasm computes runs the same
+// way: the head of each call is handed to the run (its margins and state are read per run, nothing
+// is prepared again), and its state after the batch goes to onState in the backward pass.
 import type { HeadShape } from "../engines/engine.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
+import { isSuccessorHead } from "../losses/successor_head.ts";
+import { kernelHead } from "../engines/host/samples.ts";
 import { createSyncWasmHead, type SyncMode, type SyncWasmHead } from "../engines/wasm/engine.ts";
 import { prepareSyncWasmHead } from "../engines/wasm/engine.ts";
 import { tf } from "./tfjs_setup.ts";
@@ -64,13 +69,21 @@ export class WasmPath {
     return { ...(threads === undefined ? {} : { threads }), ...(mode ? { mode } : {}) };
   }
 
-  /** One step: forward and backward now, the gradients kept for the backward pass. */
-  step(call: Call): Step {
+  /**
+   * One step: forward and backward now, the gradients kept for the backward pass; a successor
+   * head's state after the batch goes to `onState` in the backward pass (once per gradient taken).
+   */
+  step(
+    call: Call<HeadSpec | SuccessorHeadSpec>,
+    onState?: (state: Record<string, number>) => void,
+  ): Step {
     const { features, labels, N, D, C, spec, reduction, center } = call;
     this.#touch();
+    // A new head is prepared with the kernels' view of a successor head; runSync reads the rest.
+    const base = isSuccessorHead(spec) ? kernelHead(spec) : spec;
     const head = this.heads.get(
       shapeKey(call),
-      () => createSyncWasmHead(spec, { samples: N, dims: D, classes: C }, this.#options()),
+      () => createSyncWasmHead(base, { samples: N, dims: D, classes: C }, this.#options()),
     );
     const x = features.dataSync() as Float32Array, y = labels.dataSync();
     const result = head.runSync(spec, {
@@ -79,6 +92,7 @@ export class WasmPath {
       labels: y,
     }, reduction);
     const gradFeatures = result.gradFeatures.data, gradWeights = result.gradWeights.data;
+    const state = isSuccessorHead(spec) ? { ...result.state } : undefined;
     let loss = result.loss, moveCenters = () => {};
     if (center) {
       const c = hostCenterStep(call.where, center, x, y, { N, D }, reduction);
@@ -90,6 +104,7 @@ export class WasmPath {
       value: tf.scalar(loss),
       gradFunc: (dy: tf.Scalar) => {
         moveCenters();
+        if (state) onState?.({ ...state });
         const scale = dy.dataSync()[0];
         const gx = tf.tensor2d(gradFeatures, [N, D]);
         return [

@@ -5,13 +5,14 @@
  * (nothing read back); on tfjs-wasm and tfjs-cpu, engine-wasm on a prepared synchronous head; or,
  * on request, the float64 reference. The successor heads of issue 13 (CurricularFace, AdaFace,
  * sub-center ArcFace, MagFace, AdaCos, ElasticFace: a `…Head` builder's {@linkcode SuccessorHeadSpec})
- * run on the float64 reference, their state handed back through
- * {@linkcode TfjsHeadLossOptions.onState}.
+ * run on engine-wasm where it computes them (`supportsSuccessor`), else on the float64 reference,
+ * their state handed back through {@linkcode TfjsHeadLossOptions.onState}.
  *
  * @module
  */
 import type { HeadSpec, SuccessorHeadSpec, SuccessorHook } from "../losses/head_spec.ts";
 import { checkSuccessorHead, isSuccessorHead } from "../losses/successor_head.ts";
+import { isPerSampleHook } from "../losses/successor_targets.ts";
 import {
   checkHeadSpec,
   checkMatrix,
@@ -21,7 +22,10 @@ import {
 } from "../losses/checks.ts";
 import type { Matrix } from "../losses/matrix.ts";
 import type { Reduction } from "../losses/types.ts";
-import type { HeadShape } from "../engines/engine.ts";
+import type { Engine, HeadShape } from "../engines/engine.ts";
+import { wasmEngine } from "../engines/wasm/engine.ts";
+import { webgpuEngine } from "../engines/webgpu/engine.ts";
+import { kernelHead } from "../engines/host/samples.ts";
 import { tf } from "./tfjs_setup.ts";
 import type { Call, CheckedCenter } from "./_steps.ts";
 import { referenceStep, successorStep } from "./_reference_step.ts";
@@ -72,8 +76,10 @@ export interface TfjsHeadLossOptions {
    * The engine: `"webgpu"` (engine-webgpu on tfjs-webgpu's device and buffers; needs the webgpu
    * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
    * tfjs-cpu) or `"reference"` (the float64 reference, as exact as the library gets).
-   * A successor head runs only on "reference" so far: the other two refuse it, naming the head.
-   * @default {"reference" for a successor head; else "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
+   * A successor head runs on "reference", and on "wasm" where engine-wasm computes its kind (its
+   * `supportsSuccessor`: ElasticFace and MagFace, and the kinds added since); an engine that does
+   * not compute it refuses it, naming the head and the engine's reason ("webgpu" refuses them all).
+   * @default {for a successor head "wasm" where engine-wasm computes it and SharedArrayBuffer exists, else "reference"; for any other head "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
    */
   engine?: TfjsLossEngine;
   /**
@@ -203,8 +209,9 @@ export interface TfjsHeadLoss {
     labels: TensorLike,
   ): ReturnType<T["asScalar"]>;
   /**
-   * The engine that a call makes now (the option; else "reference" for a successor head, else the
-   * one the active tfjs backend picks). A head function is read to tell.
+   * The engine that a call makes now (the option; else for a successor head "wasm" where
+   * engine-wasm computes it, else "reference"; else the one the active tfjs backend picks). A head
+   * function is read to tell.
    */
   engine(): TfjsLossEngine;
   /**
@@ -247,15 +254,43 @@ function checkSyncReadBack(where: string, engine: TfjsLossEngine) {
   }
 }
 
-/** The engine a call makes: the option, else "reference" for a successor head, else by the backend. */
+/**
+ * The engine a call makes: the option; else for a successor head engine-wasm where it computes the
+ * head (and has its shared memory), else the reference; else by the backend.
+ */
 function engineFor(
   option: TfjsLossEngine | undefined,
   spec: HeadSpec | SuccessorHeadSpec,
 ): TfjsLossEngine {
   if (option) return option;
-  if (isSuccessorHead(spec)) return "reference";
+  const wasm = typeof SharedArrayBuffer !== "undefined";
+  if (isSuccessorHead(spec)) {
+    return wasm && successorSupport(spec, "wasm") === true ? "wasm" : "reference";
+  }
   if (tf.getBackend() === "webgpu") return "webgpu";
-  return typeof SharedArrayBuffer === "undefined" ? "reference" : "wasm";
+  return wasm ? "wasm" : "reference";
+}
+
+/** The library's engine behind each engine of tfjsHeadLoss but the reference. */
+const ENGINE_OF: Record<Exclude<TfjsLossEngine, "reference">, Engine> = {
+  wasm: wasmEngine as Engine,
+  webgpu: webgpuEngine as Engine,
+};
+
+/**
+ * Whether `engine` computes a checked successor head, or why not: the engine's own answer
+ * (`supportsSuccessor`), asked only about the per-sample kinds its contract covers; the reference
+ * computes them all.
+ */
+function successorSupport(spec: SuccessorHeadSpec, engine: TfjsLossEngine): true | string {
+  if (engine === "reference") return true;
+  const e = ENGINE_OF[engine];
+  if (!isPerSampleHook(spec.successor)) {
+    return `${e.name} does not compute this hook; only the float64 reference does so far`;
+  }
+  const answer = e.supportsSuccessor?.(spec);
+  if (typeof answer === "string") return answer;
+  return answer === true && e.prepareSuccessor ? true : `${e.name} computes no successor head`;
 }
 
 function checkEngineOptions(where: string, o: Record<string, unknown>) {
@@ -300,12 +335,16 @@ function checkHead(where: string, head: unknown): HeadSpec | SuccessorHeadSpec {
   return isSuccessorHead(head) ? checkSuccessorHead(where, head) : checkHeadSpec(where, head);
 }
 
-/** The clear refusal of a successor head on an engine that does not compute it yet. */
-function refuseSuccessor(where: string, spec: SuccessorHeadSpec, engine: TfjsLossEngine): never {
+/** Refuses a successor head on an engine that does not compute it, with the engine's reason. */
+function checkSuccessorEngine(where: string, spec: SuccessorHeadSpec, engine: TfjsLossEngine) {
+  const supported = successorSupport(spec, engine);
+  if (supported === true) return;
+  const others = (["reference", "wasm"] as const)
+    .filter((e) => e !== engine && successorSupport(spec, e) === true)
+    .map((e) => `"${e}"`);
   throw new RangeError(
-    `${where}: the ${spec.name} head (successor hook "${spec.successor.kind}") runs only on ` +
-      `engine "reference" so far; engine "${engine}" does not compute it yet (omit options.engine ` +
-      `or pass "reference")`,
+    `${where}: the ${spec.name} head (successor hook "${spec.successor.kind}") is not computed ` +
+      `by engine "${engine}": ${supported} (omit options.engine or pass ${others.join(" or ")})`,
   );
 }
 
@@ -331,11 +370,15 @@ function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
  *   synchronously (`dataSync`; not on tfjs-webgpu without a canvas: a clear error there).
  *
  * A successor head (issue 13: CurricularFace, AdaFace, sub-center ArcFace with C·K rows of
- * weights, MagFace, AdaCos, ElasticFace) runs on the reference, its default; engines "wasm" and
- * "webgpu" refuse it with an error naming it. Its state is explicit, optax-style: the head carries
- * the state before the batch, and {@linkcode TfjsHeadLossOptions.onState} receives the state after
- * it once per training step (not on evaluation-only calls), so the caller keeps the state in a
- * variable that a head function reads. A center loss composes with it (one center per class).
+ * weights, MagFace, AdaCos, ElasticFace) runs on engine-wasm where that engine computes its kind
+ * (asked through its `supportsSuccessor`; ElasticFace and MagFace at least), else on the reference;
+ * an engine that does not compute it ("webgpu": none of them) refuses it with an error naming the
+ * head and the engine's reason. On engine-wasm the head is read at every call like any other, so a
+ * head that changes every step (ElasticFace's margins, AdaFace's state) costs no new preparation.
+ * Its state is explicit, optax-style: the head carries the state before the batch, and
+ * {@linkcode TfjsHeadLossOptions.onState} receives the state after it once per training step (not
+ * on evaluation-only calls), on either engine, so the caller keeps the state in a variable that a
+ * head function reads. A center loss composes with it (one center per class).
  *
  * The engine's prepared head is kept across calls (the last two shapes, for a short last batch)
  * and released by `dispose()`; engine-wasm's also after 2 s without a call (its worker threads
@@ -410,8 +453,8 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
   const reduction = reductionOption(where, o.reduction);
   const center = checkCenterOptions(where, o.center);
   const { engine, threads, mode, onState } = checkEngineOptions(where, o);
-  if (typeof head !== "function" && isSuccessorHead(head) && engine && engine !== "reference") {
-    refuseSuccessor(where, head, engine);
+  if (typeof head !== "function" && isSuccessorHead(head) && engine) {
+    checkSuccessorEngine(where, head, engine);
   }
   const wasm = new WasmPath({ threads, mode }), webgpu = new WebgpuPath(center);
   const specNow = () => typeof head === "function" ? checkHead(where, head()) : head;
@@ -430,10 +473,11 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
       }
       const chosen = engineFor(engine, spec);
       if (isSuccessorHead(spec)) {
-        if (chosen !== "reference") refuseSuccessor(where, spec, chosen);
+        checkSuccessorEngine(where, spec, chosen);
         checkSyncReadBack(where, chosen);
         const hooked = { where, spec, features, weights, labels, N, D, C, reduction, center };
-        return successorStep(hooked, onState as (state: Record<string, number>) => void);
+        const handOver = onState as ((state: Record<string, number>) => void) | undefined;
+        return chosen === "wasm" ? wasm.step(hooked, handOver) : successorStep(hooked, handOver);
       }
       const call: Call = {
         where,
@@ -462,7 +506,9 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
     async prepare(shape: HeadShape) {
       const spec = specNow(), chosen = engineFor(engine, spec);
       if (isSuccessorHead(spec)) {
-        if (chosen !== "reference") refuseSuccessor(where, spec, chosen);
+        checkSuccessorEngine(where, spec, chosen);
+        // engine-wasm's kernels run a successor head as its kernel head (scale s, no margin).
+        if (chosen === "wasm") await wasm.prepare({ spec: kernelHead(spec) }, shape);
       } else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
       else if (chosen === "wasm") await wasm.prepare({ spec }, shape);
     },

@@ -1,6 +1,8 @@
-// tfjsHeadLoss with the successor heads of issue 13 (on the float64 reference): gradients equal
-// the loss pages', the state moves once per training step and never on evaluation, 20 Adam steps
-// lower each loss, and the engines that do not compute them yet refuse them by name.
+// tfjsHeadLoss with the successor heads of issue 13, on the float64 reference and on engine-wasm
+// for the kinds that engine computes (asked through its supportsSuccessor): gradients equal the loss
+// pages' (and on "wasm" the reference path's, to the float32 tolerance), the state moves once per
+// training step and never on evaluation, identically on both engines, 20 Adam steps lower each loss,
+// and the engines that do not compute a head refuse it by name.
 import assert from "node:assert";
 import { tf, useTfjsBackend } from "./tfjs_setup.ts";
 import { closeness } from "../testing/assert_close.ts";
@@ -14,7 +16,10 @@ import { subCenterArcFaceHead, subCenterArcFaceLoss } from "../losses/subcenter_
 import { magFaceHead, magFaceLoss } from "../losses/magface.ts";
 import { adaCosHead, adaCosLoss } from "../losses/adacos.ts";
 import { elasticFaceHead, elasticFaceLoss, elasticFaceMargins } from "../losses/elasticface.ts";
-import { type SuccessorState, tfjsHeadLoss } from "./tfjs_loss.ts";
+import { isPerSampleHook } from "../losses/successor_targets.ts";
+import { wasmEngine } from "../engines/wasm/engine.ts";
+import { toleranceOf } from "../testing/tolerances.ts";
+import { type SuccessorState, tfjsHeadLoss, type TfjsLossEngine } from "./tfjs_loss.ts";
 
 /** float32 inputs, float64 maths, float32 gradients: relative to the largest gradient element. */
 const RTOL = 1e-4;
@@ -37,6 +42,14 @@ interface Successor {
   subCenters: number;
   featureScale: number;
 }
+
+/** Whether engine-wasm computes a head, by the engine's own answer. */
+const onWasm = (head: SuccessorHeadSpec) =>
+  isPerSampleHook(head.successor) && wasmEngine.supportsSuccessor?.(head) === true;
+
+/** The engines a successor runs on in these tests: the reference, and "wasm" where it computes it. */
+const enginesOf = (s: Successor): TfjsLossEngine[] =>
+  onWasm(s.head(4, undefined, 1)) ? ["reference", "wasm"] : ["reference"];
 
 const margins = (N: number, seed: number, variant: "arc" | "cos") =>
   elasticFaceMargins(N, { variant, seed });
@@ -145,8 +158,7 @@ for (const backend of ["cpu", "wasm"] as const) {
           for (const seed of [1, 2, 3, 4]) {
             const b = batch(s, { N: 6, D: 5, C: 4 }, seed);
             const state = s.name === "curricularFace" ? { t: 0.2 } : undefined;
-            using loss = disposing(tfjsHeadLoss(s.head(6, state, seed)));
-            assert.equal(loss.engine(), "reference");
+            using loss = disposing(tfjsHeadLoss(s.head(6, state, seed), { engine: "reference" }));
             const [gx, gw, value] = tf.tidy(() => {
               const { x, w, y } = tensorsOf(b);
               const { value, grads } = tf.valueAndGrads((a, c) =>
@@ -175,122 +187,240 @@ for (const backend of ["cpu", "wasm"] as const) {
 
   Deno.test({
     name:
-      `tfjsHeadLoss on tfjs-${backend}: a successor state moves once per backward pass, as the loss page chains it, and never on evaluation`,
+      `tfjsHeadLoss on tfjs-${backend}: a successor state moves once per backward pass, as the loss page chains it, and never on evaluation (reference and wasm)`,
     ignore: !availability.available,
     async fn(t) {
       for (const s of SUCCESSORS) {
-        await t.step(s.name, async () => {
-          assert.ok((await useTfjsBackend(backend)).available);
-          const b = batch(s, { N: 6, D: 5, C: 4 }, 9);
-          let state: State | undefined, calls = 0;
-          const seen: SuccessorState[] = [];
-          using loss = disposing(tfjsHeadLoss(() => s.head(6, state, 5), {
-            onState: (next) => {
-              calls++;
-              seen.push(next);
-              state = next as State;
-            },
-          }));
-          tf.tidy(() => {
-            const { x, w, y } = tensorsOf(b);
-            // Two evaluations: no state handed over.
-            loss(x, w, y);
-            loss(x, w, y);
-            assert.equal(calls, 0);
-            assert.equal(state, undefined);
-            // Three gradient passes (tf.grads, tf.valueAndGrads, an optimizer's minimize on
-            // variables that do not move: SGD with rate 0): one state each, chained as the page's.
-            let expected: State | undefined;
-            const f = (a: tf.Tensor, c: tf.Tensor) => loss(a as tf.Tensor2D, c as tf.Tensor2D, y);
-            const passes = [
-              () => tf.grads(f)([x, w]),
-              () => tf.valueAndGrads(f)([x, w]),
-              () => {
-                const vx = tf.variable(x), vw = tf.variable(w);
-                tf.train.sgd(0).minimize(() => f(vx, vw));
-                tf.dispose([vx, vw]);
+        for (const engine of enginesOf(s)) {
+          await t.step(`${s.name} on ${engine}`, async () => {
+            assert.ok((await useTfjsBackend(backend)).available);
+            const b = batch(s, { N: 6, D: 5, C: 4 }, 9);
+            let state: State | undefined, calls = 0;
+            const seen: SuccessorState[] = [];
+            using loss = disposing(tfjsHeadLoss(() => s.head(6, state, 5), {
+              engine,
+              onState: (next) => {
+                calls++;
+                seen.push(next);
+                state = next as State;
               },
-            ];
-            for (const [k, pass] of passes.entries()) {
-              pass();
-              expected = (s.page(b.input, expected, 5).state ?? {}) as State;
-              if (
-                s.name.startsWith("elastic") || s.name === "magFace" || s.name.startsWith("sub")
-              ) {
-                expected = {};
-              }
-              assert.equal(calls, k + 1);
-              assert.deepStrictEqual(state, expected);
-              // An evaluation in between moves nothing.
+            }));
+            tf.tidy(() => {
+              const { x, w, y } = tensorsOf(b);
+              // Two evaluations: no state handed over.
               loss(x, w, y);
-              assert.equal(calls, k + 1);
-            }
+              loss(x, w, y);
+              assert.equal(calls, 0);
+              assert.equal(state, undefined);
+              // Three gradient passes (tf.grads, tf.valueAndGrads, an optimizer's minimize on
+              // variables that do not move: SGD with rate 0): one state each, chained as the page's.
+              let expected: State | undefined;
+              const f = (a: tf.Tensor, c: tf.Tensor) => loss(a as tf.Tensor2D, c as tf.Tensor2D, y);
+              const passes = [
+                () => tf.grads(f)([x, w]),
+                () => tf.valueAndGrads(f)([x, w]),
+                () => {
+                  const vx = tf.variable(x), vw = tf.variable(w);
+                  tf.train.sgd(0).minimize(() => f(vx, vw));
+                  tf.dispose([vx, vw]);
+                },
+              ];
+              for (const [k, pass] of passes.entries()) {
+                pass();
+                expected = (s.page(b.input, expected, 5).state ?? {}) as State;
+                if (
+                  s.name.startsWith("elastic") || s.name === "magFace" || s.name.startsWith("sub")
+                ) {
+                  expected = {};
+                }
+                assert.equal(calls, k + 1);
+                assert.deepStrictEqual(state, expected);
+                // An evaluation in between moves nothing.
+                loss(x, w, y);
+                assert.equal(calls, k + 1);
+              }
+            });
+            if (s.name === "curricularFace") assert.notEqual((seen[2] as { t: number }).t, 0);
           });
-          if (s.name === "curricularFace") assert.notEqual((seen[2] as { t: number }).t, 0);
-        });
+        }
       }
     },
   });
 
   Deno.test({
-    name: `tfjsHeadLoss on tfjs-${backend}: 20 Adam steps lower every successor loss`,
+    name:
+      `tfjsHeadLoss on tfjs-${backend}: 20 Adam steps lower every successor loss (reference and wasm)`,
     ignore: !availability.available,
     async fn(t) {
       for (const s of SUCCESSORS) {
+        for (const engine of enginesOf(s)) {
+          await t.step(`${s.name} on ${engine}`, async () => {
+            assert.ok((await useTfjsBackend(backend)).available);
+            const b = batch(s, { N: 32, D: 4, C: 5 }, 11);
+            const x = tf.variable(tf.tensor2d(b.x, [32, 4]));
+            const w = tf.variable(tf.tensor2d(b.w, [b.rows, 4]));
+            const y = tf.tensor1d(b.labels, "int32");
+            let state: State | undefined, step = 0;
+            // A new head every step: the state after the last, ElasticFace's margins of this step.
+            using loss = disposing(tfjsHeadLoss(() => s.head(32, state, 100 + step), {
+              engine,
+              onState: (next) => {
+                state = next as State;
+              },
+            }));
+            const optimizer = tf.train.adam(0.05);
+            const found: number[] = [];
+            for (step = 0; step < 20; step++) {
+              const value = optimizer.minimize(() => loss(x, w, y), true)!;
+              found.push(value.dataSync()[0]);
+              value.dispose();
+            }
+            tf.dispose([x, w, y]);
+            optimizer.dispose();
+            console.log(
+              `tfjs-${backend} ${s.name} on ${engine}: ${found[0].toFixed(3)} → ${
+                found.at(-1)!.toFixed(3)
+              }`,
+            );
+            assert.ok(found.every(Number.isFinite), `${s.name}: ${found}`);
+            assert.ok(found.at(-1)! < 0.8 * found[0], `${s.name}: ${found[0]} → ${found.at(-1)}`);
+          });
+        }
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `tfjsHeadLoss on tfjs-${backend}: on engine "wasm", each successor head it computes gives the reference path's gradients and the same state, its head read at every call`,
+    ignore: !availability.available,
+    async fn(t) {
+      const rtol = toleranceOf(wasmEngine).rtol;
+      const computed = SUCCESSORS.filter((s) => enginesOf(s).includes("wasm"));
+      // ElasticFace (both variants) and MagFace at least; AdaFace since engine-wasm clamps cosines.
+      assert.ok(computed.length >= 3, computed.map((s) => s.name).join(", "));
+      for (const s of computed) {
         await t.step(s.name, async () => {
           assert.ok((await useTfjsBackend(backend)).available);
-          const b = batch(s, { N: 32, D: 4, C: 5 }, 11);
-          const x = tf.variable(tf.tensor2d(b.x, [32, 4]));
-          const w = tf.variable(tf.tensor2d(b.w, [b.rows, 4]));
-          const y = tf.tensor1d(b.labels, "int32");
-          let state: State | undefined, step = 0;
-          // A new head every step: the state after the last, ElasticFace's margins of this step.
-          using loss = disposing(tfjsHeadLoss(() => s.head(32, state, 100 + step), {
-            onState: (next) => {
-              state = next as State;
-            },
-          }));
-          const optimizer = tf.train.adam(0.05);
-          const found: number[] = [];
-          for (step = 0; step < 20; step++) {
-            const value = optimizer.minimize(() => loss(x, w, y), true)!;
-            found.push(value.dataSync()[0]);
-            value.dispose();
+          // One loss per engine, its head function read at every call: each step has its own
+          // state (from that engine's onState) and its own ElasticFace margins; engine-wasm keeps
+          // the heads it prepared for the two shapes.
+          const states: Partial<Record<TfjsLossEngine, State>> = {};
+          const sizes = [
+            { N: 12, D: 9, C: 7 },
+            { N: 12, D: 9, C: 7 },
+            { N: 40, D: 33, C: 300 },
+            { N: 12, D: 9, C: 7 },
+          ];
+          let step = 0, worst = 0;
+          const lossOn = (engine: TfjsLossEngine) =>
+            disposing(
+              tfjsHeadLoss(() => s.head(sizes[Math.min(step, 3)].N, states[engine], 40 + step), {
+                engine,
+                onState: (next) => {
+                  states[engine] = next as State;
+                },
+              }),
+            );
+          using reference = lossOn("reference");
+          using wasm = lossOn("wasm");
+          for (step = 0; step < sizes.length; step++) {
+            const b = batch(s, sizes[step], 60 + step);
+            const [expected, actual] = [reference, wasm].map((loss) =>
+              tf.tidy(() => {
+                const { x, w, y } = tensorsOf(b);
+                const { value, grads } = tf.valueAndGrads((a, c) =>
+                  loss(a as tf.Tensor2D, c as tf.Tensor2D, y)
+                )([x, w]);
+                return [...grads, value].map((g) => Float32Array.from(g.dataSync()));
+              })
+            );
+            for (const k of [0, 1, 2]) {
+              const { relError } = closeness(actual[k], expected[k]);
+              worst = Math.max(worst, relError);
+              assert.ok(relError <= rtol, `${s.name} step ${step} output ${k}: ${relError}`);
+            }
+            assert.deepStrictEqual(states.wasm, states.reference, `${s.name} step ${step}`);
           }
-          tf.dispose([x, w, y]);
-          optimizer.dispose();
+          assert.equal(wasm.engine(), "wasm");
+          assert.deepStrictEqual(wasm.prepared(), ["wasm 40×33×300", "wasm 12×9×7"]);
+          if (s.name === "adaFace") assert.notEqual((states.wasm as { mean: number }).mean, 20);
           console.log(
-            `tfjs-${backend} ${s.name}: ${found[0].toFixed(3)} → ${found.at(-1)!.toFixed(3)}`,
+            `tfjs-${backend} ${s.name}: engine "wasm" vs "reference", worst relative difference ${
+              worst.toExponential(2)
+            } (rtol ${rtol}); states identical`,
           );
-          assert.ok(found.every(Number.isFinite), `${s.name}: ${found}`);
-          assert.ok(found.at(-1)! < 0.8 * found[0], `${s.name}: ${found[0]} → ${found.at(-1)}`);
         });
       }
     },
   });
 }
 
-Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it, naming it", async () => {
+Deno.test("tfjsHeadLoss: a successor head's default engine is wasm where engine-wasm computes it, else the reference", async () => {
   assert.ok((await useTfjsBackend("cpu")).available);
-  const head = curricularFaceHead();
-  const message = (engine: string) =>
-    new RegExp(
-      `^RangeError: tfjsHeadLoss: the curricularFace head \\(successor hook "curricular"\\) runs ` +
-        `only on engine "reference" so far; engine "${engine}" does not compute it yet`,
-    );
-  for (const engine of ["wasm", "webgpu"] as const) {
+  const found: Record<string, TfjsLossEngine> = {};
+  for (const s of SUCCESSORS) {
+    const head = s.head(6, undefined, 1);
+    using fixed = disposing(tfjsHeadLoss(head));
+    using fn = disposing(tfjsHeadLoss(() => head));
+    found[s.name] = fixed.engine();
+    assert.equal(fixed.engine(), onWasm(head) ? "wasm" : "reference", s.name);
+    assert.equal(fn.engine(), fixed.engine(), s.name);
+    // A request for the reference is kept.
+    assert.equal(tfjsHeadLoss(head, { engine: "reference" }).engine(), "reference");
+  }
+  console.log(`default engines: ${JSON.stringify(found)}`);
+  assert.equal(found.magFace, "wasm");
+  assert.equal(found["elasticFace arc"], "wasm");
+  assert.equal(found.curricularFace, "reference");
+});
+
+Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it, naming it and the engine's reason", async () => {
+  assert.ok((await useTfjsBackend("cpu")).available);
+  const refusals: [SuccessorHeadSpec, "wasm" | "webgpu", string][] = [
+    [
+      curricularFaceHead(),
+      "wasm",
+      'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
+      '"wasm": engine-wasm does not compute this hook; only the float64 reference does so far ' +
+      '\\(omit options\\.engine or pass "reference"\\)$',
+    ],
+    [
+      curricularFaceHead(),
+      "webgpu",
+      'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
+      '"webgpu": engine-webgpu does not compute this hook; only the float64 reference does so ' +
+      'far \\(omit options\\.engine or pass "reference"\\)$',
+    ],
+    [
+      magFaceHead(),
+      "webgpu",
+      'the magFace head \\(successor hook "magFace"\\) is not computed by engine "webgpu": ' +
+      'head\\.successor \\("magFace"\\) is a successor hook that engine-webgpu does not compute: ' +
+      '.* \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
+    ],
+  ];
+  for (const [head, engine, text] of refusals) {
+    const message = new RegExp(`^RangeError: tfjsHeadLoss: ${text}`);
     // A fixed head: when the loss is made.
     assert.throws(() => tfjsHeadLoss(head, { engine }), (e: Error) => {
-      assert.match(String(e), message(engine));
+      assert.match(String(e), message);
       return true;
     });
     // A head function: at the call, and in prepare.
     using loss = disposing(tfjsHeadLoss(() => head, { engine }));
-    await assert.rejects(loss.prepare({ samples: 4, dims: 3, classes: 5 }), message(engine));
+    await assert.rejects(loss.prepare({ samples: 4, dims: 3, classes: 5 }), message);
     tf.tidy(() => {
       const { x, w, y } = tensorsOf(batch(SUCCESSORS[0], { N: 4, D: 3, C: 5 }, 3));
-      assert.throws(() => loss(x, w, y), message(engine));
+      assert.throws(() => loss(x, w, y), message);
     });
+  }
+  // engine-webgpu refuses every successor head.
+  for (const s of SUCCESSORS) {
+    assert.throws(
+      () => tfjsHeadLoss(s.head(4, undefined, 1), { engine: "webgpu" }),
+      /is not computed by engine "webgpu"/,
+    );
   }
 });
 

@@ -7,6 +7,13 @@
 //   one thread. A browser's main thread may not block (Atomics.wait throws there): this is its way.
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadInput } from "../../losses/types.ts";
+import { checkSuccessorHead, isSuccessorHead } from "../../losses/successor_head.ts";
+import {
+  type HostHeadSpec,
+  hostSuccessorSupport,
+  kernelClamp,
+  kernelHead,
+} from "../host/samples.ts";
 import {
   type CheckedHeadView,
   checkHeadSpec,
@@ -40,9 +47,11 @@ export interface SyncWasmHead {
   readonly mode: SyncMode;
   /**
    * Forward and backward on new features, weights and labels, synchronously. `head` may change
-   * from run to run (a λ schedule, another loss): its numbers are read at every run.
+   * from run to run (a λ schedule, another loss, a successor head's state or ElasticFace's margins
+   * of this step): its numbers are read at every run. A successor head must be of a kind the
+   * engine computes (`wasmEngine.supportsSuccessor`); its state and margins come back in the result.
    */
-  runSync(head: HeadSpec, input: HeadInput, reduction?: Reduction): EngineResult<Float32Array>;
+  runSync(head: HostHeadSpec, input: HeadInput, reduction?: Reduction): EngineResult<Float32Array>;
   /** Releases the threads and the memory; idempotent. */
   dispose(): void;
 }
@@ -166,18 +175,22 @@ export function prepareNow(
   const control = new Int32Array(memory.buffer, CONTROL, 3);
   let structure = structureOf(head);
 
-  function runSync(next: HeadSpec, input: HeadInput, reduction: Reduction = "mean") {
+  function runSync(head: HostHeadSpec, input: HeadInput, reduction: Reduction = "mean") {
     if (!memory) throw new Error(`${RUN}: the head was disposed`);
-    checkHeadSpec(RUN, next);
+    // A successor head runs the kernels as its kernel head (scale s, no margin); its targets,
+    // state and margins are the host's, from the head of this run.
+    const checked = checkedHead(head);
+    const next = kernelHead(checked), clamp = kernelClamp(checked);
     checkScale(RUN, next);
     const view = checkedView(next, layout, input);
-    if (structureOf(next) !== structure) {
-      // The kernels read the head's structure (linear or angular, radius kind) from the slots.
-      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads });
+    if (structureOf(next, clamp) !== structure) {
+      // The kernels read the head's structure (linear or angular, radius kind, the non-target
+      // cosines' clamp) from the slots.
+      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp });
       writeSlots(next, layout, memory);
-      structure = structureOf(next);
+      structure = structureOf(next, clamp);
     }
-    const samples = layOutRun(next, layout, memory, view, reduction);
+    const samples = layOutRun(checked, layout, memory, view, reduction);
     if (thread) runThread(thread, PARAMS);
     else {
       Atomics.store(control, 2, 0);
@@ -202,9 +215,22 @@ export function prepareNow(
   return { head: prepared, attached };
 }
 
-/** What of a head the kernels' slots hold: linear or angular, and the radius kind. */
-function structureOf(head: HeadSpec): string {
-  return head.logits === "angular" ? `angular ${head.radius.kind}` : "linear";
+/**
+ * A run's head, checked: a successor head by its loss page's ranges and by engine-wasm's test of
+ * its kind (the one `wasmEngine.supportsSuccessor` runs).
+ */
+function checkedHead(head: HostHeadSpec): HostHeadSpec {
+  if (!isSuccessorHead(head)) return checkHeadSpec(RUN, head);
+  const checked = checkSuccessorHead(RUN, head);
+  const supported = hostSuccessorSupport("engine-wasm", checked);
+  if (supported !== true) throw new RangeError(`${RUN}: ${supported}`);
+  return checked;
+}
+
+/** What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp. */
+function structureOf(head: HeadSpec, clamp?: readonly [number, number]): string {
+  return (head.logits === "angular" ? `angular ${head.radius.kind}` : "linear") +
+    (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "");
 }
 
 /**
