@@ -1,21 +1,45 @@
 // Runs one engine on one fixture case and measures every output against the float64 PyTorch
 // values. Shared by adapters/parity_test.ts, the engines' tests and bench/parity.ts, so all judge
-// the same way.
-import { HEAD_CATALOG, type HeadSpec, type Reduction } from "../mod.ts";
+// the same way. The cases are the head-loss cases of the manifest and its successor cases (issue 13:
+// sequences of steps, the state carried from step to step), see {@linkcode parityCases}.
+import {
+  adaCosHead,
+  adaFaceHead,
+  curricularFaceHead,
+  elasticFaceHead,
+  HEAD_CATALOG,
+  type HeadSpec,
+  magFaceHead,
+  type Reduction,
+  subCenterArcFaceHead,
+  type SuccessorHeadSpec,
+} from "../mod.ts";
 import type { Engine, EngineResult } from "../engines/engine.ts";
 import { prepareOn } from "../engines/prepare_head.ts";
+import { isPerSampleHook } from "../losses/successor_targets.ts";
 import { closeness } from "./assert_close.ts";
-import { fixtureArray, type FixtureCase } from "./fixtures.ts";
+import { fixtureArray, type FixtureCase, fixtureCases } from "./fixtures.ts";
 import { fixtureHeadInput } from "./loss_checks.ts";
+import {
+  successorArray,
+  type SuccessorCase,
+  successorCases,
+  successorInput,
+} from "./successor_checks.ts";
 import type { Tolerance } from "./tolerances.ts";
 
-/** The outputs a backend returns and the fixtures hold, compared one by one. */
+/**
+ * The outputs a backend returns and the fixtures hold, compared one by one: a successor case also
+ * has the state after each step and ElasticFace's margins as applied.
+ */
 export const PARITY_OUTPUTS = [
   "loss",
   "losses",
   "gradFeatures",
   "gradWeights",
   "gradBias",
+  "state",
+  "margins",
 ] as const;
 
 /** One compared output. */
@@ -39,8 +63,36 @@ export function caseHead(c: FixtureCase): HeadSpec | string {
 
 function outputOf(result: EngineResult, name: ParityOutput): ArrayLike<number> | undefined {
   if (name === "loss") return [result.loss];
-  if (name === "losses" || name === "gradBias") return result[name];
+  if (name === "losses" || name === "gradBias" || name === "margins") return result[name];
+  if (name === "state") return undefined; // a successor case's, read by its stateFields
   return result[name].data;
+}
+
+/** Compares one output with its expected values, recording the worst error and any failure. */
+function compare(
+  parity: CaseParity,
+  name: ParityOutput,
+  actual: ArrayLike<number> | undefined,
+  expected: Float64Array,
+  tolerance: Tolerance,
+  where = "",
+): void {
+  if (!actual) {
+    parity.failures.push(`${where}${name}: missing from the result`);
+    return;
+  }
+  if (actual.length !== expected.length) {
+    parity.failures.push(`${where}${name}: length ${actual.length}, expected ${expected.length}`);
+    return;
+  }
+  const { relError, worstIndex } = closeness(actual, expected);
+  parity.errors[name] = Math.max(parity.errors[name] ?? 0, relError);
+  if (!(relError <= tolerance.rtol)) {
+    parity.failures.push(
+      `${where}${name}: relative error ${relError.toExponential(2)} > rtol ${tolerance.rtol} ` +
+        `(element ${worstIndex}: ${actual[worstIndex]} vs ${expected[worstIndex]})`,
+    );
+  }
 }
 
 /** Runs `engine` on case `c` in the engine's own precision and compares with the fixtures. */
@@ -73,24 +125,7 @@ export async function checkCase(
   }
   for (const name of PARITY_OUTPUTS) {
     if (!c.arrays[name]) continue;
-    const actual = outputOf(result, name);
-    if (!actual) {
-      parity.failures.push(`${name}: missing from the result`);
-      continue;
-    }
-    const expected = fixtureArray(c, name);
-    if (actual.length !== expected.length) {
-      parity.failures.push(`${name}: length ${actual.length}, expected ${expected.length}`);
-      continue;
-    }
-    const { relError, worstIndex } = closeness(actual, expected);
-    parity.errors[name] = relError;
-    if (!(relError <= tolerance.rtol)) {
-      parity.failures.push(
-        `${name}: relative error ${relError.toExponential(2)} > rtol ${tolerance.rtol} ` +
-          `(element ${worstIndex}: ${actual[worstIndex]} vs ${expected[worstIndex]})`,
-      );
-    }
+    compare(parity, name, outputOf(result, name), fixtureArray(c, name), tolerance);
   }
   inputs.forEach((a, k) => {
     if (a.length !== before[k].length || before[k].some((v, j) => !Object.is(v, a[j]))) {
@@ -98,4 +133,151 @@ export async function checkCase(
     }
   });
   return parity;
+}
+
+/** The head builder of each successor loss of the manifest's `successorCases`, by loss name. */
+const SUCCESSOR_HEADS: Record<string, (options: Record<string, unknown>) => SuccessorHeadSpec> = {
+  subCenterArcFace: subCenterArcFaceHead,
+  curricularFace: curricularFaceHead,
+  adaFace: adaFaceHead,
+  magFace: magFaceHead,
+  adaCos: adaCosHead,
+  elasticFace: elasticFaceHead,
+};
+
+/**
+ * Whether `engine` computes a successor head, or why not, as prepareHead decides it: only the
+ * per-sample kinds reach an engine, and then the engine's own answer (`supportsSuccessor`, with a
+ * `prepareSuccessor` to run it).
+ */
+export function successorSupport(engine: Engine, head: SuccessorHeadSpec): true | string {
+  const kind = JSON.stringify(head.successor.kind);
+  if (!isPerSampleHook(head.successor)) {
+    return `head.successor (${kind}) keeps batch-wide terms that no engine computes yet (only ` +
+      "its float64 loss page, held to these fixtures at 1e-10 in losses/)";
+  }
+  const answer = engine.supportsSuccessor?.(head);
+  if (typeof answer === "string") return answer;
+  return answer === true && engine.prepareSuccessor
+    ? true
+    : `${engine.name} computes no successor head (no supportsSuccessor / prepareSuccessor)`;
+}
+
+/**
+ * Runs `engine` on a successor case step by step, each step on a head built by the loss's `…Head`
+ * builder from the case's options and the state the engine returned for the step before (the
+ * case's initial state first), and compares the loss, the per-sample losses, both gradients, the
+ * state after every step and ElasticFace's margins with the fixtures. Errors are the worst over the
+ * steps.
+ */
+export async function checkSuccessorCase(
+  engine: Engine,
+  c: SuccessorCase,
+  tolerance: Tolerance,
+): Promise<CaseParity> {
+  const build = SUCCESSOR_HEADS[c.loss];
+  if (!build) {
+    return { skipped: `"${c.loss}" has no successor head builder`, errors: {}, failures: [] };
+  }
+  const supported = successorSupport(engine, build(c.options));
+  if (supported !== true) return { skipped: supported, errors: {}, failures: [] };
+  const reduction = (c.options.reduction ?? "mean") as Reduction;
+  const parity: CaseParity = { errors: {}, failures: [] };
+  let state = c.options.state as Record<string, number> | undefined;
+  for (const [k, step] of c.steps.entries()) {
+    const where = c.steps.length > 1 ? `step ${k + 1}/${c.steps.length} ` : "";
+    const head = build(state ? { ...c.options, state } : c.options);
+    const input = successorInput(c, step);
+    const before = [input.features.data, input.weights.data].map((a) => Float64Array.from(a));
+    let result: EngineResult;
+    try {
+      const shape = {
+        samples: input.features.rows,
+        dims: input.features.cols,
+        classes: input.weights.rows,
+      };
+      await using prepared = await prepareOn(engine, head, shape, {});
+      result = await prepared.run(input, { reduction });
+    } catch (error) {
+      parity.failures.push(
+        `${where}threw ${error instanceof Error ? error.message : String(error)}`,
+      );
+      return parity;
+    }
+    const expected = (name: string) => successorArray(c, step, name);
+    compare(parity, "loss", [result.loss], expected("loss"), tolerance, where);
+    compare(parity, "losses", result.losses, expected("losses"), tolerance, where);
+    compare(
+      parity,
+      "gradFeatures",
+      result.gradFeatures.data,
+      expected("gradFeatures"),
+      tolerance,
+      where,
+    );
+    compare(
+      parity,
+      "gradWeights",
+      result.gradWeights.data,
+      expected("gradWeights"),
+      tolerance,
+      where,
+    );
+    if (c.stateFields.length > 0) {
+      const next = result.state;
+      compare(
+        parity,
+        "state",
+        next && c.stateFields.map((f) => next[f]),
+        expected("state"),
+        tolerance,
+        where,
+      );
+      state = next;
+    }
+    if (step.margins) {
+      compare(parity, "margins", result.margins, expected("margins"), tolerance, where);
+    }
+    if (
+      [input.features.data, input.weights.data].some((a, j) =>
+        a.some((v, i) => !Object.is(v, before[j][i]))
+      )
+    ) {
+      parity.failures.push(`${where}the engine changed its input arrays`);
+    }
+  }
+  return parity;
+}
+
+/** One case of the parity matrix: a head-loss fixture case or a successor case, and its check. */
+export interface ParityCase {
+  /** The case's name in the manifest. */
+  name: string;
+  /** Its loss (a row of the matrix). */
+  loss: string;
+  /** Whether it is a successor case (a sequence of steps with the state carried). */
+  successor: boolean;
+  /** Runs an engine on it and compares with the fixtures. */
+  check(engine: Engine, tolerance: Tolerance): Promise<CaseParity>;
+}
+
+/**
+ * Every case of the parity matrix: the manifest's head-loss `cases`, then its `successorCases`
+ * (sub-center ArcFace, CurricularFace, AdaFace, MagFace, AdaCos, ElasticFace).
+ */
+export function parityCases(): ParityCase[] {
+  return [
+    ...fixtureCases().map((c) => ({
+      name: c.name,
+      loss: c.loss,
+      successor: false,
+      check: (engine: Engine, tolerance: Tolerance) => checkCase(engine, c, tolerance),
+    })),
+    ...successorCases().map((c) => ({
+      name: c.name,
+      loss: c.loss,
+      successor: true,
+      check: (engine: Engine, tolerance: Tolerance) => checkSuccessorCase(engine, c, tolerance),
+    })),
+  ];
 }

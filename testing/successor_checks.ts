@@ -30,24 +30,31 @@ export type SuccessorLoss = (input: HeadInput, options?: any) => HeadResult & {
 
 let manifest: SuccessorCase[] | undefined;
 
-/** Every successor case of one loss; throws when there are none. */
-export function successorCasesOf(loss: string): SuccessorCase[] {
+/** Every successor case of the manifest (`successorCases`), in its order. */
+export function successorCases(): SuccessorCase[] {
   manifest ??= JSON.parse(
     Deno.readTextFileSync(new URL("../fixtures/manifest.json", import.meta.url)),
   ).successorCases;
-  const cases = manifest!.filter((c) => c.loss === loss);
+  return manifest!;
+}
+
+/** Every successor case of one loss; throws when there are none. */
+export function successorCasesOf(loss: string): SuccessorCase[] {
+  const cases = successorCases().filter((c) => c.loss === loss);
   if (cases.length === 0) throw new Error(`no successor fixture cases for loss "${loss}"`);
   return cases;
 }
 
-function arrayOf(c: SuccessorCase, step: SuccessorStep, name: string): Float64Array {
+/** One array of one step of a case, as float64. */
+export function successorArray(c: SuccessorCase, step: SuccessorStep, name: string): Float64Array {
   return fixtureArray({ name: c.name, arrays: step } as unknown as FixtureCase, name);
 }
 
 /** The input of one step of a case. */
 export function successorInput(c: SuccessorCase, step: SuccessorStep): HeadInput {
-  const features = arrayOf(c, step, "features"), weights = arrayOf(c, step, "weights");
-  const labels = arrayOf(c, step, "labels");
+  const features = successorArray(c, step, "features"),
+    weights = successorArray(c, step, "weights");
+  const labels = successorArray(c, step, "labels");
   return {
     features: matrix(labels.length, c.D, Float64Array.from(features)),
     weights: matrix(weights.length / c.D, c.D, Float64Array.from(weights)),
@@ -80,7 +87,7 @@ export async function checkSuccessorFixtures(
         }
         const where = `${c.name} step ${k + 1}/${c.steps.length}`;
         const compare = (name: string, actual: ArrayLike<number>) => {
-          const { relError } = assertClose(actual, arrayOf(c, step, name), {
+          const { relError } = assertClose(actual, successorArray(c, step, name), {
             rtol: FIXTURE_RTOL,
             name: `${where} ${name}`,
           });
