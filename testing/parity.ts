@@ -8,6 +8,7 @@ import {
   curricularFaceHead,
   elasticFaceHead,
   HEAD_CATALOG,
+  type HeadInput,
   type HeadSpec,
   magFaceHead,
   type Reduction,
@@ -95,6 +96,26 @@ function compare(
   }
 }
 
+/** One prepared run of `head` on `engine`, disposed after; a thrown error comes back as its message. */
+async function runOnce(
+  engine: Engine,
+  head: HeadSpec | SuccessorHeadSpec,
+  input: HeadInput,
+  reduction: Reduction,
+): Promise<EngineResult | string> {
+  const shape = {
+    samples: input.features.rows,
+    dims: input.features.cols,
+    classes: input.weights.rows,
+  };
+  try {
+    await using prepared = await prepareOn(engine, head, shape, {});
+    return await prepared.run(input, { reduction });
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /** Runs `engine` on case `c` in the engine's own precision and compares with the fixtures. */
 export async function checkCase(
   engine: Engine,
@@ -110,17 +131,9 @@ export async function checkCase(
   const before = inputs.map((a) => Float64Array.from(a));
   const reduction = (c.options.reduction ?? "mean") as Reduction;
   const parity: CaseParity = { errors: {}, failures: [] };
-  let result: EngineResult;
-  try {
-    const shape = {
-      samples: input.features.rows,
-      dims: input.features.cols,
-      classes: input.weights.rows,
-    };
-    await using prepared = await prepareOn(engine, head, shape, {});
-    result = await prepared.run(input, { reduction });
-  } catch (error) {
-    parity.failures.push(`threw ${error instanceof Error ? error.message : String(error)}`);
+  const result = await runOnce(engine, head, input, reduction);
+  if (typeof result === "string") {
+    parity.failures.push(`threw ${result}`);
     return parity;
   }
   for (const name of PARITY_OUTPUTS) {
@@ -189,19 +202,9 @@ export async function checkSuccessorCase(
     const head = build(state ? { ...c.options, state } : c.options);
     const input = successorInput(c, step);
     const before = [input.features.data, input.weights.data].map((a) => Float64Array.from(a));
-    let result: EngineResult;
-    try {
-      const shape = {
-        samples: input.features.rows,
-        dims: input.features.cols,
-        classes: input.weights.rows,
-      };
-      await using prepared = await prepareOn(engine, head, shape, {});
-      result = await prepared.run(input, { reduction });
-    } catch (error) {
-      parity.failures.push(
-        `${where}threw ${error instanceof Error ? error.message : String(error)}`,
-      );
+    const result = await runOnce(engine, head, input, reduction);
+    if (typeof result === "string") {
+      parity.failures.push(`${where}threw ${result}`);
       return parity;
     }
     const expected = (name: string) => successorArray(c, step, name);
