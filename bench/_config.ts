@@ -1,9 +1,9 @@
 // What a bench run covers and how long each bench may take: sizes, the selection from the
 // job (bench/_profiles.ts) and the environment, and the one skip rule. Shared by losses_bench.ts
 // and run.ts.
-import { HEAD_CATALOG } from "../mod.ts";
 import { CONTENDERS as BACKENDS, PEERS } from "../adapters/registry.ts";
 import { activeProfile } from "./_profiles.ts";
+import { BENCH_LOSSES, type BenchLoss, SUCCESSOR_GROUP, SUCCESSOR_LOSSES } from "./_successors.ts";
 
 /** Whether a contender is one of our engines (the reference first), not a peer's. */
 export function isOurEngine(backend: { name: string }): boolean {
@@ -66,9 +66,37 @@ function pick<T>(
   return all.filter((t) => wanted.includes(nameOf(t)));
 }
 
+/** Loss names with the group `successors` replaced by the six successor losses. */
+function expandLosses(names: readonly string[]): string[] {
+  return names.flatMap((n) => n === SUCCESSOR_GROUP ? SUCCESSOR_LOSSES.map((l) => l.name) : [n]);
+}
+
+/** BENCH_LOSSES's choice (`successors` selects the six successor losses), else the job's. */
+function pickLosses(job: ReturnType<typeof activeProfile>): BenchLoss[] {
+  const set = Deno.env.get("BENCH_LOSSES");
+  const wanted = set ? expandLosses(set.split(",").map((s) => s.trim()).filter(Boolean)) : [];
+  if (wanted.length) {
+    const names = BENCH_LOSSES.map((l) => l.name);
+    const unknown = wanted.filter((w) => !names.includes(w));
+    if (unknown.length) {
+      throw new Error(
+        `BENCH_LOSSES: unknown ${unknown.join(", ")}; known: ${SUCCESSOR_GROUP}, ${
+          names.join(", ")
+        }`,
+      );
+    }
+    return BENCH_LOSSES.filter((l) => wanted.includes(l.name));
+  }
+  // "all" is every head loss of the catalog; the successors only where a job names them.
+  if (job.losses === "all") return BENCH_LOSSES.filter((l) => !SUCCESSOR_LOSSES.includes(l));
+  const named = expandLosses(job.losses);
+  return BENCH_LOSSES.filter((l) => named.includes(l.name));
+}
+
 /**
  * The sizes, backends and losses to run: the job's (BENCH_PROFILE, bench/_profiles.ts), or the
- * comma-separated names in BENCH_SIZES, BENCH_BACKENDS and BENCH_LOSSES.
+ * comma-separated names in BENCH_SIZES, BENCH_BACKENDS and BENCH_LOSSES (where `successors` names
+ * the six successor losses of bench/_successors.ts).
  */
 export function benchSelection() {
   const job = activeProfile();
@@ -80,12 +108,7 @@ export function benchSelection() {
       benchName,
       (b) => job.backends === "all" || isOurEngine(b),
     ),
-    losses: pick(
-      "BENCH_LOSSES",
-      HEAD_CATALOG,
-      (e) => e.name,
-      (e) => job.losses === "all" || job.losses.includes(e.name),
-    ),
+    losses: pickLosses(job),
   };
 }
 

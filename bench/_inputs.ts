@@ -13,13 +13,17 @@ function rows(count: number, D: number, normal: () => number): Float32Array {
   return data;
 }
 
-/** Features, weights and labels of one size, the same on every call with the same seed. */
-export function benchInput(size: BenchSize, seed = 1): HeadInput {
+/**
+ * Features, weights and labels of one size, the same on every call with the same seed; labels in
+ * [0, C), weights C·rowsPerClass×D (sub-center ArcFace's K sub-centers per class).
+ */
+export function benchInput(size: BenchSize, seed = 1, rowsPerClass = 1): HeadInput {
   const normal = gaussian(seededRandom(seed));
   const { N, D, C } = size;
+  const R = C * rowsPerClass;
   return {
     features: { rows: N, cols: D, data: rows(N, D, normal) },
-    weights: { rows: C, cols: D, data: rows(C, D, normal) },
+    weights: { rows: R, cols: D, data: rows(R, D, normal) },
     labels: Int32Array.from({ length: N }, (_, i) => (i * 7919 + seed) % C),
   };
 }

@@ -1,6 +1,6 @@
 // The path users take, as the bench times it: a head prepared once, run on new features AND weights
 // every time (training changes both each step): two input sets of one size, alternated.
-import type { HeadSpec } from "../mod.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../mod.ts";
 import type { Engine, EngineResult } from "../engines/engine.ts";
 import { prepareOn } from "../engines/prepare_head.ts";
 import type { BenchSize } from "./_config.ts";
@@ -12,28 +12,43 @@ export interface BenchHead {
   dispose(): Promise<void>;
 }
 
-let inputs: { size: BenchSize; sets: ReturnType<typeof benchInput>[] } | undefined;
+let inputs:
+  | { size: BenchSize; rowsPerClass: number; sets: ReturnType<typeof benchInput>[] }
+  | undefined;
 
 /** One size's inputs at a time: the largest weights take 200 MB a set. */
-function inputsOf(size: BenchSize) {
-  if (inputs?.size !== size) {
+function inputsOf(size: BenchSize, rowsPerClass: number) {
+  if (inputs?.size !== size || inputs.rowsPerClass !== rowsPerClass) {
     inputs = undefined; // let the old sets go before making the new ones
-    inputs = { size, sets: [benchInput(size, 1), benchInput(size, 2)] };
+    inputs = {
+      size,
+      rowsPerClass,
+      sets: [benchInput(size, 1, rowsPerClass), benchInput(size, 2, rowsPerClass)],
+    };
   }
   return inputs.sets;
 }
 
-/** Prepares `head` at `size` on `engine`; each run alternates between two input sets. */
+/** Weight rows per class of a head: sub-center ArcFace's K, else 1. */
+function rowsPerClassOf(head: HeadSpec | SuccessorHeadSpec): number {
+  return "successor" in head && head.successor.kind === "subCenter" ? head.successor.subCenters : 1;
+}
+
+/**
+ * Prepares `head` (a head loss or a successor head) at `size` on `engine`; each run alternates
+ * between two input sets.
+ */
 export async function prepareBenchHead(
   engine: Engine,
-  head: HeadSpec,
+  head: HeadSpec | SuccessorHeadSpec,
   size: BenchSize,
 ): Promise<BenchHead> {
-  const sets = inputsOf(size);
+  const rowsPerClass = rowsPerClassOf(head);
+  const sets = inputsOf(size, rowsPerClass);
   const prepared = await prepareOn(engine, head, {
     samples: size.N,
     dims: size.D,
-    classes: size.C,
+    classes: size.C * rowsPerClass,
   }, {});
   let calls = 0;
   return {

@@ -1,15 +1,15 @@
-// The three jobs of the bench, and what each runs by default. BENCH_PROFILE picks one (main by
+// The jobs of the bench, and what each runs by default. BENCH_PROFILE picks one (main by
 // default); BENCH_SIZES, BENCH_BACKENDS, BENCH_LOSSES, BENCH_BUDGET_S and BENCH_PYTORCH override
 // its choices one by one. Shared by run.ts, losses_bench.ts and the tests.
 
 /** A job of the bench: what it runs and where its results go. */
 export interface BenchProfile {
-  name: "main" | "full" | "ci";
+  name: "main" | "full" | "ci" | "successors";
   /** One line for `--help` and the report. */
   about: string;
   /** Size names (bench/_config.ts SIZES). */
   sizes: readonly string[];
-  /** Catalog names, or "all". */
+  /** Loss names (`successors`: the six of bench/_successors.ts), or "all" (the catalog's). */
   losses: readonly string[] | "all";
   /** "all" contenders, or "ours" (our engines, the float64 reference first). */
   backends: "all" | "ours";
@@ -77,6 +77,20 @@ export const PROFILES: Readonly<Record<BenchProfile["name"], BenchProfile>> = {
     memory: false,
     history: false,
     output: "ci",
+  },
+  successors: {
+    name: "successors",
+    about:
+      "the six successor losses (issue 13) at S, M and L on our engines, beside PyTorch rows " +
+      "written after each official code (opt-in: bench:successors)",
+    sizes: ["S", "M", "L"],
+    losses: ["successors"],
+    backends: "ours",
+    budgetS: 8,
+    pytorch: true,
+    memory: false,
+    history: false,
+    output: "successors",
   },
 };
 

@@ -1,6 +1,6 @@
 // The PyTorch anchor from Deno: what it needs (checked, never installed) and one run of
 // bench/pytorch_anchor.py.
-import type { CatalogEntry } from "../mod.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../mod.ts";
 import { benchBudgetMs, benchSelection, type BenchSize } from "./_config.ts";
 
 const here = new URL(".", import.meta.url);
@@ -77,7 +77,8 @@ export type Pytorch = {
 /** What the anchor runs: sizes, heads and seconds per bench; the environment's selection by default. */
 export interface PytorchJob {
   sizes: readonly BenchSize[];
-  losses: readonly CatalogEntry[];
+  /** Each loss's name and head (a catalog entry or a successor loss of bench/_successors.ts). */
+  losses: readonly { name: string; head(): HeadSpec | SuccessorHeadSpec }[];
   budgetS: number;
 }
 

@@ -4,7 +4,10 @@ import type { BenchRow } from "./_results.ts";
 
 /** What a skip reason calls for, in a few words. */
 function hint(reason: string, kind: string | undefined, job: string): string {
-  if (kind === "WebGPU" && /unavailable|adapter|webgpu|gpu/i.test(reason)) {
+  if (
+    kind === "WebGPU" && !reason.startsWith("does not support") &&
+    /unavailable|adapter|webgpu|gpu/i.test(reason)
+  ) {
     return "; for WebGPU on the CPU install lavapipe with `apt-get install -y mesa-vulkan-drivers` " +
       "(or `deno task setup`)";
   }

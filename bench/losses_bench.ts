@@ -17,7 +17,6 @@
  *
  * @module
  */
-import type { CatalogEntry } from "../mod.ts";
 import type { Engine as Backend } from "../engines/engine.ts";
 import { CONTENDERS as BACKENDS } from "../adapters/registry.ts";
 import { type BenchHead as PreparedHead, prepareBenchHead } from "./_prepared.ts";
@@ -36,6 +35,7 @@ import {
 import { activeProfile } from "./_profiles.ts";
 import { machineProbe, parallelMachineProbe } from "./_machine_probe.ts";
 import { injectedSlowdown } from "./_slowdown.ts";
+import { type BenchLoss, benchSupport, reachesEngine, weightSize } from "./_successors.ts";
 
 /** What the sidecar file holds; bench/run.ts reads it. */
 export interface BenchSidecar {
@@ -134,7 +134,11 @@ async function probeHere(
 ): Promise<number | string> {
   let prepared: PreparedHead | undefined;
   try {
-    prepared = await prepareBenchHead(backend, losses.find((l) => l.name === loss)!.head(), size);
+    prepared = await prepareBenchHead(
+      backend,
+      losses.find((l) => l.name === loss)!.head(size),
+      size,
+    );
     await prepared.run();
     const t = performance.now();
     await prepared.run();
@@ -153,9 +157,9 @@ async function probeHere(
  */
 async function startUp(
   backend: Backend,
-  loss: CatalogEntry,
+  loss: BenchLoss,
 ): Promise<{ rates: Rates; cannotHold: Map<BenchSize, string> } | string> {
-  const head = loss.head();
+  const head = loss.head(SIZES[0]);
   const t0 = performance.now();
   const availability = await backend.availability();
   const t1 = performance.now();
@@ -264,19 +268,32 @@ sidecar.machineProbe!.samplesMs.push(...machineProbe());
 sidecar.machineProbe!.parallelSamplesMs.push(...await parallelMachineProbe());
 const throughput = new Map<Backend, { rates: Rates; cannotHold: Map<BenchSize, string> }>();
 for (const backend of backends) {
-  const result = await startUp(backend, losses[0]);
-  if (typeof result !== "string") throughput.set(backend, result);
+  // Start-up measures the first selected loss this backend computes (the successor losses are
+  // computed by some engines only); one that computes none is not started, and each of its rows
+  // is skipped with that loss's own reason, in one line.
+  const heads = losses.map((l) => l.head(SIZES[0]));
+  const support = heads.map((h) => benchSupport(backend, h));
+  const first = losses.find((_, i) => support[i] === true);
+  // The backend's own reason where it has one (some successors every engine refuses alike).
+  const own = support[Math.max(0, heads.findIndex(reachesEngine))];
+  const result = first ? await startUp(backend, first) : undefined;
+  if (result !== undefined && typeof result !== "string") throughput.set(backend, result);
   else {
-    log(`${backend.name}: skipped entirely, ${result}`);
+    log(
+      result === undefined
+        ? `${backend.name}: skipped entirely, it computes none of the selected losses ` +
+          `(e.g. ${own})`
+        : `${backend.name}: skipped entirely, ${result}`,
+    );
     for (const size of sizes) {
-      for (const loss of losses) {
+      losses.forEach((loss, i) =>
         sidecar.skipped.push({
           backend: backend.name,
           loss: loss.name,
           size: size.name,
-          reason: result,
-        });
-      }
+          reason: result ?? `does not support this head: ${support[i]}`,
+        })
+      );
     }
   }
 }
@@ -289,7 +306,7 @@ const rounds = activeProfile().rounds ?? 1;
 for (let round = 1; round <= rounds; round++) {
   for (const size of sizes) {
     for (const loss of losses) {
-      const head = loss.head();
+      const head = loss.head(size);
       const group = `${loss.name} ${sizeLabel(size)}`;
       for (const [backend, { rates, cannotHold }] of throughput) {
         const skip = (reason: string) => {
@@ -297,7 +314,7 @@ for (let round = 1; round <= rounds; round++) {
           sidecar.skipped.push({ backend: backend.name, loss: loss.name, size: size.name, reason });
           log(`skip ${group} · ${backend.name}: ${reason}`);
         };
-        const supported = backend.supports?.(head) ?? true;
+        const supported = benchSupport(backend, head);
         if (supported !== true) {
           skip(`does not support this head: ${supported}`);
           continue;
@@ -306,7 +323,7 @@ for (let round = 1; round <= rounds; round++) {
           skip(`cannot hold this size (probe failed: ${cannotHold.get(size)})`);
           continue;
         }
-        const plan = planBench(size, rateFor(rates, size), budgetMs);
+        const plan = planBench(weightSize(loss, size), rateFor(rates, size), budgetMs);
         if (plan.skip) {
           skip(plan.reason);
           continue;

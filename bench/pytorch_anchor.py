@@ -13,7 +13,15 @@ F.cross_entropy with the mean; timed forward+backward (gradients of features and
 PyTorch runs in its best configuration here, printed on start: torch.set_num_threads(os.cpu_count()),
 OMP_WAIT_POLICY=PASSIVE (libgomp's spinning threads otherwise fight OpenBLAS's), and, where
 /proc/cpuinfo shows avx512f, OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 misdetects recent CPUs;
-Haswell where only avx2). Either variable already set is kept. Prints progress on stderr; writes
+Haswell where only avx2). Either variable already set is kept.
+
+A successor head (issue 13: its "head" has a "successor" hook, bench/_successors.ts) is computed as
+its official code computes it, module state and all (SUCCESSORS below: sub-center ArcFace after
+pytorch-metric-learning's SubCenterArcFaceLoss, CurricularFace after HuangYG123/CurricularFace
+head/metrics.py, AdaFace after mk-minchul/AdaFace head.py, MagFace after IrvingMeng/MagFace
+models/magface.py, AdaCos after FaceX-Zoo head/AdaCos.py, ElasticFace after fdbtrs/ElasticFace
+utils/losses.py), with its kernel in the official layout (D×C where the official code has one),
+then F.cross_entropy with the mean, timed the same way. Prints progress on stderr; writes
 medians, per-iteration times and the BLAS in use to OUT.json, with the process's peak resident set
 size. Without PyTorch it prints one line saying what to install and exits with code 3.
 """
@@ -139,6 +147,226 @@ def head_loss(head, x, w, labels):
     return F.cross_entropy(logits, labels)
 
 
+def l2_norm(input, axis=1):
+    """The official repositories' l2_norm (CurricularFace, AdaFace, ElasticFace)."""
+    norm = torch.norm(input, 2, axis, True)
+    return torch.div(input, norm)
+
+
+class SubCenterArcFace:
+    """pytorch-metric-learning SubCenterArcFaceLoss (an ArcFaceLoss on C·K rows, W is D×C·K, the
+    class cosine the max of its K; insightface's recognition/subcenter_arcface is MXNet)."""
+    layout = "DxC"
+
+    def __init__(self, hook, classes):
+        self.margin, self.scale = hook["margin"], hook["scale"]
+        self.num_classes, self.sub_centers = classes, hook["subCenters"]
+
+    def __call__(self, embeddings, W, labels):
+        # CosineSimilarity: both normalised, then a matrix product
+        cosine = torch.matmul(F.normalize(embeddings, p=2, dim=1),
+                              F.normalize(W.t(), p=2, dim=1).t())
+        cosine = cosine.view(-1, self.num_classes, self.sub_centers)
+        cosine, _ = cosine.max(axis=2)
+        mask = torch.zeros(labels.size(0), self.num_classes, dtype=embeddings.dtype)
+        mask[torch.arange(labels.size(0)), labels] = 1
+        cosine_of_target_classes = cosine[mask == 1]
+        angles = torch.acos(torch.clamp(cosine_of_target_classes, -1, 1))
+        modified = torch.cos(angles + self.margin)
+        diff = (modified - cosine_of_target_classes).unsqueeze(1)
+        logits = (cosine + (mask * diff)) * self.scale
+        return F.cross_entropy(logits, labels)
+
+
+class CurricularFace:
+    """HuangYG123/CurricularFace head/metrics.py CurricularFace (kernel D×C, buffer t)."""
+    layout = "DxC"
+
+    def __init__(self, hook, classes):
+        m = hook["margin"]
+        self.m, self.s, self.alpha = m, hook["scale"], hook["alpha"]
+        self.cos_m, self.sin_m = math.cos(m), math.sin(m)
+        self.threshold = math.cos(math.pi - m)
+        self.mm = math.sin(math.pi - m) * m
+        self.t = torch.zeros(1) + hook["t"]
+
+    def __call__(self, embbedings, kernel, label):
+        embbedings = l2_norm(embbedings, axis=1)
+        kernel_norm = l2_norm(kernel, axis=0)
+        cos_theta = torch.mm(embbedings, kernel_norm)
+        cos_theta = cos_theta.clamp(-1, 1)
+        with torch.no_grad():
+            origin_cos = cos_theta.clone()  # noqa: F841 (returned by the official head)
+        target_logit = cos_theta[torch.arange(0, embbedings.size(0)), label].view(-1, 1)
+        sin_theta = torch.sqrt(1.0 - torch.pow(target_logit, 2))
+        cos_theta_m = target_logit * self.cos_m - sin_theta * self.sin_m
+        mask = cos_theta > cos_theta_m
+        final_target_logit = torch.where(target_logit > self.threshold, cos_theta_m,
+                                         target_logit - self.mm)
+        hard_example = cos_theta[mask]
+        with torch.no_grad():
+            self.t = target_logit.mean() * self.alpha + (1 - self.alpha) * self.t
+        cos_theta[mask] = hard_example * (self.t + hard_example)
+        cos_theta.scatter_(1, label.view(-1, 1).long(), final_target_logit)
+        return F.cross_entropy(cos_theta * self.s, label)
+
+
+class AdaFace:
+    """mk-minchul/AdaFace head.py AdaFace (kernel D×C, buffers batch_mean and batch_std); its
+    input is the backbone's output, x/‖x‖ and ‖x‖ (net.py), so the gradient reaches x through
+    the normalisation and not through the (detached) norms."""
+    layout = "DxC"
+
+    def __init__(self, hook, classes):
+        self.m, self.h, self.s, self.t_alpha = hook["margin"], hook["h"], hook["scale"], hook["alpha"]
+        self.eps = 1e-3
+        self.batch_mean = torch.ones(1) * hook["mean"]
+        self.batch_std = torch.ones(1) * hook["std"]
+
+    def __call__(self, x, kernel, label):
+        norms = torch.norm(x, 2, 1, True)
+        embbedings = torch.div(x, norms)
+        kernel_norm = l2_norm(kernel, axis=0)
+        cosine = torch.mm(embbedings, kernel_norm)
+        cosine = cosine.clamp(-1 + self.eps, 1 - self.eps)
+        safe_norms = torch.clip(norms, min=0.001, max=100)
+        safe_norms = safe_norms.clone().detach()
+        with torch.no_grad():
+            mean = safe_norms.mean().detach()
+            std = safe_norms.std().detach()
+            self.batch_mean = mean * self.t_alpha + (1 - self.t_alpha) * self.batch_mean
+            self.batch_std = std * self.t_alpha + (1 - self.t_alpha) * self.batch_std
+        margin_scaler = (safe_norms - self.batch_mean) / (self.batch_std + self.eps)
+        margin_scaler = margin_scaler * self.h
+        margin_scaler = torch.clip(margin_scaler, -1, 1)
+        m_arc = torch.zeros(label.size()[0], cosine.size()[1])
+        m_arc.scatter_(1, label.reshape(-1, 1), 1.0)
+        g_angular = self.m * margin_scaler * -1
+        m_arc = m_arc * g_angular
+        theta = cosine.acos()
+        theta_m = torch.clip(theta + m_arc, min=self.eps, max=math.pi - self.eps)
+        cosine = theta_m.cos()
+        m_cos = torch.zeros(label.size()[0], cosine.size()[1])
+        m_cos.scatter_(1, label.reshape(-1, 1), 1.0)
+        g_add = self.m + (self.m * margin_scaler)
+        m_cos = m_cos * g_add
+        cosine = cosine - m_cos
+        return F.cross_entropy(cosine * self.s, label)
+
+
+class MagFace:
+    """IrvingMeng/MagFace models/magface.py MagLinear + MagLoss (weight D×C), the training loss
+    loss_id + λ_g·loss_g of its trainer (λ_g from the head: run/run.sh's 35)."""
+    layout = "DxC"
+
+    def __init__(self, hook, classes):
+        self.scale = hook["scale"]
+        self.easy_margin = hook["fallback"] == "easy"
+        self.l_a, self.u_a = hook["lowerNorm"], hook["upperNorm"]
+        self.l_margin, self.u_margin = hook["lowerMargin"], hook["upperMargin"]
+        self.lambda_g = hook["regularization"]
+
+    def _margin(self, x):
+        return (self.u_margin - self.l_margin) / (self.u_a - self.l_a) * (x - self.l_a) + \
+            self.l_margin
+
+    def __call__(self, x, weight, target):
+        x_norm = torch.norm(x, dim=1, keepdim=True).clamp(self.l_a, self.u_a)
+        ada_margin = self._margin(x_norm)
+        cos_m, sin_m = torch.cos(ada_margin), torch.sin(ada_margin)
+        weight_norm = F.normalize(weight, dim=0)
+        cos_theta = torch.mm(F.normalize(x), weight_norm)
+        cos_theta = cos_theta.clamp(-1, 1)
+        sin_theta = torch.sqrt(1.0 - torch.pow(cos_theta, 2))
+        cos_theta_m = cos_theta * cos_m - sin_theta * sin_m
+        if self.easy_margin:
+            cos_theta_m = torch.where(cos_theta > 0, cos_theta_m, cos_theta)
+        else:
+            mm = torch.sin(math.pi - ada_margin) * ada_margin
+            threshold = torch.cos(math.pi - ada_margin)
+            cos_theta_m = torch.where(cos_theta > threshold, cos_theta_m, cos_theta - mm)
+        cos_theta_m = self.scale * cos_theta_m
+        cos_theta = self.scale * cos_theta
+        # MagLoss
+        loss_g = torch.mean(1 / (self.u_a ** 2) * x_norm + 1 / (x_norm))
+        one_hot = torch.zeros_like(cos_theta)
+        one_hot.scatter_(1, target.view(-1, 1), 1.0)
+        output = one_hot * cos_theta_m + (1.0 - one_hot) * cos_theta
+        loss = F.cross_entropy(output, target, reduction="mean")
+        return loss.mean() + self.lambda_g * loss_g
+
+
+class AdaCos:
+    """FaceX-Zoo head/AdaCos.py AdaCos (W C×D, the scale updated under no_grad each batch)."""
+    layout = "CxD"
+
+    def __init__(self, hook, classes):
+        self.scale = hook["scale"] if hook["scale"] is not None else \
+            math.sqrt(2) * math.log(classes - 1)
+        self.update = hook["updateScale"]
+
+    def __call__(self, feats, W, labels):
+        W = F.normalize(W)
+        logits = F.linear(F.normalize(feats), W)
+        theta = torch.acos(torch.clamp(logits, -1.0 + 1e-7, 1.0 - 1e-7))
+        one_hot = torch.zeros_like(logits)
+        one_hot.scatter_(1, labels.view(-1, 1).long(), 1)
+        if self.update:
+            with torch.no_grad():
+                B_avg = torch.where(one_hot < 1, torch.exp(self.scale * logits),
+                                    torch.zeros_like(logits))
+                B_avg = torch.sum(B_avg) / feats.size(0)
+                theta_med = torch.median(theta[one_hot == 1])
+                self.scale = torch.log(B_avg) / torch.cos(
+                    torch.min(math.pi / 4 * torch.ones_like(theta_med), theta_med))
+        return F.cross_entropy(self.scale * logits, labels)
+
+
+class ElasticFace:
+    """fdbtrs/ElasticFace utils/losses.py ElasticArcFace / ElasticCosFace (kernel D×C): margins
+    drawn by torch.normal(m, σ) every step (m = 0.5 arc, 0.35 cos; σ = 0.05 as config.py)."""
+    layout = "DxC"
+
+    def __init__(self, hook, classes):
+        self.arc = hook["variant"] == "arc"
+        self.s, self.plus = hook["scale"], hook["plus"]
+        self.m, self.std = (0.5 if self.arc else 0.35), 0.05
+
+    def __call__(self, embbedings, kernel, label):
+        embbedings = l2_norm(embbedings, axis=1)
+        kernel_norm = l2_norm(kernel, axis=0)
+        cos_theta = torch.mm(embbedings, kernel_norm)
+        cos_theta = cos_theta.clamp(-1, 1)
+        index = torch.where(label != -1)[0]
+        m_hot = torch.zeros(index.size()[0], cos_theta.size()[1])
+        margin = torch.normal(mean=self.m, std=self.std, size=label[index, None].size())
+        if self.plus:
+            with torch.no_grad():
+                distmat = cos_theta[index, label.view(-1)].detach().clone()
+                _, idicate_cosie = torch.sort(distmat, dim=0, descending=True)
+                margin, _ = torch.sort(margin, dim=0)
+            m_hot.scatter_(1, label[index, None], margin[idicate_cosie])
+        else:
+            m_hot.scatter_(1, label[index, None], margin)
+        if self.arc:
+            cos_theta.acos_()
+            cos_theta[index] += m_hot
+            cos_theta.cos_().mul_(self.s)
+            return F.cross_entropy(cos_theta, label)
+        cos_theta[index] -= m_hot
+        return F.cross_entropy(cos_theta * self.s, label)
+
+
+SUCCESSORS = {
+    "subCenter": SubCenterArcFace,
+    "curricular": CurricularFace,
+    "adaFace": AdaFace,
+    "magFace": MagFace,
+    "adaCos": AdaCos,
+    "elastic": ElasticFace,
+}
+
+
 def bench_rows(count, d, generator):
     """Rows drawn as bench/_inputs.ts draws them: norms 0.5 + 2|N(0, 1)|, directions Gaussian.
 
@@ -152,15 +380,25 @@ def bench_rows(count, d, generator):
 
 def bench_one(head, size, budget_s, generator):
     n_, d, c_ = size["N"], size["D"], size["C"]
+    hook = head.get("successor")
+    rows = c_ * hook["subCenters"] if hook and hook["kind"] == "subCenter" else c_
     x = bench_rows(n_, d, generator).requires_grad_()
-    w = bench_rows(c_, d, generator).requires_grad_()
+    w = bench_rows(rows, d, generator)
     labels = (torch.arange(n_) * 7919 + 1) % c_
+    if hook:
+        module = SUCCESSORS[hook["kind"]](hook, c_)
+        if module.layout == "DxC":
+            w = w.t().contiguous()  # the official kernel's layout: embedding_size × classes
+        compute = lambda: module(x, w, labels)  # noqa: E731
+    else:
+        compute = lambda: head_loss(head, x, w, labels)  # noqa: E731
+    w.requires_grad_()
 
     def run():
         x.grad = None
         w.grad = None
         start = time.perf_counter()
-        loss = head_loss(head, x, w, labels)
+        loss = compute()
         loss.backward()
         elapsed = time.perf_counter() - start
         if not math.isfinite(loss.item()):

@@ -36,6 +36,7 @@ import { trackerEntries } from "./tracker.ts";
 import { historyEntry, recordHistory } from "./history.ts";
 import { summaryTable } from "./summary.ts";
 import { skipLines } from "./_skips.ts";
+import { findBenchLoss, weightSize } from "./_successors.ts";
 
 export type { BenchRow } from "./_results.ts";
 
@@ -155,7 +156,8 @@ function buildRows(
       const torch = group.find((r) => r.backend === PYTORCH)?.medianMs;
       for (const r of group) {
         if (r.medianMs === undefined) continue;
-        r.gflops = flopsOf(size) / r.medianMs / 1e6;
+        // Sub-center ArcFace's matrix products are K times larger (C·K weight rows).
+        r.gflops = flopsOf(weightSize(findBenchLoss(loss) ?? {}, size)) / r.medianMs / 1e6;
         if (ref) r.vsReference = ref / r.medianMs;
         if (torch) r.vsPytorch = torch / r.medianMs;
       }
