@@ -100,11 +100,12 @@ Deno.test("parity: the successor cases cover all six losses and run on exactly t
     );
   }
   console.log(JSON.stringify(table));
-  // The batch-wide kinds reach no engine; every engine but engine-webgpu computes ElasticFace and
-  // MagFace (engine-webgpu none, with its reason).
+  // The batch-wide kinds reach only the reference engine; every engine but engine-webgpu computes
+  // ElasticFace, MagFace and AdaFace (engine-webgpu none, with its reason).
   for (const [name, row] of Object.entries(table)) {
-    assert.equal(row.curricular || row.subCenter || row.adaCos, false, name);
-    assert.equal(row.elastic && row.magFace, name !== "engine-webgpu", name);
+    assert.equal(row.curricular && row.subCenter && row.adaCos, name === "reference", name);
+    assert.equal(row.curricular || row.subCenter || row.adaCos, name === "reference", name);
+    assert.equal(row.elastic && row.magFace && row.adaFace, name !== "engine-webgpu", name);
   }
   assert.match(
     successorSupport(ENGINES.webgpu as Engine, magFaceHead()) as string,

@@ -15,8 +15,6 @@ import {
   type SuccessorHeadSpec,
 } from "../mod.ts";
 import type { Engine } from "../engines/engine.ts";
-import { checkHeadSpec } from "../losses/checks.ts";
-import { isPerSampleHook } from "../losses/successor_targets.ts";
 import type { BenchSize } from "./_config.ts";
 
 /** A loss of the bench: its name and its head at a size, with the loss's defaults. */
@@ -76,20 +74,9 @@ export function weightSize(loss: { rowsPerClass?: number }, size: BenchSize): Be
 }
 
 /**
- * Whether prepareHead hands `head` to the engine's own check (a head loss, or a successor of a
- * per-sample kind), rather than refusing it for every engine alike.
- */
-export function reachesEngine(head: HeadSpec | SuccessorHeadSpec): boolean {
-  return !("successor" in head) || isPerSampleHook(head.successor);
-}
-
-const message = (e: unknown) => e instanceof Error ? e.message : String(e);
-
-/**
  * Whether `backend` computes `head` through prepareHead, or why not, in one line: a head loss by
- * the backend's `supports`; a successor head as engines/prepare_head.ts decides (only the
- * per-sample kinds reach an engine, then its `supportsSuccessor`, and a backend without
- * `prepareSuccessor` computes none).
+ * the backend's `supports`; a successor head as engines/prepare_head.ts decides (the engine's
+ * `supportsSuccessor`; a backend without `prepareSuccessor` computes none).
  */
 export function benchSupport(
   backend: Engine,
@@ -101,14 +88,6 @@ export function benchSupport(
     return supported === true ? true : oneLine(supported);
   }
   const kind = JSON.stringify(head.successor.kind);
-  if (!isPerSampleHook(head.successor)) {
-    try {
-      checkHeadSpec(backend.name, head);
-    } catch (e) {
-      return oneLine(message(e));
-    }
-    return `head.successor (${kind}) is not computed by any engine yet`;
-  }
   const supported = backend.supportsSuccessor?.(head);
   if (typeof supported === "string") return oneLine(supported);
   if (!backend.prepareSuccessor) {

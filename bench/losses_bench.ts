@@ -35,7 +35,7 @@ import {
 import { activeProfile } from "./_profiles.ts";
 import { machineProbe, parallelMachineProbe } from "./_machine_probe.ts";
 import { injectedSlowdown } from "./_slowdown.ts";
-import { type BenchLoss, benchSupport, reachesEngine, weightSize } from "./_successors.ts";
+import { type BenchLoss, benchSupport, weightSize } from "./_successors.ts";
 
 /** What the sidecar file holds; bench/run.ts reads it. */
 export interface BenchSidecar {
@@ -274,8 +274,7 @@ for (const backend of backends) {
   const heads = losses.map((l) => l.head(SIZES[0]));
   const support = heads.map((h) => benchSupport(backend, h));
   const first = losses.find((_, i) => support[i] === true);
-  // The backend's own reason where it has one (some successors every engine refuses alike).
-  const own = support[Math.max(0, heads.findIndex(reachesEngine))];
+  const own = support[0];
   const result = first ? await startUp(backend, first) : undefined;
   if (result !== undefined && typeof result !== "string") throughput.set(backend, result);
   else {

@@ -19,7 +19,6 @@ import type {
 import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
 import { checkHeadSpec } from "../losses/checks.ts";
 import { checkSuccessorHead } from "../losses/successor_head.ts";
-import { isPerSampleHook } from "../losses/successor_targets.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -178,17 +177,11 @@ export async function prepareOn<
 }
 
 /**
- * Checks a successor head that an engine is asked to compute and returns a fresh copy: one of the
- * per-sample kinds (losses/successor_targets.ts) checked by its loss page's builder
- * (`checkSuccessorHead`), with ElasticFace's margins one per sample of the shape; any other hook is
- * refused as `checkHeadSpec` refuses it, naming the hook.
+ * Checks a successor head that an engine is asked to compute and returns a fresh copy: checked by
+ * its loss page's builder (`checkSuccessorHead`), with ElasticFace's margins one per sample of the
+ * shape. Whether the engine computes its hook is the engine's answer (`supportsSuccessor`).
  */
 function checkEngineSuccessor(where: string, head: unknown, samples: number): SuccessorHeadSpec {
-  const hook = (head as { successor?: unknown }).successor as SuccessorHeadSpec["successor"] | null;
-  if (hook === null || typeof hook !== "object" || !isPerSampleHook(hook)) {
-    checkHeadSpec(where, head); // throws: "head.successor (…) is a successor hook that …"
-    throw new Error(`${where}: unreachable`);
-  }
   const checked = checkSuccessorHead(where, head);
   const { successor } = checked;
   if (successor.kind === "elastic" && successor.margins.length !== samples) {
@@ -207,7 +200,7 @@ function supportsSuccessor(engine: Engine, head: SuccessorHeadSpec): true | stri
   if (typeof supported === "string") return supported;
   if (!engine.prepareSuccessor) {
     return `head.successor (${kind}) is a successor hook that ${engine.name} does not compute; ` +
-      `the reference, engine-wasm and engine-native do`;
+      `the reference engine computes every successor`;
   }
   return true;
 }

@@ -265,7 +265,7 @@ Deno.test("reference engine: the successor heads give their loss pages' results,
   }
 });
 
-Deno.test("every engine refuses the other successor hooks and checks the heads", async () => {
+Deno.test("only the reference engine computes the other successor hooks; every engine checks the heads", async () => {
   const shape = { samples: 2, dims: 3, classes: 6 };
   const others: [SuccessorHeadSpec, string][] = [
     [curricularFaceHead(), "curricular"],
@@ -274,9 +274,15 @@ Deno.test("every engine refuses the other successor hooks and checks the heads",
   ];
   for (const engine of Object.values(ENGINES) as Engine[]) {
     for (const [head, kind] of others) {
+      if (engine.name === "reference") {
+        await (await prepareOn(engine, head, shape, {})).dispose();
+        continue;
+      }
       await assert.rejects(
         () => prepareOn(engine, head, shape, {}),
-        new RegExp(`head\\.successor \\("${kind}"\\) is a successor hook that only the float64`),
+        new RegExp(
+          `head\\.successor \\("${kind}"\\) is a successor hook that ${engine.name} does not`,
+        ),
       );
     }
     await assert.rejects(

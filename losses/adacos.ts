@@ -61,8 +61,8 @@ export function adaCosInitialState(classes: number): AdaCosState {
 
 /**
  * The head description of {@linkcode adaCosLoss} for one step (its scale is `options.state`'s,
- * `null` for √2·ln(C − 1) from the batch's C); no engine computes it yet (`prepareHead` refuses it,
- * naming the hook).
+ * `null` for √2·ln(C − 1) from the batch's C); `prepareHead` computes it on the reference engine
+ * only (the float32 engines refuse it, naming the hook).
  *
  * @example
  * ```ts

@@ -55,7 +55,8 @@ export function curricularFaceInitialState(): CurricularFaceState {
 
 /**
  * The head description of {@linkcode curricularFaceLoss} for one step (its t is `options.state`'s);
- * no engine computes it yet (`prepareHead` refuses it, naming the hook).
+ * `prepareHead` computes it on the reference engine only (the float32 engines refuse it, naming the
+ * hook).
  *
  * @example
  * ```ts

@@ -28,8 +28,8 @@ const KNOWN = [
 ] as const;
 
 /**
- * The head description of {@linkcode subCenterArcFaceLoss}; no engine computes it yet
- * (`prepareHead` refuses it, naming the hook).
+ * The head description of {@linkcode subCenterArcFaceLoss}; `prepareHead` computes it on the
+ * reference engine only (the float32 engines refuse it, naming the hook).
  *
  * @example
  * ```ts

@@ -1,19 +1,17 @@
 import assert from "node:assert";
 import {
   arcFaceLoss,
-  ENGINE_NAMES,
   type HeadInput,
   matrix,
-  prepareHead,
   subCenterArcFaceHead,
   subCenterArcFaceLoss,
   subCenterCleaning,
 } from "../mod.ts";
-import type { HeadSpec } from "../mod.ts";
 import { fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
 import { assertClose } from "../testing/assert_close.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import {
+  checkReferenceOnlySuccessor,
   checkSuccessorFiniteDifferences,
   checkSuccessorFixtures,
   successorCasesOf,
@@ -90,12 +88,8 @@ Deno.test("subCenterArcFace: bad input is an error naming the argument", () => {
   assert.ok(Array.from(r.gradFeatures.data).every(Number.isFinite));
 });
 
-Deno.test("subCenterArcFace: every engine refuses the head, naming the hook", async () => {
-  const head = subCenterArcFaceHead() as unknown as HeadSpec;
-  for (const engine of ENGINE_NAMES) {
-    await assert.rejects(
-      () => prepareHead(head, { samples: 2, dims: 3, classes: 6 }, { engine }),
-      /head\.successor \("subCenter"\)/,
-    );
-  }
+Deno.test("subCenterArcFace: the reference engine computes the head as the loss does; the others refuse, naming the hook", async () => {
+  // 2 classes of 3 sub-centers: 6 weight rows, labels in [0, 2)
+  const input = { ...randomHeadInput({ N: 2, D: 3, C: 6 }, 7), labels: [1, 0] };
+  await checkReferenceOnlySuccessor(subCenterArcFaceHead(), subCenterArcFaceLoss(input), input);
 });

@@ -17,7 +17,6 @@ import {
 } from "../mod.ts";
 import type { Engine, EngineResult } from "../engines/engine.ts";
 import { prepareOn } from "../engines/prepare_head.ts";
-import { isPerSampleHook } from "../losses/successor_targets.ts";
 import { closeness } from "./assert_close.ts";
 import { fixtureArray, type FixtureCase, fixtureCases } from "./fixtures.ts";
 import { fixtureHeadInput } from "./loss_checks.ts";
@@ -159,16 +158,10 @@ const SUCCESSOR_HEADS: Record<string, (options: Record<string, unknown>) => Succ
 };
 
 /**
- * Whether `engine` computes a successor head, or why not, as prepareHead decides it: only the
- * per-sample kinds reach an engine, and then the engine's own answer (`supportsSuccessor`, with a
- * `prepareSuccessor` to run it).
+ * Whether `engine` computes a successor head, or why not, as prepareHead decides it: the engine's
+ * own answer (`supportsSuccessor`, with a `prepareSuccessor` to run it).
  */
 export function successorSupport(engine: Engine, head: SuccessorHeadSpec): true | string {
-  const kind = JSON.stringify(head.successor.kind);
-  if (!isPerSampleHook(head.successor)) {
-    return `head.successor (${kind}) keeps batch-wide terms that no engine computes yet (only ` +
-      "its float64 loss page, held to these fixtures at 1e-10 in losses/)";
-  }
   const answer = engine.supportsSuccessor?.(head);
   if (typeof answer === "string") return answer;
   return answer === true && engine.prepareSuccessor

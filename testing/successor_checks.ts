@@ -1,6 +1,15 @@
 // Checks of the successor losses (issue 13): their PyTorch fixtures (fixtures/manifest.json's
 // successorCases, sequences of steps with the state carried), finite differences, no NaN.
-import { type HeadInput, type HeadResult, matrix } from "../mod.ts";
+import assert from "node:assert";
+import {
+  ENGINE_NAMES,
+  type HeadInput,
+  headLoss,
+  type HeadResult,
+  matrix,
+  prepareHead,
+  type SuccessorHeadSpec,
+} from "../mod.ts";
 import { assertClose } from "./assert_close.ts";
 import { type ArrayRef, fixtureArray, type FixtureCase } from "./fixtures.ts";
 import { checkFiniteDifferences, FIXTURE_RTOL, recordError, reportWorst } from "./loss_checks.ts";
@@ -204,4 +213,37 @@ function checkWeightsOnly(fn: SuccessorLoss, input: HeadInput, options: object, 
     atol: 1e-6 * scale + 1e-8,
     name: `${name} gradWeights`,
   });
+}
+
+/**
+ * The engines on a successor head that only the reference computes: the reference engine (through
+ * `prepareHead`) returns exactly the loss page's result and state; every other engine refuses,
+ * naming the hook.
+ */
+export async function checkReferenceOnlySuccessor(
+  head: SuccessorHeadSpec,
+  expected: HeadResult & { state?: object },
+  input: HeadInput,
+): Promise<void> {
+  const kind = JSON.stringify(head.successor.kind).replace(/"/g, '\\"');
+  const shape = {
+    samples: input.features.rows,
+    dims: input.features.cols,
+    classes: input.weights.rows,
+  };
+  for (const engine of ENGINE_NAMES) {
+    if (engine === "reference") {
+      const got = await headLoss(input, head, { engine });
+      assert.equal(got.loss, expected.loss);
+      assert.deepEqual(Array.from(got.gradFeatures.data), Array.from(expected.gradFeatures.data));
+      assert.deepEqual(got.state, expected.state);
+      continue;
+    }
+    await assert.rejects(
+      () => prepareHead(head, shape, { engine }),
+      new RegExp(
+        `head\\.successor \\(${kind}\\) is a successor hook that engine-${engine} does not compute`,
+      ),
+    );
+  }
 }
