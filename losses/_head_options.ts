@@ -12,6 +12,21 @@ export function scaleOption(where: string, value: unknown, fallback: number): nu
   });
 }
 
+/** Reads an additive angular margin (option `name`): radians in [0, π). */
+export function angleMarginOption(
+  where: string,
+  name: string,
+  value: unknown,
+  fallback: number,
+): number {
+  return numberOption(where, name, value, fallback, {
+    min: 0,
+    max: Math.PI,
+    maxOpen: true,
+    text: "an angle in radians in [0, π)",
+  });
+}
+
 /** Reads ψ's integer margin m. */
 export function integerMarginOption(where: string, value: unknown, fallback: number): number {
   return numberOption(where, "margin", value, fallback, {

@@ -11,6 +11,7 @@ import {
   arcMargin as arc,
   isPerSampleHook,
   type PerSampleHook,
+  type SuccessorTargets,
   successorTargets,
   unitCosine,
 } from "./successor_targets.ts";
@@ -40,19 +41,15 @@ interface Batch {
 }
 
 /** The logits a hook forms from the class cosines, with the slopes the backward needs. */
-interface Logits {
+interface Logits extends
+  Pick<
+    SuccessorTargets,
+    "normSlope" | "extraLoss" | "extraNormSlope" | "state" | "margins"
+  > {
   /** N×C logits. */
   z: Float64Array;
   /** N×C ∂z_ij/∂c_ij. */
   slope: Float64Array;
-  /** N: ∂z_iy/∂‖x_i‖ (MagFace's margin follows the norm). */
-  normSlope?: Float64Array;
-  /** N: a term added to each per-sample loss (MagFace's regulariser). */
-  extraLoss?: Float64Array;
-  /** N: ∂extraLoss_i/∂‖x_i‖. */
-  extraNormSlope?: Float64Array;
-  state: Record<string, number>;
-  margins?: Float64Array;
 }
 
 function checkBatch(where: string, input: HeadInput, K: number): Batch {

@@ -1,8 +1,8 @@
 import type { HeadSpec } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginOptions } from "./types.ts";
 import { marginSoftmaxLoss } from "./margin_softmax.ts";
-import { angularHead, scaleOption } from "./_head_options.ts";
-import { booleanOption, numberOption } from "./_validate.ts";
+import { angleMarginOption, angularHead, scaleOption } from "./_head_options.ts";
+import { booleanOption } from "./_validate.ts";
 
 /** Options of {@linkcode arcFaceLoss}. */
 export interface ArcFaceOptions extends MarginOptions {
@@ -40,12 +40,7 @@ export function arcFaceHead(options?: ArcFaceOptions): HeadSpec {
       margin: {
         kind: "angular",
         m1: 1,
-        m2: numberOption(where, "margin", o.margin, 0.5, {
-          min: 0,
-          max: Math.PI,
-          maxOpen: true,
-          text: "an angle in radians in [0, π)",
-        }),
+        m2: angleMarginOption(where, "margin", o.margin, 0.5),
         m3: 0,
         fallback: booleanOption(where, "easyMargin", o.easyMargin, false) ? "easy" : "insightface",
       },

@@ -1,7 +1,7 @@
 import type { HeadSpec } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginOptions } from "./types.ts";
 import { marginSoftmaxLoss } from "./margin_softmax.ts";
-import { angularHead, scaleOption } from "./_head_options.ts";
+import { angleMarginOption, angularHead, scaleOption } from "./_head_options.ts";
 import { numberOption } from "./_validate.ts";
 
 /** Options of {@linkcode combinedMarginLoss}. */
@@ -46,12 +46,7 @@ export function combinedMarginHead(options?: CombinedMarginOptions): HeadSpec {
           minOpen: true,
           text: "a finite number > 0",
         }),
-        m2: numberOption(where, "m2", o.m2, 0.5, {
-          min: 0,
-          max: Math.PI,
-          maxOpen: true,
-          text: "an angle in radians in [0, π)",
-        }),
+        m2: angleMarginOption(where, "m2", o.m2, 0.5),
         m3: numberOption(where, "m3", o.m3, 0, { min: 0, max: 1, text: "in [0, 1]" }),
         fallback: "none",
       },

@@ -2,7 +2,7 @@ import type { SuccessorHeadSpec } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginOptions } from "./types.ts";
 import { successorLoss } from "./_successor.ts";
 import { RATE, reductionOf, stateOption } from "./_successor_options.ts";
-import { scaleOption } from "./_head_options.ts";
+import { angleMarginOption, scaleOption } from "./_head_options.ts";
 import { marginGradientOption, numberOption, optionsObject } from "./_validate.ts";
 
 /** The running statistic of CurricularFace: t, an EMA of the batches' mean target cosine. */
@@ -82,12 +82,7 @@ export function curricularFaceHead(options?: CurricularFaceOptions): SuccessorHe
     successor: {
       kind: "curricular",
       scale: scaleOption(WHERE, o.scale, 64),
-      margin: numberOption(WHERE, "margin", o.margin, 0.5, {
-        min: 0,
-        max: Math.PI,
-        maxOpen: true,
-        text: "an angle in radians in [0, π)",
-      }),
+      margin: angleMarginOption(WHERE, "margin", o.margin, 0.5),
       t: state.t,
       alpha: numberOption(WHERE, "alpha", o.alpha, 0.01, RATE),
     },

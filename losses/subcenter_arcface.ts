@@ -2,7 +2,7 @@ import type { SuccessorHeadSpec } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginOptions } from "./types.ts";
 import { successorLoss } from "./_successor.ts";
 import { reductionOf } from "./_successor_options.ts";
-import { scaleOption } from "./_head_options.ts";
+import { angleMarginOption, scaleOption } from "./_head_options.ts";
 import { booleanOption, marginGradientOption, numberOption, optionsObject } from "./_validate.ts";
 
 /** Options of {@linkcode subCenterArcFaceLoss}. */
@@ -52,12 +52,7 @@ export function subCenterArcFaceHead(options?: SubCenterArcFaceOptions): Success
     successor: {
       kind: "subCenter",
       scale: scaleOption(WHERE, o.scale, 64),
-      margin: numberOption(WHERE, "margin", o.margin, 0.5, {
-        min: 0,
-        max: Math.PI,
-        maxOpen: true,
-        text: "an angle in radians in [0, π)",
-      }),
+      margin: angleMarginOption(WHERE, "margin", o.margin, 0.5),
       subCenters: numberOption(WHERE, "subCenters", o.subCenters, 3, {
         min: 1,
         integer: true,
