@@ -1,13 +1,5 @@
 import assert from "node:assert";
-import {
-  adaFaceHead,
-  adaFaceLoss,
-  ENGINE_NAMES,
-  type HeadInput,
-  matrix,
-  prepareHead,
-} from "../mod.ts";
-import type { HeadSpec } from "../mod.ts";
+import { adaFaceLoss, type HeadInput, matrix } from "../mod.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import {
   checkSuccessorFixtures,
@@ -80,15 +72,5 @@ Deno.test("adaFace: bad options and inputs are errors naming the argument", () =
   for (const [options, message] of cases) {
     // deno-lint-ignore no-explicit-any
     assert.throws(() => adaFaceLoss(input, options as any), message);
-  }
-});
-
-Deno.test("adaFace: engine-webgpu refuses the head, naming the hook (engines/successor_test.ts runs it on the others)", async () => {
-  const head = adaFaceHead() as unknown as HeadSpec;
-  for (const engine of ENGINE_NAMES.filter((engine) => engine === "webgpu")) {
-    await assert.rejects(
-      () => prepareHead(head, { samples: 2, dims: 3, classes: 4 }, { engine }),
-      /head\.successor \("adaFace"\) is a successor hook that engine-webgpu does not compute/,
-    );
   }
 });

@@ -139,8 +139,8 @@ export function elasticFaceMargins(
 
 /**
  * The head description of {@linkcode elasticFaceLoss} for one step (with this step's margins);
- * `prepareHead` runs it on the reference, engine-wasm and engine-native (engine-webgpu refuses it,
- * naming the hook), the margins as applied in `result.margins`.
+ * `prepareHead` runs it on the reference, engine-wasm, engine-native and engine-webgpu, the
+ * margins as applied in `result.margins`.
  *
  * @example
  * ```ts

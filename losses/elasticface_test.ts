@@ -1,15 +1,5 @@
 import assert from "node:assert";
-import {
-  arcFaceLoss,
-  cosFaceLoss,
-  elasticFaceHead,
-  elasticFaceLoss,
-  elasticFaceMargins,
-  ENGINE_NAMES,
-  matrix,
-  prepareHead,
-} from "../mod.ts";
-import type { HeadSpec } from "../mod.ts";
+import { arcFaceLoss, cosFaceLoss, elasticFaceLoss, elasticFaceMargins, matrix } from "../mod.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import { assertClose } from "../testing/assert_close.ts";
 import {
@@ -167,14 +157,4 @@ Deno.test("elasticFace: the options' margins are not changed", () => {
   assert.deepEqual(Array.from(typed), [0.6, 0.4, 0.5]);
   assert.notEqual(t.margins, typed);
   assert.deepEqual(r.margins, t.margins);
-});
-
-Deno.test("elasticFace: engine-webgpu refuses the head, naming the hook (engines/successor_test.ts runs it on the others)", async () => {
-  const head = elasticFaceHead({ margins: [0.5, 0.5] }) as unknown as HeadSpec;
-  for (const engine of ENGINE_NAMES.filter((engine) => engine === "webgpu")) {
-    await assert.rejects(
-      () => prepareHead(head, { samples: 2, dims: 3, classes: 4 }, { engine }),
-      /head\.successor \("elastic"\)/,
-    );
-  }
 });

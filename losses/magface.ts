@@ -37,7 +37,7 @@ const KNOWN = [
 
 /**
  * The head description of {@linkcode magFaceLoss}; `prepareHead` runs it on the reference,
- * engine-wasm and engine-native (engine-webgpu refuses it, naming the hook).
+ * engine-wasm, engine-native and engine-webgpu.
  *
  * @example
  * ```ts

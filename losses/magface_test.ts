@@ -1,13 +1,5 @@
 import assert from "node:assert";
-import {
-  ENGINE_NAMES,
-  type HeadInput,
-  magFaceHead,
-  magFaceLoss,
-  matrix,
-  prepareHead,
-} from "../mod.ts";
-import type { HeadSpec } from "../mod.ts";
+import { type HeadInput, magFaceLoss, matrix } from "../mod.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import {
   checkSuccessorFiniteDifferences,
@@ -72,15 +64,5 @@ Deno.test("magFace: bad options are errors naming the argument", () => {
   for (const [options, message] of cases) {
     // deno-lint-ignore no-explicit-any
     assert.throws(() => magFaceLoss(input, options as any), message);
-  }
-});
-
-Deno.test("magFace: engine-webgpu refuses the head, naming the hook (engines/successor_test.ts runs it on the others)", async () => {
-  const head = magFaceHead() as unknown as HeadSpec;
-  for (const engine of ENGINE_NAMES.filter((engine) => engine === "webgpu")) {
-    await assert.rejects(
-      () => prepareHead(head, { samples: 2, dims: 3, classes: 4 }, { engine }),
-      /head\.successor \("magFace"\)/,
-    );
   }
 });

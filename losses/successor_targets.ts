@@ -3,7 +3,7 @@
  * logit (ElasticFace's m_i, MagFace's m(a_i) with its radial term and regulariser, AdaFace's margin
  * from the batch's norm statistics), in float64: the one implementation that the float64 reference
  * (losses/_successor.ts) and the engines that finish their targets on the host (engines/host/
- * samples.ts, for engine-wasm and engine-native) both call. Every logit of these heads is s times a
+ * samples.ts, for engine-wasm, engine-native and engine-webgpu) both call. Every logit of these heads is s times a
  * clamped cosine (a non-target's slope is s inside the clamp, 0 outside), except the target's, which
  * is s·f_i(c_iy) with the per-sample f_i computed here.
  *

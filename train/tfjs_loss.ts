@@ -288,6 +288,11 @@ function successorSupport(spec: SuccessorHeadSpec, engine: TfjsLossEngine): true
   if (!isPerSampleHook(spec.successor)) {
     return `${e.name} does not compute this hook; only the float64 reference does so far`;
   }
+  if (engine === "webgpu") {
+    // prepareHead's engine-webgpu computes the per-sample kinds; the runs on tfjs-webgpu's own
+    // buffers (prepareExternalHead) have no host targets yet.
+    return `${e.name} on tfjs-webgpu's buffers (prepareExternalHead) computes no successor head`;
+  }
   const answer = e.supportsSuccessor?.(spec);
   if (typeof answer === "string") return answer;
   return answer === true && e.prepareSuccessor ? true : `${e.name} computes no successor head`;

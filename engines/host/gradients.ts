@@ -1,5 +1,6 @@
 /**
- * The per-sample gradients after the kernels, in float64, shared by engine-wasm and engine-native:
+ * The per-sample gradients after the kernels, in float64, shared by engine-wasm and engine-native
+ * (and engine-webgpu for a successor head's targets):
  * ∂loss/∂x from the kernels' non-target sums with the row-norm backward of x and the radius, and
  * each target's whole contribution to ∂x_i, ∂w_{y_i} (and the bias). The kernels leave the targets
  * out: f′(c) grows without bound near c = ±1, where float32 cancellation would cost accuracy.

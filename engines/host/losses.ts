@@ -1,6 +1,7 @@
 /**
  * Per-sample losses and the target's 1 − p_y from each sample's non-target statistics and its
- * target logit, in float64, and their reduction: shared by engine-wasm and engine-native.
+ * target logit, in float64, and their reduction: shared by engine-wasm and engine-native (and
+ * engine-webgpu for a successor head).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * The per-sample target terms of a run, in float64, shared by the engines that finish their
- * kernels' work on the host (engine-wasm, engine-native): each sample's ‖x_i‖, ‖w_{y_i}‖, target
+ * kernels' work on the host (engine-wasm, engine-native; engine-webgpu for the successors): each sample's ‖x_i‖, ‖w_{y_i}‖, target
  * cosine c_iy, f(c_iy) and f′(c_iy) through losses/target.ts (so the margin means what the
  * reference means), the radius factors a_i, b_{y_i} and the target logit z_iy. The target rows are
  * read in float64 (near c = ±1, where f′ grows without bound, float32 would cost accuracy). Pure:

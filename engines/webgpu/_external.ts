@@ -292,7 +292,7 @@ function planExternal(
 function compileAll(gpu: Gpu, head: HeadSpec, layout: Layout): void {
   const angular = head.logits === "angular";
   for (const d of dispatches(layout, false)) {
-    compile(gpu, stageShader(d.stage, head), `engine-webgpu ${d.stage} (${head.name})`);
+    compile(gpu, stageShader(d.stage, head, layout), `engine-webgpu ${d.stage} (${head.name})`);
   }
   compile(gpu, stagingShader(angular), "engine-webgpu staging");
   compile(gpu, lossShader(), "engine-webgpu loss");

@@ -1,8 +1,14 @@
 // The host half of a run's read-back, pure: per-sample losses in float64 from the row pass's
 // (m − z_y, R), the reduced loss, the gradients copied out of the mapped read-back buffer, and a
-// clear error where a result is not finite in float32.
+// clear error where a result is not finite in float32. A successor head's run is finished as on
+// engine-wasm and engine-native, by the same host maths (engines/host/): its losses with MagFace's
+// regulariser, the targets' part of ∂x and ∂W in float64 (the passes leave it out) with MagFace's
+// radial term, the state and margins passed on.
 import type { EngineResult, RunSettings } from "../engine.ts";
 import type { Layout } from "./_layout.ts";
+import { lossesOf } from "../host/losses.ts";
+import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
+import { type Samples, successorOutputs } from "../host/samples.ts";
 
 /**
  * loss = log(1 + e^{m − z_y}·R) = softplus(d + log R), with d = m − z_y (m the largest non-target
@@ -57,9 +63,10 @@ export function finishRun(
   range: ArrayBuffer,
   settings: RunSettings,
   hasBias: boolean,
+  successor?: Samples,
 ): EngineResult<Float32Array> {
   const { N, C, D } = layout;
-  const losses = new Float64Array(N);
+  let losses: Float64Array = new Float64Array(N), rows = new Float32Array(0);
   const gradWeights = new Float32Array(C * D);
   let gradFeatures: Float32Array = new Float32Array(0), gradBias: Float32Array | undefined;
   let offset = 0, filled = 0;
@@ -67,12 +74,18 @@ export function finishRun(
     const data = new Float32Array(range, offset, part.bytes / 4);
     offset += part.bytes;
     if (part.name === "rows") {
+      rows = data;
       for (let i = 0; i < N; i++) losses[i] = sampleLoss(data[2 * i], data[2 * i + 1]);
     } else if (part.name === "gradFeatures") gradFeatures = finiteCopy(where, part.name, data);
     else if (part.name === "gradWeights") {
       copyFinite(where, part.name, data, gradWeights, filled);
       filled += data.length;
     } else if (part.name === "gradBias" && hasBias) gradBias = finiteCopy(where, part.name, data);
+  }
+  if (successor) {
+    const done = finishSuccessor(where, rows, settings, successor, gradFeatures, gradWeights);
+    losses = done.losses;
+    gradFeatures = done.gradFeatures;
   }
   const k = losses.findIndex((v) => !Number.isFinite(v));
   if (k >= 0) throw notFinite(where, "losses", k, losses[k]);
@@ -83,6 +96,7 @@ export function finishRun(
     losses,
     gradFeatures: { rows: N, cols: D, data: gradFeatures },
     gradWeights: { rows: C, cols: D, data: gradWeights },
+    ...(successor ? successorOutputs(successor) : {}),
   };
   if (gradBias) result.gradBias = gradBias;
   if (settings.logits) {
@@ -90,4 +104,46 @@ export function finishRun(
     result.logits = { rows: N, cols: C, data: finiteCopy(where, "logits", logits) };
   }
   return result;
+}
+
+/** The passes' ∂x rows as the non-target sums of the host's gradients (norm backward included). */
+class GradRows implements RowReader {
+  readonly sums: RowSums = { scale: 1, sumx: 0, grada: 0 };
+  constructor(readonly gx: Float32Array, readonly D: number) {}
+  read(i: number, row: Float64Array): RowSums {
+    row.set(this.gx.subarray(i * this.D, i * this.D + this.D));
+    return this.sums;
+  }
+}
+
+/**
+ * A successor head's per-sample losses (lossesOf on the row pass's (m − z_y, R) pairs: the gap
+ * itself, so z_y is 0 there), its extra loss included, and ∂x with the targets' part, whose ∂W
+ * rows are added to `gradWeights` in place (sampleGradients, in float64: f′ grows without bound
+ * near c = ±1, where the passes' float32 would cancel), MagFace's radial term with it.
+ */
+function finishSuccessor(
+  where: string,
+  rows: Float32Array,
+  settings: RunSettings,
+  s: Samples,
+  gx: Float32Array,
+  gradWeights: Float32Array,
+): { losses: Float64Array; gradFeatures: Float32Array } {
+  const { N, D } = s;
+  const weight = settings.reduction === "mean" ? 1 / N : 1;
+  const { losses, rest } = lossesOf(rows, new Float64Array(N), N, "sum", s.extraLoss);
+  const reader = new GradRows(gx, D);
+  const gradFeatures = sampleGradients(s, "scale", { rest }, weight, reader, { gradWeights });
+  checkFinite(where, "gradFeatures", gradFeatures);
+  for (let i = 0; i < N; i++) {
+    const y = s.labels[i];
+    checkFinite(where, "gradWeights", gradWeights.subarray(y * D, y * D + D), y * D);
+  }
+  return { losses, gradFeatures };
+}
+
+function checkFinite(where: string, name: string, values: Float32Array, at = 0): void {
+  const k = values.findIndex((v) => !Number.isFinite(v));
+  if (k >= 0) throw notFinite(where, name, at + k, values[k]);
 }

@@ -93,6 +93,14 @@ export interface Layout {
   Dp: number;
   /** Whether the head is angular (cosines; a targets pass) or linear (a bias). */
   angular: boolean;
+  /**
+   * Whether each sample's f(c_iy) comes from the host (a per-sample successor head,
+   * engines/host/samples.ts) in a `targets` buffer, instead of the GPU's targets pass, and the
+   * target's gradient through c_iy is left to the host.
+   */
+  hostTargets: boolean;
+  /** The range the non-target cosines are clamped to (slope 0 outside it), where the head has one. */
+  clamp?: readonly [number, number];
   /** Classes per ∂X slice, and slices in all. */
   slice: number;
   slices: number;
@@ -121,6 +129,10 @@ export interface LayoutOptions {
   chunkClasses?: number;
   /** Classes per ∂X slice. @default {SLICE_CLASSES} */
   sliceClasses?: number;
+  /** See {@linkcode Layout.hostTargets}. @default {false} */
+  hostTargets?: boolean;
+  /** See {@linkcode Layout.clamp}. */
+  clamp?: readonly [number, number];
 }
 
 /** Plans the buffers and dispatches of a head of `shape`; check it with {@linkcode layoutProblem}. */
@@ -169,6 +181,8 @@ export function planLayout(shape: HeadShape, limits: GpuLimits, options: LayoutO
     Cp,
     Dp,
     angular: options.angular,
+    hostTargets: options.hostTargets ?? false,
+    ...(options.clamp ? { clamp: options.clamp } : {}),
     slice,
     slices,
     chunks,
@@ -195,7 +209,9 @@ export function dispatches(layout: Layout, logits: boolean): Dispatch[] {
   // The row pass: three loops over its share of the classes, five tree reductions of 8 steps.
   const rowLoops = 3 * Math.ceil(C / ROW_THREADS) + 5 * Math.log2(ROW_THREADS);
   return [
-    ...(layout.angular ? perChunk("targets", () => ({ groups: [line(N)], loops: D4 })) : []),
+    ...(layout.angular && !layout.hostTargets
+      ? perChunk("targets", () => ({ groups: [line(N)], loops: D4 }))
+      : []),
     ...perChunk("forward", (c) => ({
       groups: [Math.ceil(Np / FI / TILE), Math.ceil(c.cCp / FJ / TY)],
       loops: D4,

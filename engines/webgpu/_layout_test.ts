@@ -80,6 +80,10 @@ Deno.test("layout: the dispatches in order, the logits pass only when asked for"
   assert.ok(stages(true).includes("logits"));
   const linear = planLayout(shape(19, 37, 83), LAVAPIPE, { angular: false });
   assert.ok(!dispatches(linear, false).some((d) => d.stage === "targets"));
+  // A successor head's targets come from the host: no targets pass.
+  const host = planLayout(shape(19, 37, 83), LAVAPIPE, { angular: true, hostTargets: true });
+  assert.ok(host.hostTargets);
+  assert.ok(!dispatches(host, false).some((d) => d.stage === "targets"));
 });
 
 Deno.test("layout: each limit is named with the sizes that pass it", () => {

@@ -125,6 +125,8 @@ export function createHeadBuffers(gpu: Gpu, layout: Layout): HeadBuffers {
     rows: make(8 * N, output),
     gx: make(bytes.gradFeatures, output),
     gradBias: make(4 * Cp, output),
+    // A successor head's f(c_iy), from the host.
+    ...(layout.hostTargets ? { targets: make(4 * Np, input) } : {}),
   };
   const chunks = layout.chunks.map((c) => ({
     uniform: make(UNIFORM_BYTES, U.UNIFORM | U.COPY_DST),
@@ -229,7 +231,7 @@ export function bindSteps(
   logits: boolean,
 ): Step[] {
   return dispatches(layout, logits).map((d) => {
-    const shader = stageShader(d.stage, head);
+    const shader = stageShader(d.stage, head, layout);
     const compiled = compile(gpu, shader, `engine-webgpu ${d.stage} (${head.name})`);
     const chunk = buffers.chunks[d.chunk ?? 0];
     const resolve = (name: BufferName): GPUBuffer => {
@@ -298,6 +300,7 @@ export function upload(
   queue.writeBuffer(named.nw!, 0, staged.nw);
   queue.writeBuffer(named.labels!, 0, staged.labels);
   queue.writeBuffer(named.bias!, 0, staged.bias);
+  if (named.targets) queue.writeBuffer(named.targets, 0, staged.targets);
 }
 
 /**

@@ -4,7 +4,7 @@
 // its bindings, named after the buffers they bind, so the runtime cannot bind them out of order.
 import type { HeadSpec, Radius, TargetMargin } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
-import { ROW_STATS, SHAPES, type StageName } from "./_layout.ts";
+import { type Layout, ROW_STATS, SHAPES, type StageName } from "./_layout.ts";
 import { structText, UNIFORM_FIELDS } from "./_uniforms.ts";
 
 /** The engine's buffers, by the name the shaders give them. */
@@ -18,6 +18,7 @@ export type BufferName =
   | "scores"
   | "stats"
   | "halves"
+  | "targets"
   | "rows"
   | "wFactor"
   | "gradBias"
@@ -194,6 +195,26 @@ const A_IS_NORM: bool = ${a === "nx[i]"};
 const B_IS_NORM: bool = ${b === "nw[j]"};`;
 }
 
+/** What of a head's structure beyond its HeadSpec the shaders read: host targets, a cosine clamp. */
+export type KernelVariant = Pick<Layout, "hostTargets" | "clamp">;
+
+/** A head whose targets the GPU computes and whose cosines are not clamped. */
+const PLAIN: KernelVariant = { hostTargets: false };
+
+/**
+ * A non-target cosine as its logit reads it and the slope of that: clamped to [p.cosLo, p.cosHi]
+ * with slope 0 outside (AdaFace clamps every cosine), or as it is (the inputs are finite).
+ */
+function cosineFunctions(variant: KernelVariant): string {
+  return variant.clamp
+    ? `
+fn nonTarget(c: f32) -> f32 { return clamp(c, p.cosLo, p.cosHi); }
+fn nonTargetSlope(c: f32) -> f32 { return select(1.0, 0.0, c < p.cosLo || c > p.cosHi); }`
+    : `
+fn nonTarget(c: f32) -> f32 { return c; }
+fn nonTargetSlope(c: f32) -> f32 { return 1.0; }`;
+}
+
 /** Whether a head is angular, narrowing its type. */
 const isAngular = (head: HeadSpec): head is HeadSpec & { logits: "angular" } =>
   head.logits === "angular";
@@ -293,11 +314,11 @@ const ROW_NORM_TERMS = `
   for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
     let c = scores[row + j];
     let isY = j == y;
-    let value = select(c, tf.x, isY);
+    let value = select(nonTarget(c), tf.x, isY);
     let b = radiusB(j);
     let gz = select(p.weight * probability(a * b * value - top, sum), targetGrad, isY);
     ga = kahan(ga, gz * b * value);
-    gcc = kahan(gcc, gz * a * b * select(1.0, tf.y, isY) * c);
+    gcc = kahan(gcc, gz * a * b * select(nonTargetSlope(c), tf.y, isY) * c);
   }
   let gaSum = reduceSum(t, ga.x - ga.y);
   let gccSum = reduceSum(t, gcc.x - gcc.y);
@@ -312,22 +333,32 @@ const ROW_NORM_TERMS = `
  * (compensated), the loss is softplus(m − z_y + log R), finished in float64 on the host from
  * rows[i] = (m − z_y, R): it keeps its relative precision however small it is. The target's
  * gradient p_y − 1 is −Σ_{j≠y} p_j, which never cancels. Leaves the softmax shift and sum, f(c),
- * f′(c), the sample's factors on x̂_i and on G·W, and the target's gradient in `stats`.
+ * f′(c), the sample's factors on x̂_i and on G·W, and the target's gradient in `stats`. With host
+ * targets (a successor head), f(c_iy) is read from `targets` (computed in float64) and f′ is 0 here:
+ * the target's part of ∂x and ∂W is the host's, in float64, as on engine-wasm and engine-native.
  */
-function rowShader(head: HeadSpec): Shader {
-  const angular = isAngular(head);
+function rowShader(head: HeadSpec, variant: KernelVariant): Shader {
+  const angular = isAngular(head), host = angular && variant.hostTargets;
+  const targetsOf = host ? [r("targets")] : angular ? [r("halves", "vec2f")] : [];
+  // Host targets: f(c_iy) only; the target's gradient through c_iy is the host's, in float64.
+  const tf = host
+    ? "vec2f(targets[i], 0.0)"
+    : angular
+    ? "targetOf(cy, halves[i])"
+    : "vec2f(cy, 1.0)";
   return shader(
     [
       r("scores"),
       r("labels", "u32"),
       r("nx"),
       r("nw"),
-      ...(angular ? [r("halves", "vec2f")] : []),
+      ...targetsOf,
       rw("stats"),
       rw("rows", "vec2f"),
     ],
-    `${angular ? targetFunction(head) : ""}
+    `${angular && !host ? targetFunction(head) : ""}
 ${radiusFunctions(head)}
+${cosineFunctions(variant)}
 ${reductions()}
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -335,17 +366,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let y = labels[i];
   let row = i * p.Cp;
   let cy = scores[row + y];
-  let tf = ${angular ? "targetOf(cy, halves[i])" : "vec2f(cy, 1.0)"};
+  let tf = ${tf};
   let a = radiusA(i);
   let zy = a * radiusB(y) * tf.x;
   var m = -3.0e38;
   for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-    if (j != y) { m = max(m, a * radiusB(j) * scores[row + j]); }
+    if (j != y) { m = max(m, a * radiusB(j) * nonTarget(scores[row + j])); }
   }
   m = reduceMax(t, m);
   var rest = vec2f(0.0);
   for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-    if (j != y) { rest = kahan(rest, expOrZero(a * radiusB(j) * scores[row + j] - m)); }
+    if (j != y) { rest = kahan(rest, expOrZero(a * radiusB(j) * nonTarget(scores[row + j]) - m)); }
   }
   let restSum = reduceSum(t, rest.x - rest.y);
   // The softmax over all classes, shifted by its maximum: sum = e^{z_y − top} + R·e^{m − top}.
@@ -370,16 +401,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 }
 
 /** The N×C logits z_ij, for runs that ask for them (one invocation per entry). */
-function logitsShader(head: HeadSpec): Shader {
+function logitsShader(head: HeadSpec, variant: KernelVariant): Shader {
   return shader(
     [r("scores"), r("labels", "u32"), r("nx"), r("nw"), r("stats"), rw("logits")],
     `${radiusFunctions(head)}
+${cosineFunctions(variant)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   let i = g.y;
   if (j >= p.C || i >= p.N) { return; }
-  let value = select(scores[i * p.Cp + j], stats[i * ROW_STATS + 2u], labels[i] == j);
+  let value = select(nonTarget(scores[i * p.Cp + j]), stats[i * ROW_STATS + 2u], labels[i] == j);
   logits[i * p.C + j] = radiusA(i) * radiusB(j) * value;
 }`,
   );
@@ -389,13 +421,13 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
  * One invocation per class: turns the column of S into G = ∂loss/∂c (angular) or ∂loss/∂z
  * (linear) in place, and leaves the class's factors (1/‖w_j‖ on Gᵀ·X, the factor on ŵ_j) and ∂b.
  */
-function columnShader(head: HeadSpec): Shader {
+function columnShader(head: HeadSpec, variant: KernelVariant): Shader {
   const angular = isAngular(head);
   const body = angular
-    ? `let value = select(c, stats[o + 2u], isY);
+    ? `let value = select(nonTarget(c), stats[o + 2u], isY);
     let gz = select(p.weight * probability(a * b * value - stats[o], stats[o + 1u]), stats[o + 6u], isY);
     gb = kahan(gb, gz * a * value);
-    let gc = gz * a * b * select(1.0, stats[o + 3u], isY);
+    let gc = gz * a * b * select(nonTargetSlope(c), stats[o + 3u], isY);
     gcc = kahan(gcc, gc * c);
     scores[i * p.Cp + j] = gc;`
     : `let gz = select(p.weight * probability(c - stats[o], stats[o + 1u]), stats[o + 6u], isY);
@@ -420,6 +452,7 @@ function columnShader(head: HeadSpec): Shader {
       ...(angular ? [] : [rw("gradBias")]),
     ],
     `${radiusFunctions(head)}
+${cosineFunctions(variant)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
@@ -556,19 +589,23 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   );
 }
 
-/** The shader of one stage for `head`. */
-export function stageShader(stage: StageName, head: HeadSpec): Shader {
+/** The shader of one stage for `head` (of `variant`: a successor head's host targets and clamp). */
+export function stageShader(
+  stage: StageName,
+  head: HeadSpec,
+  variant: KernelVariant = PLAIN,
+): Shader {
   switch (stage) {
     case "targets":
       return targetsShader();
     case "forward":
       return forwardShader(head);
     case "row":
-      return rowShader(head);
+      return rowShader(head, variant);
     case "logits":
-      return logitsShader(head);
+      return logitsShader(head, variant);
     case "column":
-      return columnShader(head);
+      return columnShader(head, variant);
     case "gradFeatures":
       return gradFeaturesShader();
     case "reduceFeatures":

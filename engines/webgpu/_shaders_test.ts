@@ -36,6 +36,23 @@ Deno.test("shaders: bindings declared in order, uniform fields that exist", () =
   }
 });
 
+Deno.test("shaders: a successor head's passes read f(c_iy) from the host and clamp only with a clamp", () => {
+  const head = HEAD_CATALOG.find((e) => e.name === "normFace")!.head();
+  const fields = new Set<string>(UNIFORM_FIELDS.map((f) => f.name));
+  const clamped = { hostTargets: true, clamp: [-0.999, 0.999] as const };
+  const row = stageShader("row", head, clamped);
+  assert.ok(row.bindings.some((b) => b.name === "targets"));
+  assert.ok(!row.bindings.some((b) => b.name === "halves"));
+  assert.match(row.code, /vec2f\(targets\[i\], 0\.0\)/);
+  for (const stage of ["row", "logits", "column"] as const) {
+    assert.match(stageShader(stage, head, clamped).code, /clamp\(c, p\.cosLo, p\.cosHi\)/, stage);
+    assert.doesNotMatch(stageShader(stage, head).code, /p\.cosLo/, stage);
+    for (const [, name] of stageShader(stage, head, clamped).code.matchAll(/\bp\.(\w+)/g)) {
+      assert.ok(fields.has(name), `${stage} reads p.${name}, not a field`);
+    }
+  }
+});
+
 Deno.test("shaders: an unknown margin, radius or fallback kind is an error", () => {
   const arcFace = HEAD_CATALOG.find((e) => e.name === "arcFace")!.head();
   assert.ok(arcFace.logits === "angular");

@@ -2,7 +2,13 @@
 // float32's range (naming the argument and the caller's own indices), and converted into padded
 // float32 staging arrays. An angular head's rows are normalised here, with norms in float64, so
 // that no float32 square ever overflows (‖x‖ ≥ 1.8e19 did) and the GPU works on unit rows.
+//
+// A successor head's per-sample targets are computed here too, in float64, by the host maths the
+// other engines share (engines/host/samples.ts): f(c_iy) is staged for the row pass, and the rows
+// and terms are kept for the finishing step (the targets' gradients, MagFace's terms, the state).
 import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
+import type { SuccessorHeadSpec } from "../../losses/head_spec.ts";
+import { type Samples, sampleTerms } from "../host/samples.ts";
 import type { Layout } from "./_layout.ts";
 
 /** The validated input of a run, as engines receive it. */
@@ -20,6 +26,8 @@ export interface Staged {
   labels: Uint32Array<ArrayBuffer>;
   /** Cp biases (zeros without a bias). */
   bias: Float32Array<ArrayBuffer>;
+  /** A successor head's f(c_iy) per sample, Np values (empty for other heads). */
+  targets: Float32Array<ArrayBuffer>;
 }
 
 /** Values at or above this round to Infinity in float32 (2¹²⁸ − 2¹⁰³, half an ulp past the max). */
@@ -35,6 +43,7 @@ export function createStaging(layout: Layout): Staged {
     nw: new Float32Array(Cp),
     labels: new Uint32Array(Np),
     bias: new Float32Array(Cp),
+    targets: new Float32Array(layout.hostTargets ? Np : 0),
   };
 }
 
@@ -134,4 +143,26 @@ export function stageInput(where: string, layout: Layout, view: RunView, into: S
   const vector = { rows: 1, cols: C, stride: C, vector: true };
   if (view.bias) stageRows(where, "bias", view.bias, vector, into.bias);
   else into.bias.fill(0);
+}
+
+/**
+ * A successor head's rows and target terms of the staged run, in float64 (engines/host/samples.ts,
+ * as on engine-wasm and engine-native), with each f(c_iy) staged into `into.targets`. The rows are
+ * copies (x and the target rows of W gathered), since the caller's arrays may change after the
+ * run's first await: the host adds the targets' part of ∂x and ∂W from them after the passes.
+ */
+export function stageTargets(
+  where: string,
+  head: SuccessorHeadSpec,
+  view: RunView,
+  into: Staged,
+): Samples {
+  const { N, D, x, w } = view, labels = Int32Array.from(view.labels);
+  const rows = new Float64Array(N * D);
+  for (let i = 0; i < N; i++) rows.set(w.subarray(labels[i] * D, labels[i] * D + D), i * D);
+  const wRow = Int32Array.from({ length: N }, (_, i) => i);
+  const copy = { N, D, labels, x: Float64Array.from(x), w: rows, wRow };
+  const samples = sampleTerms(head, copy, undefined, where);
+  for (let i = 0; i < N; i++) into.targets[i] = samples.tv[i];
+  return samples;
 }

@@ -52,6 +52,9 @@ export const UNIFORM_FIELDS = [
   { name: "threshold", type: "f32" },
   { name: "shift", type: "f32" },
   { name: "lambda", type: "f32" },
+  // The range of the non-target cosines of a head that clamps them (AdaFace), else [−1, 1] unread.
+  { name: "cosLo", type: "f32" },
+  { name: "cosHi", type: "f32" },
   // 1, unknown to the shader compiler: compensated sums multiply by it so that it cannot fold
   // (a + b) − a into b (lavapipe's NIR does) and lose the compensation.
   { name: "one", type: "f32" },
@@ -120,7 +123,7 @@ export function packUniforms<F extends readonly UniformField[]>(
   return buffer;
 }
 
-/** The `Params` of one chunk of a head, for a run with `reduction`. */
+/** The `Params` of one chunk of a head (its clamp is the layout's), for a run with `reduction`. */
 export function headUniforms(
   head: HeadSpec,
   layout: Layout,
@@ -131,6 +134,7 @@ export function headUniforms(
     head,
   );
   const { N, C, D, Np, Cp, Dp, slice, slices } = layout;
+  const [cosLo, cosHi] = layout.clamp ?? [-1, 1];
   return packUniforms(UNIFORM_FIELDS, {
     N,
     C,
@@ -155,6 +159,8 @@ export function headUniforms(
     threshold,
     shift,
     lambda,
+    cosLo,
+    cosHi,
     one: 1,
   });
 }

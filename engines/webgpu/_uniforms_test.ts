@@ -119,4 +119,14 @@ Deno.test("uniforms: a head's numbers come from marginParams, the weight from th
   assert.equal(at(mean, "threshold"), Math.fround(Math.cos(Math.PI - 0.4)));
   assert.equal(at(mean, "shift"), Math.fround(Math.sin(Math.PI - 0.4) * 0.4));
   assert.equal(at(mean, "one"), 1);
+  // A successor head's clamp of the non-target cosines comes from its layout.
+  assert.equal(at(mean, "cosLo"), -1);
+  const clamped = planLayout({ samples: 4, dims: 3, classes: 5 }, limits, {
+    angular: true,
+    hostTargets: true,
+    clamp: [-0.999, 0.999],
+  });
+  const packed = headUniforms(head, clamped, clamped.chunks[0], "mean");
+  assert.equal(at(packed, "cosLo"), Math.fround(-0.999));
+  assert.equal(at(packed, "cosHi"), Math.fround(0.999));
 });

@@ -17,6 +17,12 @@
  * one read-back. The device and its pipelines are shared by the process (see
  * {@linkcode releaseWebgpuDevice}); each prepared head owns its buffers and frees them on dispose.
  *
+ * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs as on engine-wasm and
+ * engine-native: the passes compute its scale-s head without margin, each sample's f(c_iy), f′(c_iy)
+ * come from the host in float64 (engines/host/samples.ts) instead of the targets pass, AdaFace's
+ * clamp of the non-target cosines travels in the uniforms, and the host finishes MagFace's
+ * regulariser and radial term and returns the state and margins.
+ *
  * W and ∂W are split into chunks of classes where they exceed the adapter's storage binding limit
  * (128 MiB on lavapipe); the N×C buffer and X must fit it whole (N·C ≤ 32 Mi on lavapipe), N ≤
  * 65 535, and a run's read-back must fit one buffer (2 GiB on lavapipe): past any limit, `prepare`
@@ -51,10 +57,17 @@ import {
   submitAndRead,
   upload,
 } from "./_runtime.ts";
-import { createStaging, type RunView, type Staged, stageInput } from "./_stage.ts";
+import { createStaging, type RunView, type Staged, stageInput, stageTargets } from "./_stage.ts";
 import { headUniforms } from "./_uniforms.ts";
 import { createExternal, type ExternalHead, prepareExternal } from "./_external.ts";
 import { checkHeadSpec } from "../../losses/checks.ts";
+import {
+  type HostHeadSpec,
+  hostSuccessorSupport,
+  kernelClamp,
+  kernelHead,
+  type Samples,
+} from "../host/samples.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -91,15 +104,21 @@ function sizeOption(name: string, value: unknown): number | undefined {
   return value as number;
 }
 
-/** Plans the layout and checks it against the device's limits, before allocating anything. */
+/**
+ * Plans the layout and checks it against the device's limits, before allocating anything. A
+ * successor head's layout has host targets and its kernel head's clamp.
+ */
 function planChecked(
   shape: HeadShape,
-  head: HeadSpec,
+  head: HostHeadSpec,
   limits: GpuLimits,
   options: WebgpuEngineOptions,
 ): Layout {
+  const clamp = kernelClamp(head);
   const layout = planLayout(shape, limits, {
     angular: head.logits === "angular",
+    hostTargets: "successor" in head,
+    ...(clamp ? { clamp } : {}),
     chunkClasses: sizeOption("chunkClasses", options.chunkClasses),
     sliceClasses: sizeOption("sliceClasses", options.sliceClasses),
   });
@@ -125,39 +144,50 @@ async function allocate(gpu: Gpu, head: HeadSpec, layout: Layout) {
 }
 
 async function prepare(
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   options: WebgpuEngineOptions,
 ): Promise<EngineHead<Float32Array>> {
   const gpu = await sharedDevice(PREPARE);
   const layout = planChecked(shape, head, gpu.limits, options);
-  const { buffers, program } = await allocate(gpu, head, layout);
+  // A successor head's passes: its scale-s head without margin (its targets are the host's).
+  const { buffers, program } = await allocate(gpu, kernelHead(head), layout);
   return preparedHead(gpu, head, layout, buffers, program);
 }
 
-/** The per-run half: staging, the run queue, logits on demand, dispose. */
-function preparedHead(
-  gpu: Gpu,
-  head: HeadSpec,
-  layout: Layout,
-  buffers: HeadBuffers,
-  program: Program,
-): EngineHead<Float32Array> {
-  const staging = createStaging(layout);
-  let withLogits: Program | undefined;
-  let tail: Promise<void> = Promise.resolve(); // settles when the last queued run has
-  let pending = 0;
-  let disposed = false;
-
+/** Each chunk's uniforms of `head` by reduction, packed once. */
+function uniformCache(head: HeadSpec, layout: Layout): (reduction: Reduction) => ArrayBuffer[] {
   const packed = new Map<Reduction, ArrayBuffer[]>();
-  const uniforms = (reduction: Reduction) => {
+  return (reduction) => {
     const each = packed.get(reduction) ??
       layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
     packed.set(reduction, each);
     return each;
   };
+}
 
-  async function execute(staged: Staged, settings: RunSettings, hasBias: boolean) {
+/** The per-run half: staging, the run queue, logits on demand, dispose. */
+function preparedHead(
+  gpu: Gpu,
+  head: HostHeadSpec,
+  layout: Layout,
+  buffers: HeadBuffers,
+  program: Program,
+): EngineHead<Float32Array> {
+  const base = kernelHead(head);
+  const staging = createStaging(layout);
+  let withLogits: Program | undefined;
+  let tail: Promise<void> = Promise.resolve(); // settles when the last queued run has
+  let pending = 0;
+  let disposed = false;
+  const uniforms = uniformCache(base, layout);
+
+  async function execute(
+    staged: Staged,
+    settings: RunSettings,
+    hasBias: boolean,
+    successor?: Samples,
+  ) {
     if (disposed) throw new Error(`${RUN}: the head was disposed`);
     if (gpu.released) {
       throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
@@ -166,14 +196,14 @@ function preparedHead(
     if (settings.logits && !withLogits) {
       withLogits = await scoped(gpu, "preparing the logits", () => {
         addLogitsBuffers(gpu, layout, buffers);
-        return buildProgram(gpu, head, layout, buffers, true);
+        return buildProgram(gpu, base, layout, buffers, true);
       });
     }
     const run = settings.logits ? withLogits! : program;
     return await submitAndRead(
       gpu,
       run,
-      (range) => finishRun(RUN, layout, range, settings, hasBias),
+      (range) => finishRun(RUN, layout, range, settings, hasBias, successor),
     );
   }
 
@@ -186,12 +216,14 @@ function preparedHead(
     // The caller's arrays are read here, before anything is awaited; a run queued behind another
     // stages into its own arrays.
     const staged = pending ? createStaging(layout) : staging;
+    let successor: Samples | undefined;
     try {
       stageInput(RUN, layout, view, staged);
+      if ("successor" in head) successor = stageTargets(RUN, head, view, staged);
     } catch (error) {
       return Promise.reject(error);
     }
-    const go = () => execute(staged, settings, view.bias !== undefined);
+    const go = () => execute(staged, settings, view.bias !== undefined, successor);
     const job = pending ? tail.then(go) : go();
     pending++;
     // The first handler on the job: by the time the caller's await resumes, the head is idle.
@@ -222,11 +254,8 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   checksValues: true,
   availability,
   supports: () => true,
-  supportsSuccessor: (head) =>
-    `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
-    "engine-webgpu does not compute: its targets pass evaluates f(c), f′(c) on the GPU from the " +
-    "head's uniforms and has no per-sample margins, norm terms or state yet; the reference engine " +
-    "computes every successor, engine-wasm and engine-native ElasticFace, MagFace and AdaFace",
+  supportsSuccessor: (head) => hostSuccessorSupport("engine-webgpu", head),
+  prepareSuccessor: prepare,
   prepare,
 };
 

@@ -3,12 +3,17 @@
 // reduction; its fixture parity is testing/parity.ts's, as for every engine.
 import assert from "node:assert";
 import {
+  adaFaceHead,
   arcFaceHead,
   cosFaceHead,
+  elasticFaceHead,
+  elasticFaceMargins,
   HEAD_CATALOG,
   type HeadInput,
+  headLoss,
   type HeadResult,
   type HeadSpec,
+  magFaceHead,
   marginSoftmaxLoss,
   matrix,
   type Reduction,
@@ -390,6 +395,44 @@ gpuTest("the caller's arrays overwritten right after run() do not change the res
     assertMatchesReference(r, expected[k], { name: `run ${k}`, rtol: RTOL })
   );
 });
+
+// The successor heads' agreement with the reference is engines/successor_test.ts's; here what is
+// this engine's own: chunks of W and slices of ∂X, and the host rows copied before the first await.
+gpuTest(
+  "successor heads: chunks, slices and queued runs on arrays overwritten after run()",
+  async () => {
+    const successors = [
+      elasticFaceHead({ margins: elasticFaceMargins(19, { seed: 4 }), plus: true }),
+      magFaceHead(),
+      adaFaceHead({ state: { mean: 5, std: 2 } }),
+    ];
+    const shape = { samples: 19, dims: 37, classes: 83 };
+    for (const head of successors) {
+      for (const options of [{ chunkClasses: 32 }, { chunkClasses: 64, sliceClasses: 16 }]) {
+        await using prepared = await prepareOn(webgpuEngine, head, shape, options);
+        const inputs = [stepInput(4), stepInput(5)];
+        const expected = await Promise.all(
+          inputs.map((input) => headLoss(input, head, { reduction: "sum", logits: true })),
+        );
+        const pending = inputs.map((input) =>
+          prepared.run(input, { reduction: "sum", logits: true })
+        );
+        for (const input of inputs) {
+          input.features.data.fill(7);
+          input.weights.data.fill(-3);
+          (input.labels as number[]).fill(0);
+        }
+        const results = await Promise.all(pending);
+        results.forEach((r, k) => {
+          const name = `${head.successor.kind} ${JSON.stringify(options)} run ${k}`;
+          assertMatchesReference(r, expected[k] as HeadResult, { name, rtol: RTOL });
+          assert.deepEqual(r.state, expected[k].state, name);
+          assert.deepEqual(r.margins, expected[k].margins, name);
+        });
+      }
+    }
+  },
+);
 
 gpuTest("dispose destroys the GPU buffers; a run after dispose is a clear error", async () => {
   const before = liveBufferCount();
