@@ -55,6 +55,7 @@ import { createStaging, type RunView, type Staged, stageInput } from "./_stage.t
 import { headUniforms } from "./_uniforms.ts";
 import { createExternal, type ExternalHead, prepareExternal } from "./_external.ts";
 import { checkHeadSpec } from "../../losses/checks.ts";
+import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -150,7 +151,11 @@ function preparedHead(
   let disposed = false;
 
   const packed = new Map<Reduction, ArrayBuffer[]>();
-  const uniforms = (reduction: Reduction) => {
+  const uniforms = ({ reduction, scale }: RunSettings) => {
+    if (scale !== undefined) { // AdaCos's per-run scale: packed for this run only
+      const now = runHead(head, { reduction, logits: false, scale });
+      return layout.chunks.map((c) => headUniforms(now, layout, c, reduction));
+    }
     const each = packed.get(reduction) ??
       layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
     packed.set(reduction, each);
@@ -162,7 +167,7 @@ function preparedHead(
     if (gpu.released) {
       throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
     }
-    upload(gpu, layout, buffers, staged, uniforms(settings.reduction));
+    upload(gpu, layout, buffers, staged, uniforms(settings));
     if (settings.logits && !withLogits) {
       withLogits = await scoped(gpu, "preparing the logits", () => {
         addLogitsBuffers(gpu, layout, buffers);
@@ -223,11 +228,17 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   availability,
   supports: () => true,
   supportsSuccessor: (head) =>
-    `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
-    "engine-webgpu does not compute: its targets pass evaluates f(c), f′(c) on the GPU from the " +
-    "head's uniforms and has no per-sample margins, norm terms or state yet; the reference engine " +
-    "computes every successor, engine-wasm and engine-native ElasticFace, MagFace and AdaFace",
+    head.successor.kind === "adaCos"
+      ? true
+      : `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
+        "engine-webgpu does not compute: its targets pass evaluates f(c), f′(c) on the GPU from " +
+        "the head's uniforms and has no per-sample margins, norm terms or state yet; the " +
+        "reference engine computes every successor, engine-wasm and engine-native ElasticFace, " +
+        "MagFace and AdaFace",
   prepare,
+  // AdaCos: two runs of its scale-only head (engines/adacos.ts), the scale per run in the uniforms.
+  prepareSuccessor: (head, shape, options) =>
+    prepareAdaCos(PREPARE, head, shape, (base) => prepare(base, shape, options)),
 };
 
 // ── Runs on a caller's device and GPU buffers, without a read-back (train/tfjs_loss.ts runs the
