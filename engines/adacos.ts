@@ -59,37 +59,28 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
   };
   const inner = await prepare(base);
   const { samples: N, dims: D, classes: C } = shape;
-  // The run at the new scale starts after an await, so each run copies the caller's arrays, into
-  // float64 buffers kept from run to run (a new 41 MB W per run costs its page faults: ~100 ms).
-  const buffers = () => ({
-    x: new Float64Array(N * D),
-    w: new Float64Array(C * D),
-    labels: new Int32Array(N),
-  });
-  const kept = buffers();
-  let busy = false;
+  // The run at the new scale starts after an await, so each run copies the caller's arrays into
+  // buffers kept from run to run (a new 41 MB W per run costs its page faults: ~100 ms), W in the
+  // caller's precision; prepareOn queues the runs of a head, so one run at a time uses them.
+  const x = new Float64Array(N * D), labels = new Int32Array(N);
+  let w: Float32Array | Float64Array | undefined;
   return {
     threads: inner.threads,
     async run(view, settings) {
       if (!hook.updateScale) return { ...await inner.run(view, settings), state: { scale: old } };
-      const own = !busy; // else a run not queued by prepareOn overlaps this head's run
-      const mine = own ? kept : buffers();
-      mine.x.set(view.x);
-      mine.w.set(view.w);
-      mine.labels.set(view.labels);
-      const { labels, x, w } = mine;
-      const input: RunInput = { ...view, x, w, labels };
-      busy ||= own;
-      try {
-        const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
-        const { losses } = await inner.run(input, { reduction: settings.reduction, logits: false });
-        // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
-        const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
-        const scale = adaCosNextScale(old, logSums, targets);
-        return { ...await inner.run(input, { ...settings, scale }), state: { scale } };
-      } finally {
-        if (own) busy = false;
+      if (w?.constructor !== view.w.constructor) {
+        w = view.w instanceof Float32Array ? new Float32Array(C * D) : new Float64Array(C * D);
       }
+      x.set(view.x);
+      w.set(view.w);
+      labels.set(view.labels);
+      const input: RunInput = { ...view, x, w, labels };
+      const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
+      const { losses } = await inner.run(input, { reduction: settings.reduction, logits: false });
+      // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
+      const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
+      const scale = adaCosNextScale(old, logSums, targets);
+      return { ...await inner.run(input, { ...settings, scale }), state: { scale } };
     },
     dispose: () => inner.dispose(),
   };

@@ -432,6 +432,27 @@ for (const engine of ADACOS_ENGINES) {
   });
 
   Deno.test({
+    name: `${engine.name}: an AdaCos run reads the caller's arrays at once, float32 or float64`,
+    ignore: !availability.available,
+    async fn() {
+      const input = randomHeadInput({ N: 6, D: 7, C: 9 }, 9), shape = shapeOf(input);
+      const expected = await run(ENGINES.reference as Engine, adaCosHead(), input, "mean");
+      await using head = await prepareOn(engine, adaCosHead(), shape, {});
+      for (const F of [Float64Array, Float32Array, Float64Array]) {
+        const x = F.from(input.features.data), w = F.from(input.weights.data);
+        const mine = { ...input, features: matrix(6, 7, x), weights: matrix(9, 7, w) };
+        const pending = head.run(mine);
+        x.fill(1e3); // changed before the second run of the scale-only head: it must not see it
+        w.fill(-1e3);
+        const actual = await pending;
+        const name = `${engine.name} ${F.name}`;
+        assertMatchesReference(actual, expected as HeadResult, { name, rtol });
+        scaleError(actual, expected, name, rtol);
+      }
+    },
+  });
+
+  Deno.test({
     name: `${engine.name}: AdaCos matches the PyTorch fixtures (the parity matrix's check)`,
     ignore: !availability.available,
     async fn() {
