@@ -10,7 +10,9 @@
  * scale by losses/adacos_scale.ts (the reference's own function: a log-sum-exp, so no exp
  * overflows at any s); then the run at the new scale, whose result carries `state: { scale }`.
  * The first run is a full one (forward and backward): the engines have no forward-only mode, so
- * an AdaCos run costs about two NormFace runs. `updateScale: false` is one run at s.
+ * an AdaCos run costs about two NormFace runs (engine-wasm, N 128, D 512, C 10 000: 229 ms against
+ * 118 ms), and the prepared head keeps a copy of W (the second run starts after an await, when the
+ * caller may have changed its arrays). `updateScale: false` is one run at s.
  *
  * @module
  */
