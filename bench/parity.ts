@@ -119,8 +119,7 @@ const markdown = [
   "built by the loss's `…Head` builder with the state the engine returned for the step before, " +
   "prepared on the engine (prepareHead) and run; their cells add the state after each step " +
   "(state) and ElasticFace's margins as applied (m). An engine that does not compute a head is " +
-  "shown as skipped with its reason: only the per-sample kinds (ElasticFace, MagFace, AdaFace) " +
-  "reach an engine, and then the engine's own `supportsSuccessor` decides.",
+  "shown as skipped with its reason: the engine's own `supportsSuccessor` decides.",
   "",
   `| loss | ${header.join(" | ")} |`,
   `|---|${header.map(() => "---").join("|")}|`,

@@ -80,6 +80,12 @@ export interface RunSettings {
   reduction: Reduction;
   /** Whether to return the N×C logits. */
   logits: boolean;
+  /**
+   * A head of scale radius only: this run's scale s instead of the prepared head's, everything else
+   * as prepared (AdaCos recomputes s every batch: engines/adacos.ts). Never set by `prepareOn`;
+   * engine-wasm, engine-native and engine-webgpu honour it (the scale is per-run data in each).
+   */
+  scale?: number;
 }
 
 /**
@@ -129,8 +135,8 @@ export interface Engine<
   prepare(head: HeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
   /**
    * Whether it computes that (valid) successor head of a per-sample kind (ElasticFace, MagFace,
-   * AdaFace: losses/successor_targets.ts); a reason naming the hook when it does not. Absent: it
-   * computes none.
+   * AdaFace: losses/successor_targets.ts) or AdaCos (engines/adacos.ts); a reason naming the hook
+   * when it does not. Absent: it computes none.
    */
   supportsSuccessor?(head: SuccessorHeadSpec): true | string;
   /** {@linkcode Engine.prepare} for a successor head it supports (checked, with its shape). */

@@ -2,8 +2,9 @@
 // AdaFace) run on engine-wasm, engine-native and engine-webgpu with their target terms from
 // losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp in the kernels), and
 // agree with the float64 reference (losses/_successor.ts) to the float32 tolerance, AdaFace's state
-// out equal to the reference's; every other hook, and every kind an engine does not compute, is
-// refused naming the hook.
+// out equal to the reference's; AdaCos runs on engine-wasm, engine-native and engine-webgpu
+// (engines/adacos.ts), its scale within the float32 tolerance of the reference's; every other hook,
+// and every kind an engine does not compute, is refused naming the hook.
 import assert from "node:assert";
 import {
   adaCosHead,
@@ -29,7 +30,9 @@ import { prepareOn } from "./prepare_head.ts";
 import { headLoss } from "./head_loss.ts";
 import { sampleTerms } from "./host/samples.ts";
 import { ENGINES } from "./registry.ts";
-import type { Engine } from "./engine.ts";
+import type { Engine, EngineResult } from "./engine.ts";
+import { checkSuccessorCase } from "../testing/parity.ts";
+import { successorCasesOf } from "../testing/successor_checks.ts";
 
 const REDUCTIONS: Reduction[] = ["mean", "sum", "none"];
 /** The float32 engines that compute the per-sample kinds with their targets from the host. */
@@ -266,12 +269,11 @@ Deno.test("reference engine: the successor heads give their loss pages' results,
   }
 });
 
-Deno.test("only the reference engine computes the other successor hooks; every engine checks the heads", async () => {
+Deno.test("only the reference engine computes CurricularFace and sub-center ArcFace; every engine checks the heads", async () => {
   const shape = { samples: 2, dims: 3, classes: 6 };
   const others: [SuccessorHeadSpec, string][] = [
     [curricularFaceHead(), "curricular"],
     [subCenterArcFaceHead({ subCenters: 3 }), "subCenter"],
-    [adaCosHead(), "adaCos"],
   ];
   for (const engine of Object.values(ENGINES) as Engine[]) {
     for (const [head, kind] of others) {
@@ -318,3 +320,149 @@ Deno.test("host target terms: AdaFace's state and targets are the reference's (f
     assert.ok(Math.abs(s.zy[i] - zy) <= 1e-12 * Math.abs(zy), `z_y of sample ${i}`);
   }
 });
+
+// ── AdaCos on the float32 engines (engines/adacos.ts): two runs of the scale-only head ──
+
+const ADACOS_ENGINES = [ENGINES.wasm, ENGINES.native, ENGINES.webgpu] as Engine[];
+
+/** The reference's and the engine's results, the scale's relative error checked too. */
+async function adaCosPair(engine: Engine, head: SuccessorHeadSpec, input: HeadInput, r: Reduction) {
+  const expected = await run(ENGINES.reference as Engine, head, input, r);
+  const actual = await run(engine, head, input, r);
+  return { actual, expected };
+}
+
+function scaleError(actual: EngineResult, expected: EngineResult, name: string, rtol: number) {
+  const a = actual.state?.scale, e = expected.state?.scale;
+  assert.ok(typeof a === "number" && typeof e === "number", `${name}: no state.scale`);
+  const error = Math.abs(a - e) / e;
+  assert.ok(error <= rtol, `${name}: scale ${a} vs ${e} (relative error ${error})`);
+  return error;
+}
+
+/** AdaCos heads: the initial scale, a given one, a frozen one. */
+const adaCosHeads = (): SuccessorHeadSpec[] => [
+  adaCosHead(),
+  adaCosHead({ state: { scale: 30 } }),
+  adaCosHead({ state: { scale: 12 }, updateScale: false }),
+  adaCosHead({ updateScale: false }),
+];
+
+for (const engine of ADACOS_ENGINES) {
+  const availability = await engine.availability();
+  if (!availability.available) console.log(`SKIPPED ${engine.name}: ${availability.reason}`);
+  const rtol = toleranceOf(engine).rtol;
+
+  Deno.test({
+    name: `${engine.name}: AdaCos matches the float64 reference, its scale included`,
+    ignore: !availability.available,
+    async fn() {
+      const inputs: [string, HeadInput][] = [
+        ["N 1", randomHeadInput({ N: 1, D: 5, C: 4 }, 1)],
+        ["even N", randomHeadInput({ N: 8, D: 13, C: 11 }, 2)],
+        ["odd N", randomHeadInput({ N: 7, D: 9, C: 6 }, 3)],
+        ["C 3", randomHeadInput({ N: 6, D: 3, C: 3 }, 4)],
+        ["many classes", randomHeadInput({ N: 17, D: 33, C: 300 }, 5)],
+        ["cos near ±1", nearUnitInput({ N: 8, D: 9, C: 6 }, 6)],
+      ];
+      let worst = 0, worstScale = 0;
+      for (const [what, input] of inputs) {
+        for (const head of adaCosHeads()) {
+          for (const reduction of REDUCTIONS) {
+            const { actual, expected } = await adaCosPair(engine, head, input, reduction);
+            const name = `${engine.name} ${JSON.stringify(head.successor)} ${what} ${reduction}`;
+            worst = Math.max(
+              worst,
+              assertMatchesReference(actual, expected as HeadResult, { name, rtol }),
+            );
+            worstScale = Math.max(worstScale, scaleError(actual, expected, name, rtol));
+            if ("updateScale" in head.successor && !head.successor.updateScale) {
+              assert.deepEqual(actual.state, expected.state, name);
+            }
+          }
+        }
+      }
+      console.log(
+        `${engine.name}: AdaCos's worst relative error vs the reference ${worst.toExponential(2)}` +
+          `, of the scale ${worstScale.toExponential(2)}`,
+      );
+    },
+  });
+
+  Deno.test({
+    name:
+      `${engine.name}: AdaCos's scale goes along from step to step; a large scale overflows nothing`,
+    ignore: !availability.available,
+    async fn() {
+      const input = randomHeadInput({ N: 12, D: 16, C: 40 }, 7);
+      let state = { scale: 2 }, reference = state;
+      for (let step = 0; step < 4; step++) {
+        const { actual } = await adaCosPair(engine, adaCosHead({ state }), input, "mean");
+        const { actual: e } = await adaCosPair(
+          ENGINES.reference as Engine,
+          adaCosHead({ state: reference }),
+          input,
+          "mean",
+        );
+        scaleError(actual, e, `step ${step}`, rtol);
+        state = actual.state as typeof state;
+        reference = e.state as typeof reference;
+      }
+      // s = 1000: e^(s·c_ij) and e^ℓ_i overflow float64 (checked here on the frozen run at s),
+      // ln B does not.
+      const frozen = await run(
+        engine,
+        adaCosHead({ state: { scale: 1000 }, updateScale: false }),
+        input,
+        "none",
+      );
+      assert.ok(Math.max(...frozen.losses) > 710 && Math.max(...frozen.logits!.data) > 710);
+      const head = adaCosHead({ state: { scale: 1000 } });
+      for (const reduction of REDUCTIONS) {
+        const { actual, expected } = await adaCosPair(engine, head, input, reduction);
+        const name = `${engine.name} s 1000 ${reduction}`;
+        assertMatchesReference(actual, expected as HeadResult, { name, rtol });
+        scaleError(actual, expected, name, rtol);
+        assert.ok(expected.state!.scale > 100, `${name}: ${expected.state!.scale}`);
+      }
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name}: an AdaCos run reads the caller's arrays at once, float32 or float64`,
+    ignore: !availability.available,
+    async fn() {
+      const input = randomHeadInput({ N: 6, D: 7, C: 9 }, 9), shape = shapeOf(input);
+      const expected = await run(ENGINES.reference as Engine, adaCosHead(), input, "mean");
+      await using head = await prepareOn(engine, adaCosHead(), shape, {});
+      for (const F of [Float64Array, Float32Array, Float64Array]) {
+        const x = F.from(input.features.data), w = F.from(input.weights.data);
+        const mine = { ...input, features: matrix(6, 7, x), weights: matrix(9, 7, w) };
+        const pending = head.run(mine);
+        x.fill(1e3); // changed before the second run of the scale-only head: it must not see it
+        w.fill(-1e3);
+        const actual = await pending;
+        const name = `${engine.name} ${F.name}`;
+        assertMatchesReference(actual, expected as HeadResult, { name, rtol });
+        scaleError(actual, expected, name, rtol);
+      }
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name}: AdaCos matches the PyTorch fixtures (the parity matrix's check)`,
+    ignore: !availability.available,
+    async fn() {
+      let worst = 0;
+      for (const c of successorCasesOf("adaCos")) {
+        const parity = await checkSuccessorCase(engine, c, toleranceOf(engine));
+        assert.equal(parity.skipped, undefined, c.name);
+        assert.deepEqual(parity.failures, [], c.name);
+        for (const rel of Object.values(parity.errors)) worst = Math.max(worst, rel!);
+      }
+      console.log(
+        `${engine.name}: AdaCos fixtures' worst relative error ${worst.toExponential(2)}`,
+      );
+    },
+  });
+}

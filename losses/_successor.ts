@@ -15,10 +15,9 @@ import {
   successorTargets,
   unitCosine,
 } from "./successor_targets.ts";
+import { adaCosNextScale, adaCosOldScale } from "./adacos_scale.ts";
 
 export { ADAFACE_EPS, ADAFACE_NORM_CLIP } from "./successor_targets.ts";
-/** AdaCos clamps the target cosines to ±(1 − 1e-7) before the acos of its median. */
-const ADACOS_EPS = 1e-7;
 
 /** What the machine returns: a head result, the next state and the loss's per-sample numbers. */
 export interface SuccessorOutput extends HeadResult {
@@ -85,8 +84,6 @@ function checkBatch(where: string, input: HeadInput, K: number): Batch {
   return { N, D, R, C, K, x, w, labels };
 }
 
-const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
-
 /** Fills non-target logits s·c (clamped to ±1) and leaves the targets to the caller. */
 function plainLogits(cos: Float64Array, scale: number) {
   const z = new Float64Array(cos.length), slope = new Float64Array(cos.length);
@@ -143,41 +140,20 @@ function curricular(
 type SuccessorHookOf<K extends SuccessorHook["kind"]> = Extract<SuccessorHook, { kind: K }>;
 
 function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookOf<"adaCos">) {
-  let old = hook.scale;
-  if (old === null) {
-    if (b.C < 3) {
-      throw new RangeError(
-        `${where}: the initial scale √2·ln(C − 1) is not positive for C = ${b.C} classes (it ` +
-          `needs C ≥ 3); give options.state = { scale } (a finite number > 0)`,
-      );
-    }
-    old = Math.SQRT2 * Math.log(b.C - 1);
-  }
+  const old = adaCosOldScale(where, hook.scale, b.C);
   let scale = old;
   if (hook.updateScale) {
-    // ln B, B = Σ_i Σ_{j≠y_i} exp(s·c_ij) / N, as a log-sum-exp (FaceX-Zoo sums exp directly).
-    let max = -Infinity;
+    // Each sample's ln Σ_{j≠y} exp(s·c_ij) as a log-sum-exp (FaceX-Zoo sums exp directly).
+    const logSums = new Float64Array(b.N), targets = new Float64Array(b.N);
     for (let i = 0; i < b.N; i++) {
-      for (let j = 0; j < b.C; j++) {
-        if (j !== b.labels[i]) max = Math.max(max, old * cos[i * b.C + j]);
-      }
+      const row = cos.subarray(i * b.C, (i + 1) * b.C), y = b.labels[i];
+      let max = -Infinity, sum = 0;
+      for (let j = 0; j < b.C; j++) if (j !== y) max = Math.max(max, old * row[j]);
+      for (let j = 0; j < b.C; j++) if (j !== y) sum += Math.exp(old * row[j] - max);
+      logSums[i] = max + Math.log(sum);
+      targets[i] = row[y];
     }
-    let sum = 0;
-    for (let i = 0; i < b.N; i++) {
-      for (let j = 0; j < b.C; j++) {
-        if (j !== b.labels[i]) sum += Math.exp(old * cos[i * b.C + j] - max);
-      }
-    }
-    const logB = max + Math.log(sum) - Math.log(b.N);
-    const thetas = Array.from(
-      { length: b.N },
-      (_, i) => Math.acos(clamp(cos[i * b.C + b.labels[i]], -1 + ADACOS_EPS, 1 - ADACOS_EPS)),
-    ).sort((p, q) => p - q);
-    const median = thetas[Math.floor((b.N - 1) / 2)]; // torch.median: the lower middle
-    const next = logB / Math.cos(Math.min(Math.PI / 4, median));
-    // ln B ≤ 0 (few classes, non-targets mostly negative) would make s ≤ 0, and C = 1 has no
-    // non-target (ln B = −∞): keep the old scale.
-    if (Number.isFinite(next) && next > 0) scale = next;
+    scale = adaCosNextScale(old, logSums, targets);
   }
   const z = new Float64Array(cos.length), slope = new Float64Array(cos.length).fill(scale);
   for (let k = 0; k < cos.length; k++) z[k] = scale * cos[k];

@@ -61,8 +61,9 @@ export function adaCosInitialState(classes: number): AdaCosState {
 
 /**
  * The head description of {@linkcode adaCosLoss} for one step (its scale is `options.state`'s,
- * `null` for √2·ln(C − 1) from the batch's C); `prepareHead` computes it on the reference engine
- * only (the float32 engines refuse it, naming the hook).
+ * `null` for √2·ln(C − 1) from the batch's C); `prepareHead` computes it on every engine (the
+ * float32 ones as two runs of the scale-only head: the first at the old scale for B, the second at
+ * the new one).
  *
  * @example
  * ```ts

@@ -107,10 +107,10 @@ export type SuccessorHook =
 
 /**
  * The head description of a successor loss: an angular head whose logits follow its
- * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec}: `prepareHead` and `headLoss` run the
- * per-sample kinds (`elastic`, `magFace`, `adaFace` on the reference, engine-wasm and
- * engine-native; `adaFace`'s next state in the result) and refuse every other hook with a message
- * naming it.
+ * {@linkcode SuccessorHook}. It is not a {@linkcode HeadSpec}: `prepareHead` and `headLoss` run
+ * every hook on the reference engine, the per-sample kinds (`elastic`, `magFace`, `adaFace`) on
+ * engine-wasm and engine-native too, `adaCos` on engine-wasm, engine-native and engine-webgpu (the
+ * next state in the result), and refuse the others with a message naming the hook.
  */
 export interface SuccessorHeadSpec {
   /** The loss's name (`"curricularFace"`…). */

@@ -193,6 +193,7 @@ function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms):
 export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
   const kind = head.successor.kind;
   if (kind === "elastic" || kind === "magFace" || kind === "adaFace") return true;
+  if (kind === "adaCos") return true; // two runs of its scale-only head: engines/adacos.ts
   return `head.successor (${JSON.stringify(kind)}) is a successor hook that ${engine} does not ` +
     `compute: it has no host target terms; the reference does`;
 }

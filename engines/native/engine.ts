@@ -68,6 +68,7 @@ import {
   kernelHead,
   successorOutputs,
 } from "../host/samples.ts";
+import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export { defaultTile } from "./_layout.ts";
 
@@ -307,7 +308,8 @@ async function prepare(
       // One-thread products on each of our threads; with one thread, the BLAS's own threads.
       const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
       try {
-        return Promise.resolve(runSync(head, layout, memory, pool, view, settings));
+        const now = runHead(head, settings); // AdaCos's per-run scale, where given
+        return Promise.resolve(runSync(now, layout, memory, pool, view, settings));
       } catch (error) {
         return Promise.reject(inputBlamed(view) ?? error);
       } finally {
@@ -340,5 +342,8 @@ export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
   supports: () => true,
   prepare,
   supportsSuccessor: (head) => hostSuccessorSupport(WHERE, head),
-  prepareSuccessor: prepare,
+  prepareSuccessor: (head, shape, options) =>
+    head.successor.kind === "adaCos"
+      ? prepareAdaCos(WHERE, head, shape, (base) => prepare(base, shape, options))
+      : prepare(head, shape, options),
 };

@@ -43,6 +43,7 @@ import {
   kernelClamp,
   kernelHead,
 } from "../host/samples.ts";
+import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -98,7 +99,10 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
   supports: () => true,
   prepare: (head, shape, options) => prepareWasm(head, shape, options),
   supportsSuccessor: (head) => hostSuccessorSupport("engine-wasm", head),
-  prepareSuccessor: (head, shape, options) => prepareWasm(head, shape, options),
+  prepareSuccessor: (head, shape, options) =>
+    head.successor.kind === "adaCos"
+      ? prepareAdaCos(PREPARE, head, shape, (base) => prepareWasm(base, shape, options))
+      : prepareWasm(head, shape, options),
 };
 
 /**
@@ -138,8 +142,9 @@ function wasmHead(
         throw new Error(`${RUN}: a run of this head is in flight (prepareHead queues runs)`);
       }
       // Everything read from the caller's arrays is read here, before the first await.
-      const mine = memory, samples = layOutRun(head, layout, mine, view, settings.reduction);
-      const base = kernelHead(head);
+      const now = runHead(head, settings); // AdaCos's per-run scale, where given
+      const mine = memory, samples = layOutRun(now, layout, mine, view, settings.reduction);
+      const base = kernelHead(now);
       const bias = view.bias !== undefined;
       const task = pool.run(PARAMS);
       running = task.catch(() => {});

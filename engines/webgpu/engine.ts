@@ -68,6 +68,7 @@ import {
   kernelHead,
   type Samples,
 } from "../host/samples.ts";
+import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -155,10 +156,17 @@ async function prepare(
   return preparedHead(gpu, head, layout, buffers, program);
 }
 
-/** Each chunk's uniforms of `head` by reduction, packed once. */
-function uniformCache(head: HeadSpec, layout: Layout): (reduction: Reduction) => ArrayBuffer[] {
+/**
+ * Each chunk's uniforms of `head` for a run's settings, packed once per reduction; a run with its
+ * own scale (AdaCos) is packed for that run only.
+ */
+function uniformCache(head: HeadSpec, layout: Layout): (settings: RunSettings) => ArrayBuffer[] {
   const packed = new Map<Reduction, ArrayBuffer[]>();
-  return (reduction) => {
+  return ({ reduction, scale }) => {
+    if (scale !== undefined) {
+      const now = runHead(head, { reduction, logits: false, scale });
+      return layout.chunks.map((c) => headUniforms(now, layout, c, reduction));
+    }
     const each = packed.get(reduction) ??
       layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
     packed.set(reduction, each);
@@ -192,7 +200,7 @@ function preparedHead(
     if (gpu.released) {
       throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
     }
-    upload(gpu, layout, buffers, staged, uniforms(settings.reduction));
+    upload(gpu, layout, buffers, staged, uniforms(settings));
     if (settings.logits && !withLogits) {
       withLogits = await scoped(gpu, "preparing the logits", () => {
         addLogitsBuffers(gpu, layout, buffers);
@@ -255,8 +263,13 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   availability,
   supports: () => true,
   supportsSuccessor: (head) => hostSuccessorSupport("engine-webgpu", head),
-  prepareSuccessor: prepare,
   prepare,
+  // AdaCos: two runs of its scale-only head (engines/adacos.ts), the scale per run in the uniforms;
+  // the per-sample kinds: host targets.
+  prepareSuccessor: (head, shape, options) =>
+    head.successor.kind === "adaCos"
+      ? prepareAdaCos(PREPARE, head, shape, (base) => prepare(base, shape, options))
+      : prepare(head, shape, options),
 };
 
 // ── Runs on a caller's device and GPU buffers, without a read-back (train/tfjs_loss.ts runs the

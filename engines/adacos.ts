@@ -1,0 +1,89 @@
+/**
+ * AdaCos on any engine whose heads take a per-run scale ({@linkcode RunSettings.scale}): given the
+ * batch's new scale, AdaCos is the scale-only angular head without margin (NormFace's), which
+ * every engine computes, so it is built here once, from the engine's own `prepare`.
+ *
+ * A run with `updateScale` (the default) is two runs of that head: the first at the old scale s,
+ * whose per-sample losses ℓ_i = ln Σ_j e^(s·c_ij) − s·c_iy give each sample's non-target sum
+ * without the N×C logits: ln Σ_{j≠y} e^(s·c_ij) = s·c_iy + ln expm1(ℓ_i), in float64 with the
+ * target cosines c_iy from x and the target rows of W (engines/host/samples.ts); then the new
+ * scale by losses/adacos_scale.ts (the reference's own function: a log-sum-exp, so no exp
+ * overflows at any s); then the run at the new scale, whose result carries `state: { scale }`.
+ * The first run is a full one (forward and backward): the engines have no forward-only mode, so
+ * an AdaCos run costs about two NormFace runs (engine-wasm, N 128, D 512, C 10 000: 229 ms against
+ * 118 ms), and the prepared head keeps a copy of W (the second run starts after an await, when the
+ * caller may have changed its arrays). `updateScale: false` is one run at s.
+ *
+ * @module
+ */
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
+import { adaCosNextScale, adaCosOldScale, logExpm1 } from "../losses/adacos_scale.ts";
+import type { EngineHead, HeadShape, RunInput, RunSettings } from "./engine.ts";
+import { type HostHeadSpec, sampleTerms } from "./host/samples.ts";
+
+/**
+ * The head a run computes: `head`, or with {@linkcode RunSettings.scale} the same head at that
+ * scale (which needs a head of scale radius).
+ */
+export function runHead<H extends HostHeadSpec>(head: H, settings: RunSettings): H {
+  const scale = settings.scale;
+  if (scale === undefined) return head;
+  if ("successor" in head || head.logits !== "angular" || head.radius.kind !== "scale") {
+    throw new RangeError(`a run's scale needs a head of scale radius, got head "${head.name}"`);
+  }
+  if (!Number.isFinite(scale) || scale <= 0) {
+    throw new RangeError(`a run's scale must be a finite number > 0, got ${scale}`);
+  }
+  return { ...head, radius: { kind: "scale", scale } };
+}
+
+/**
+ * Prepares an AdaCos head (a checked `adaCos` successor head) on an engine, from its `prepare` of
+ * a plain head and its shape: see the module doc.
+ */
+export async function prepareAdaCos<T extends Float32Array | Float64Array>(
+  where: string,
+  head: SuccessorHeadSpec,
+  shape: HeadShape,
+  prepare: (base: HeadSpec) => Promise<EngineHead<T>>,
+): Promise<EngineHead<T>> {
+  const hook = head.successor;
+  if (hook.kind !== "adaCos") {
+    throw new RangeError(`${where}: head.successor (${JSON.stringify(hook.kind)}) is not AdaCos`);
+  }
+  const old = adaCosOldScale(where, hook.scale, shape.classes);
+  const base: HeadSpec = {
+    name: head.name,
+    logits: "angular",
+    radius: { kind: "scale", scale: old },
+    margin: { kind: "none" },
+    marginGradient: head.marginGradient,
+  };
+  const inner = await prepare(base);
+  const { samples: N, dims: D, classes: C } = shape;
+  // The run at the new scale starts after an await, so each run copies the caller's arrays into
+  // buffers kept from run to run (a new 41 MB W per run costs its page faults: ~100 ms), W in the
+  // caller's precision; prepareOn queues the runs of a head, so one run at a time uses them.
+  const x = new Float64Array(N * D), labels = new Int32Array(N);
+  let w: Float32Array | Float64Array | undefined;
+  return {
+    threads: inner.threads,
+    async run(view, settings) {
+      if (!hook.updateScale) return { ...await inner.run(view, settings), state: { scale: old } };
+      if (w?.constructor !== view.w.constructor) {
+        w = view.w instanceof Float32Array ? new Float32Array(C * D) : new Float64Array(C * D);
+      }
+      x.set(view.x);
+      w.set(view.w);
+      labels.set(view.labels);
+      const input: RunInput = { ...view, x, w, labels };
+      const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
+      const { losses } = await inner.run(input, { reduction: settings.reduction, logits: false });
+      // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
+      const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
+      const scale = adaCosNextScale(old, logSums, targets);
+      return { ...await inner.run(input, { ...settings, scale }), state: { scale } };
+    },
+    dispose: () => inner.dispose(),
+  };
+}
