@@ -128,9 +128,9 @@ export interface Engine<
   /** Builds what runs of one head and shape need; the head and shape are already validated. */
   prepare(head: HeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
   /**
-   * Whether it computes that (valid) successor head of a per-sample kind (ElasticFace, MagFace,
-   * AdaFace: losses/successor_targets.ts); a reason naming the hook when it does not. Absent: it
-   * computes none.
+   * Whether it computes that (valid) successor head (engine-wasm and engine-native: the per-sample
+   * kinds ElasticFace, MagFace, AdaFace of losses/successor_targets.ts, and sub-center ArcFace); a
+   * reason naming the hook when it does not. Absent: it computes none.
    */
   supportsSuccessor?(head: SuccessorHeadSpec): true | string;
   /** {@linkcode Engine.prepare} for a successor head it supports (checked, with its shape). */
