@@ -134,9 +134,10 @@ export interface Engine<
   /** Builds what runs of one head and shape need; the head and shape are already validated. */
   prepare(head: HeadSpec, shape: HeadShape, options: O): Promise<EngineHead<T>>;
   /**
-   * Whether it computes that (valid) successor head of a per-sample kind (ElasticFace, MagFace,
-   * AdaFace: losses/successor_targets.ts) or AdaCos (engines/adacos.ts); a reason naming the hook
-   * when it does not. Absent: it computes none.
+   * Whether it computes that (valid) successor head (the per-sample kinds of
+   * losses/successor_targets.ts, AdaCos through engines/adacos.ts, sub-center ArcFace where its
+   * kernels reduce the sub-centers); a reason naming the hook when it does not. Absent: it computes
+   * none.
    */
   supportsSuccessor?(head: SuccessorHeadSpec): true | string;
   /** {@linkcode Engine.prepare} for a successor head it supports (checked, with its shape). */

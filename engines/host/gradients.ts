@@ -9,7 +9,7 @@
  */
 import type { Radius } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
-import type { Samples } from "./samples.ts";
+import { type Samples, targetRow } from "./samples.ts";
 
 /** The head's radius kind, or undefined for a linear head. */
 export type RadiusKind = Radius["kind"] | undefined;
@@ -102,7 +102,9 @@ function angularRow(
   out: Float32Array,
   gradWeights: Float32Array,
 ): void {
-  const { D, x, w } = s, xi = i * D, wi = s.wRow[i] * D, yi = s.labels[i] * D;
+  // The target's row: w_{y_i}, or its largest sub-center (whose row of ∂W gets the gradient).
+  const k0 = s.subCenter ? s.subCenter[i] : 0;
+  const { D, x, w } = s, xi = i * D, wi = (s.wRow[i] + k0) * D, yi = targetRow(s, i) * D;
   const nx = s.nx[i], ny = s.ny[i], icx = 1 / s.cx[i], icy = 1 / s.cy[i], c = s.tc[i];
   // The norm radius: ∂z/∂a summed over classes, the target's included.
   const grada = (radius === "scale" ? 0 : sums.grada + gzy * s.b[i] * s.tv[i]) + radial;

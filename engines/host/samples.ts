@@ -8,17 +8,76 @@
  *
  * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs the kernels as a
  * scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra loss and
- * state come from losses/successor_targets.ts, the maths the float64 reference runs too.
+ * state come from losses/successor_targets.ts, the maths the float64 reference runs too. Sub-center
+ * ArcFace runs them likewise over its C·K rows ({@linkcode kernelSubCenters}: the kernels take each
+ * class's largest sub-center cosine); its target is the largest of the K target rows' cosines, in
+ * float64, with ArcFace's f(c) of losses/target.ts, and its gradient goes to that row.
  *
  * @module
  */
 import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
-import { NORM_EPS } from "../../losses/checks.ts";
+import type { SuccessorHook, TargetMargin } from "../../losses/head_spec.ts";
+import { checkLabels, NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
-import { ADAFACE_EPS, isPerSampleHook, successorTargets } from "../../losses/successor_targets.ts";
+import {
+  ADAFACE_EPS,
+  isPerSampleHook,
+  type PerSampleHook,
+  successorTargets,
+  unitCosine,
+} from "../../losses/successor_targets.ts";
 
-/** A head an engine that finishes on the host computes: a HeadSpec or a per-sample successor. */
+/**
+ * A head an engine that finishes on the host computes: a HeadSpec, a per-sample successor or
+ * sub-center ArcFace.
+ */
 export type HostHeadSpec = HeadSpec | SuccessorHeadSpec;
+
+/** Whether the host computes a successor hook's targets: the per-sample kinds and sub-center. */
+function isHostHook(
+  hook: SuccessorHook,
+): hook is PerSampleHook | Extract<SuccessorHook, { kind: "subCenter" }> {
+  return isPerSampleHook(hook) || hook.kind === "subCenter";
+}
+
+/**
+ * The kernels' sub-center count: K for sub-center ArcFace (the class cosine is the largest of rows
+ * c·K … c·K + K − 1, K = 1 included), 0 for every other head (the kernels' plain path).
+ */
+export function kernelSubCenters(head: HostHeadSpec): number {
+  return "successor" in head && head.successor.kind === "subCenter" ? head.successor.subCenters : 0;
+}
+
+/**
+ * A tile of rows (a multiple of 4) rounded up to a multiple of K too, so that no class of a
+ * sub-center head spans two tiles (K ≤ 1: the tile itself).
+ */
+export function subCenterTile(tile: number, K: number): number {
+  if (K <= 1) return tile;
+  const step = K % 4 === 0 ? K : K % 2 === 0 ? 2 * K : 4 * K; // lcm(4, K)
+  return Math.ceil(tile / step) * step;
+}
+
+/**
+ * Checks a sub-center head's sizes: W's rows (`shape.classes`, C·K) a multiple of K and, given
+ * `labels`, labels in [0, C). Nothing to check for another head.
+ */
+export function checkSubCenters(
+  where: string,
+  head: HostHeadSpec,
+  rows: number,
+  labels?: ArrayLike<number>,
+): void {
+  const K = kernelSubCenters(head);
+  if (K === 0) return;
+  if (rows % K !== 0) {
+    throw new RangeError(
+      `${where}: weights.rows must be a multiple of head.successor.subCenters (K = ${K}: row ` +
+        `c·K + k is sub-center k of class c), got ${rows}`,
+    );
+  }
+  if (labels) checkLabels(where, labels, { N: labels.length, C: rows / K });
+}
 
 /**
  * The head the kernels compute: the head itself, or for a successor head the scale-s angular head
@@ -27,7 +86,7 @@ export type HostHeadSpec = HeadSpec | SuccessorHeadSpec;
 export function kernelHead(head: HostHeadSpec): HeadSpec {
   if (!("successor" in head)) return head;
   const hook = head.successor;
-  if (!isPerSampleHook(hook)) {
+  if (!isHostHook(hook)) {
     throw new RangeError(`head.successor (${JSON.stringify(hook.kind)}) has no host target terms`);
   }
   return {
@@ -61,8 +120,13 @@ export interface SampleRows {
   x: ArrayLike<number>;
   /** Rows of D holding the targets: W itself (C×D), or its target rows gathered (N×D). */
   w: ArrayLike<number>;
-  /** The row of `w` holding w_{y_i}: the labels when `w` is W, i when the rows are gathered. */
+  /**
+   * The row of `w` holding w_{y_i}: the labels when `w` is W, i when the rows are gathered; for
+   * sub-center ArcFace the first of the K target rows (y_i·K in W, i·K when gathered).
+   */
   wRow: ArrayLike<number>;
+  /** Sub-center ArcFace's K: sample i's target rows are wRow[i] … wRow[i] + K − 1. @default {1} */
+  subCenters?: number;
 }
 
 /** Each sample's target terms, float64, length N. */
@@ -97,6 +161,8 @@ export interface TargetTerms {
   state?: Record<string, number>;
   /** ElasticFace: the margins as applied. */
   margins?: Float64Array;
+  /** Sub-center ArcFace: k of the target's largest sub-center (the first of equal ones). */
+  subCenter?: Int32Array;
 }
 
 /** The rows and their target terms: what the losses and the gradients read. */
@@ -131,25 +197,20 @@ export function sampleTerms<R extends SampleRows>(
   const target = head.logits === "angular" && !("successor" in head)
     ? targetFunction(head.margin, head.marginGradient)
     : undefined;
+  const K = rows.subCenters ?? 1;
+  if (K > 1 || kernelSubCenters(head) > 0) s.subCenter = new Int32Array(N);
   for (let i = 0; i < N; i++) {
-    const xi = i * D, wi = wRow[i] * D;
-    let sq = 0, dot = 0, wsq = 0;
-    for (let k = 0; k < D; k++) {
-      const xk = x[xi + k], wk = w[wi + k];
-      sq += xk * xk;
-      dot += xk * wk;
-      wsq += wk * wk;
-    }
+    const xi = i * D;
+    let sq = 0;
+    for (let k = 0; k < D; k++) sq += x[xi + k] * x[xi + k];
     s.nx[i] = Math.sqrt(sq);
     if (head.logits === "linear") {
       s.cx[i] = s.a[i] = s.b[i] = 1;
-      s.zy[i] = dot + (bias ? bias[labels[i]] : 0);
+      s.zy[i] = rowDot(x, xi, w, wRow[i] * D, D).dot + (bias ? bias[labels[i]] : 0);
       continue;
     }
     s.cx[i] = Math.max(s.nx[i], NORM_EPS);
-    s.ny[i] = Math.sqrt(wsq);
-    s.cy[i] = Math.max(s.ny[i], NORM_EPS);
-    s.tc[i] = dot / (s.cx[i] * s.cy[i]);
+    closestRow(s, i, K);
     if ("successor" in head) continue;
     const t = target!(s.tc[i]);
     s.tv[i] = t.value;
@@ -162,9 +223,67 @@ export function sampleTerms<R extends SampleRows>(
   return s;
 }
 
+/** x·w over D elements from offsets xi and wi, and w's squared norm, summed in order in float64. */
+function rowDot(x: ArrayLike<number>, xi: number, w: ArrayLike<number>, wi: number, D: number) {
+  let dot = 0, wsq = 0;
+  for (let k = 0; k < D; k++) {
+    const wk = w[wi + k];
+    dot += x[xi + k] * wk;
+    wsq += wk * wk;
+  }
+  return { dot, wsq };
+}
+
+/**
+ * Sample i's target cosine, ‖w_y‖ and max(‖w_y‖, ε): of its one target row, or of the largest of
+ * its K sub-center rows (the first of equal ones, as torch.max), whose k goes to `subCenter`.
+ */
+function closestRow(s: SampleRows & TargetTerms, i: number, K: number): void {
+  const { D, x, w, wRow } = s;
+  for (let k = 0; k < K; k++) {
+    const { dot, wsq } = rowDot(x, i * D, w, (wRow[i] + k) * D, D);
+    const ny = Math.sqrt(wsq), cy = Math.max(ny, NORM_EPS), c = dot / (s.cx[i] * cy);
+    if (k > 0 && !(c > s.tc[i])) continue;
+    s.ny[i] = ny;
+    s.cy[i] = cy;
+    s.tc[i] = c;
+    if (s.subCenter) s.subCenter[i] = k;
+  }
+}
+
+/**
+ * The row of W that sample i's target gradient goes to: y_i, or y_i·K + k for the target's
+ * largest sub-center k.
+ */
+export function targetRow(s: SampleRows & TargetTerms, i: number): number {
+  const K = s.subCenters ?? 1;
+  return s.labels[i] * K + (s.subCenter ? s.subCenter[i] : 0);
+}
+
 /** A successor head's target terms, from the target cosines and norms already in `s`. */
 function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms): void {
   const hook = head.successor;
+  if (hook.kind === "subCenter") {
+    // ArcFace's target on the class cosine (as losses/_successor.ts: clamped to [−1, 1], slope 0
+    // past it), scale s.
+    const margin: TargetMargin = {
+      kind: "angular",
+      m1: 1,
+      m2: hook.margin,
+      m3: 0,
+      fallback: hook.fallback,
+    };
+    const f = targetFunction(margin, head.marginGradient);
+    for (let i = 0; i < s.zy.length; i++) {
+      const u = unitCosine(s.tc[i]), t = f(u.c);
+      s.tv[i] = t.value;
+      s.slope[i] = t.slope * u.pass;
+      s.a[i] = hook.scale;
+      s.b[i] = 1;
+      s.zy[i] = hook.scale * t.value;
+    }
+    return;
+  }
   if (!isPerSampleHook(hook)) {
     throw new RangeError(
       `${where}: head.successor (${JSON.stringify(hook.kind)}) has no host terms`,
@@ -188,11 +307,12 @@ function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms):
  * Whether an engine that finishes on the host computes a (checked) successor head, or why not:
  * ElasticFace, MagFace and AdaFace change the target, whose terms the host computes; AdaFace also
  * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels do
- * with the range of {@linkcode kernelClamp}.
+ * with the range of {@linkcode kernelClamp}; sub-center ArcFace's class reduction is the kernels'
+ * (see {@linkcode kernelSubCenters}), its target the host's.
  */
 export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
+  if (isHostHook(head.successor)) return true;
   const kind = head.successor.kind;
-  if (kind === "elastic" || kind === "magFace" || kind === "adaFace") return true;
   if (kind === "adaCos") return true; // two runs of its scale-only head: engines/adacos.ts
   return `head.successor (${JSON.stringify(kind)}) is a successor hook that ${engine} does not ` +
     `compute: it has no host target terms; the reference does`;

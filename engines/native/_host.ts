@@ -5,7 +5,7 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import type { RunInput } from "../engine.ts";
-import { type HostHeadSpec, type Samples, sampleTerms } from "../host/samples.ts";
+import { checkSubCenters, type HostHeadSpec, type Samples, sampleTerms } from "../host/samples.ts";
 import { type Losses, lossesOf } from "../host/losses.ts";
 import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
 import type { NativeLayout } from "./_tiles.ts";
@@ -26,8 +26,11 @@ export function stageSamples(
 ): Samples {
   const { N, D } = L;
   const { x, w, labels, bias } = view;
+  checkSubCenters(WHERE, head, L.C, labels);
   new Int32Array(buffer, L.labels, N).set(labels);
-  const s = sampleTerms(head, { N, D, labels, x, w, wRow: labels }, bias, WHERE);
+  // Sub-center ArcFace: the target class's K rows start at row y·K.
+  const K = Math.max(L.subCenters, 1), wRow = K === 1 ? labels : labels.map((y) => y * K);
+  const s = sampleTerms(head, { N, D, labels, x, w, wRow, subCenters: K }, bias, WHERE);
   const X = new Float32Array(buffer, L.xt, N * D);
   for (let i = 0; i < N; i++) {
     const xi = i * D, scale = s.a[i] / s.cx[i];

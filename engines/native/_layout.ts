@@ -3,6 +3,7 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadShape } from "../engine.ts";
 import { CONTROL_BYTES, type NativeLayout } from "./_tiles.ts";
+import { subCenterTile } from "../host/samples.ts";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
@@ -27,32 +28,38 @@ export function defaultTile(D: number): number {
 /**
  * The tile and thread count for `wanted` threads: the given tile, or the default one made small
  * enough that every thread gets eight tiles (of at least 256 classes, or 64 for small heads), so
- * the last tiles of a pass leave little idle time; never more threads than tiles.
+ * the last tiles of a pass leave little idle time; never more threads than tiles. With
+ * `subCenters` K > 1 (sub-center ArcFace, C·K rows), the tile is rounded up to a multiple of K, so
+ * that no class spans two tiles.
  */
 export function tiling(
   C: number,
   D: number,
   wanted: number,
   tile?: number,
+  subCenters = 0,
 ): { tile: number; tiles: number; threads: number } {
   let t = Math.min(tile ?? defaultTile(D), up(C, 4));
   if (tile === undefined && wanted > 1) {
     const least = C >= 2 * 256 * wanted ? 256 : 64;
     t = Math.min(t, Math.max(least, up(Math.ceil(C / (8 * wanted)), 16)));
   }
+  t = subCenterTile(t, subCenters);
   const tiles = Math.ceil(C / t);
   return { tile: t, tiles, threads: Math.min(wanted, tiles) };
 }
 
 /**
  * The layout of one head (64-byte aligned regions above the first 64 KiB) and its page count;
- * `clamp`: the range of the non-target cosines (a scale-radius head only; none by default).
+ * `clamp`: the range of the non-target cosines (a scale-radius head only; none by default);
+ * `subCenters`: sub-center ArcFace's K (0, the default, for every other head).
  */
 export function nativeLayout(
   head: HeadSpec,
   shape: HeadShape,
   split: { tile: number; tiles: number; threads: number },
   clamp?: readonly [number, number],
+  subCenters = 0,
 ): { layout: NativeLayout; pages: number } {
   const { samples: N, dims: D, classes: C } = shape;
   const { tile, tiles, threads } = split;
@@ -76,6 +83,7 @@ export function nativeLayout(
     angular,
     normProduct: head.logits === "angular" && head.radius.kind === "normProduct",
     ...logitClamp(head, clamp),
+    subCenters,
     control: alloc(CONTROL_BYTES),
     labels: alloc(N * 4),
     xt: alloc(N * D * 4),

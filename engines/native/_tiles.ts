@@ -44,6 +44,11 @@ export interface NativeLayout {
    */
   zlo: number;
   zhi: number;
+  /**
+   * Sub-center ArcFace's K (C counts the C·K rows of W; tiles are multiples of K), 0 for every
+   * other head.
+   */
+  subCenters: number;
   control: number;
   labels: number; // N i32
   xt: number; // N×D f32: x̃_i = a_i·x̂_i (angular) or x_i (linear)
@@ -77,6 +82,19 @@ interface Epilogue {
     phase: number,
     lo: number,
     hi: number,
+  ): number;
+  forwardTileSub(
+    s: number,
+    ld: number,
+    rows: number,
+    width: number,
+    colf: number,
+    labels: number,
+    c0: number,
+    K: number,
+    m: number,
+    sum: number,
+    phase: number,
   ): number;
   backwardTile(
     s: number,
@@ -202,8 +220,9 @@ export class TileRunner {
       : new Float32Array(external(SLOT_W, L.C * L.D * 4));
     const next = () => Atomics.add(this.#ctl, NEXT, 1);
     if (phase === FORWARD) {
+      const classes = L.subCenters ? L.C / L.subCenters : L.C;
       const logits = Atomics.load(this.#ctl, LOGITS)
-        ? new Float32Array(external(SLOT_LOGITS, L.N * L.C * 4))
+        ? new Float32Array(external(SLOT_LOGITS, L.N * classes * 4))
         : undefined;
       for (let t = next(); t < L.tiles; t = next()) this.#forward(t, logits);
     } else {
@@ -256,6 +275,7 @@ export class TileRunner {
         Atomics.or(this.#ctl, BAD, BAD_WEIGHTS);
       }
     }
+    if (L.subCenters) return this.#forwardSub(t, S, logits);
     const args = [
       S,
       ld,
@@ -277,6 +297,43 @@ export class TileRunner {
       bad |= k.forwardTile(...args, 2, L.zlo, L.zhi);
     } else {
       bad = k.forwardTile(...args, 3, L.zlo, L.zhi);
+    }
+    if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
+  }
+
+  /**
+   * The forward epilogue of a sub-center tile (forwardTileSub): each class's largest sub-center
+   * logit at its arg-max column, the others masked; the logits, when asked for, each class's
+   * largest of its K columns after the first pass.
+   */
+  #forwardSub(t: number, S: number, logits?: Float32Array): void {
+    const L = this.#L, K = L.subCenters, classes = L.C / K;
+    const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
+    const run = (phase: number) =>
+      this.#k.forwardTileSub(
+        S,
+        ld,
+        L.N,
+        width,
+        L.colf + 4 * j0,
+        L.labels,
+        j0 / K,
+        K,
+        L.m + 4 * t * L.N,
+        L.s + 4 * t * L.N,
+        phase,
+      );
+    let bad = run(logits ? 1 : 3);
+    if (logits) {
+      const z = new Float32Array(this.#buffer, S, L.N * ld);
+      for (let i = 0; i < L.N; i++) {
+        for (let g = 0; g < width / K; g++) {
+          let best = -Infinity;
+          for (let k = 0; k < K; k++) best = Math.max(best, z[i * ld + g * K + k]);
+          logits[i * classes + j0 / K + g] = best; // the target's: the host's z_iy after
+        }
+      }
+      bad |= run(2);
     }
     if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
   }

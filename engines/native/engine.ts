@@ -62,11 +62,14 @@ import { nativeLayout, tiling } from "./_layout.ts";
 import { type Pool, startPool } from "./_pool.ts";
 import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
 import {
+  checkSubCenters,
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
   kernelHead,
+  kernelSubCenters,
   successorOutputs,
+  targetRow,
 } from "../host/samples.ts";
 import { prepareAdaCos, runHead } from "../adacos.ts";
 
@@ -227,7 +230,8 @@ function runSync(
   // The caller's W stays where it is: the threads read its tiles through its address.
   ctl[W_BYTES] = view.w.BYTES_PER_ELEMENT;
   slots[SLOT_W] = address(view.w);
-  const logits = settings.logits ? new Float32Array(N * C) : undefined;
+  const classes = L.subCenters ? C / L.subCenters : C; // sub-center ArcFace: C counts C·K rows
+  const logits = settings.logits ? new Float32Array(N * classes) : undefined;
   if (logits) slots[SLOT_LOGITS] = address(logits);
   ctl[HAS_BIAS] = view.bias ? 1 : 0;
   ctl[LOGITS] = logits ? 1 : 0;
@@ -266,7 +270,10 @@ function runSync(
   finite("loss", [loss]);
   finite("losses", losses);
   finite("gradFeatures", gradFeatures);
-  for (const y of view.labels) finite("gradWeights", gradWeights.subarray(y * D, y * D + D));
+  for (let i = 0; i < N; i++) {
+    const y = targetRow(samples, i);
+    finite("gradWeights", gradWeights.subarray(y * D, y * D + D));
+  }
   if (gradBias) finite("gradBias", gradBias);
   const result: EngineResult<Float32Array> = {
     loss,
@@ -277,9 +284,9 @@ function runSync(
   };
   if (gradBias) result.gradBias = gradBias;
   if (logits) {
-    for (let i = 0; i < N; i++) logits[i * C + view.labels[i]] = samples.zy[i];
+    for (let i = 0; i < N; i++) logits[i * classes + view.labels[i]] = samples.zy[i];
     finite("logits", logits);
-    result.logits = { rows: N, cols: C, data: logits };
+    result.logits = { rows: N, cols: classes, data: logits };
   }
   return result;
 }
@@ -295,8 +302,10 @@ async function prepare(
   const module = await epilogueModule();
   const cores = navigator.hardwareConcurrency ?? 1;
   const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
-  const split = tiling(shape.classes, shape.dims, wanted, options.tile);
-  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head));
+  checkSubCenters(WHERE, head, shape.classes);
+  const K = kernelSubCenters(head);
+  const split = tiling(shape.classes, shape.dims, wanted, options.tile, K);
+  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head), K);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });

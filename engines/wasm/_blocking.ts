@@ -9,10 +9,12 @@ import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadInput } from "../../losses/types.ts";
 import { checkSuccessorHead, isSuccessorHead } from "../../losses/successor_head.ts";
 import {
+  checkSubCenters,
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
   kernelHead,
+  kernelSubCenters,
 } from "../host/samples.ts";
 import {
   type CheckedHeadView,
@@ -181,14 +183,16 @@ export function prepareNow(
     // state and margins are the host's, from the head of this run.
     const checked = checkedHead(head);
     const next = kernelHead(checked), clamp = kernelClamp(checked);
+    const subCenters = kernelSubCenters(checked);
     checkScale(RUN, next);
+    checkSubCenters(RUN, checked, shape.classes);
     const view = checkedView(next, layout, input);
-    if (structureOf(next, clamp) !== structure) {
+    if (structureOf(next, clamp, subCenters) !== structure) {
       // The kernels read the head's structure (linear or angular, radius kind, the non-target
-      // cosines' clamp) from the slots.
-      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp });
+      // cosines' clamp, the sub-centers) from the slots.
+      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp, subCenters });
       writeSlots(next, layout, memory);
-      structure = structureOf(next, clamp);
+      structure = structureOf(next, clamp, subCenters);
     }
     const samples = layOutRun(checked, layout, memory, view, reduction);
     if (thread) runThread(thread, PARAMS);
@@ -227,10 +231,14 @@ function checkedHead(head: HostHeadSpec): HostHeadSpec {
   return checked;
 }
 
-/** What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp. */
-function structureOf(head: HeadSpec, clamp?: readonly [number, number]): string {
+/**
+ * What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp, the
+ * sub-centers.
+ */
+function structureOf(head: HeadSpec, clamp?: readonly [number, number], subCenters = 0): string {
   return (head.logits === "angular" ? `angular ${head.radius.kind}` : "linear") +
-    (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "");
+    (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "") +
+    (subCenters ? ` subCenters ${subCenters}` : "");
 }
 
 /**

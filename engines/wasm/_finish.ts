@@ -55,8 +55,8 @@ export function gradFeaturesOf(
 
 /**
  * The N×C logits: a_i·b_j·c_ij from the class-major cosines (b_j = ‖w_j‖ from `nw` for a
- * normProduct radius; c_ij clamped to `clamp` where the kernels clamp it), the targets' z_iy from
- * the host.
+ * normProduct radius; c_ij clamped to `clamp` where the kernels clamp it; for `subCenters` K > 1
+ * the largest of rows j·K … j·K + K − 1), the targets' z_iy from the host.
  */
 export function logitsOf(
   s: Samples,
@@ -65,11 +65,13 @@ export function logitsOf(
   C: number,
   nw?: ArrayLike<number>,
   clamp?: readonly [number, number],
+  subCenters = 1,
 ): Float32Array {
   const out = new Float32Array(s.N * C);
   for (let i = 0; i < s.N; i++) {
     for (let j = 0; j < C; j++) {
-      let c = cos[j * Np + i];
+      let c = cos[j * subCenters * Np + i];
+      for (let k = 1; k < subCenters; k++) c = Math.max(c, cos[(j * subCenters + k) * Np + i]);
       if (clamp) c = Math.min(Math.max(c, clamp[0]), clamp[1]);
       out[i * C + j] = s.a[i] * (nw ? nw[j] : 1) * c;
     }

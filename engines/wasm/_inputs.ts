@@ -2,7 +2,13 @@
 // target rows (each sample's target terms from them in engines/host/samples.ts), and the packing of
 // x̂ and W for the kernels. Pure: plain arrays in, plain arrays out; the float64 copies it returns
 // are all that the finishing step reads, never the caller's arrays.
-import { type HostHeadSpec, type Samples as HostSamples, sampleTerms } from "../host/samples.ts";
+import {
+  checkSubCenters,
+  type HostHeadSpec,
+  kernelSubCenters,
+  type Samples as HostSamples,
+  sampleTerms,
+} from "../host/samples.ts";
 
 /** The largest finite float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
@@ -67,21 +73,24 @@ export interface SampleInput {
 }
 
 /**
- * Copies what the run needs of the samples and their target rows into float64, checks them against
- * float32's range, and computes each target's cosine, f, f′ and logit.
+ * Copies what the run needs of the samples and their target rows (sub-center ArcFace: the K rows
+ * of the target class) into float64, checks them against float32's range, and computes each
+ * target's cosine, f, f′ and logit.
  */
 export function sampleMaths(where: string, head: HostHeadSpec, input: SampleInput): Samples {
-  const { N, D } = input;
+  const { N, D } = input, K = Math.max(kernelSubCenters(head), 1), rows = K * D;
+  checkSubCenters(where, head, input.w.length / D, input.labels);
   const labels = Int32Array.from(input.labels), x = Float64Array.from(input.x);
-  const wy = new Float64Array(N * D);
+  const wy = new Float64Array(N * rows);
   checkFloat32(where, "features", x, D);
   for (let i = 0; i < N; i++) {
-    const y = labels[i], row = input.w.subarray(y * D, y * D + D);
-    wy.set(row, i * D);
-    checkFloat32(where, "weights", row, D, y * D);
+    const y = labels[i], row = input.w.subarray(y * rows, y * rows + rows);
+    wy.set(row, i * rows);
+    checkFloat32(where, "weights", row, D, y * rows);
   }
-  const wRow = Int32Array.from({ length: N }, (_, i) => i);
-  const s = sampleTerms(head, { N, D, labels, x, w: wy, wRow }, input.bias, where);
+  const wRow = Int32Array.from({ length: N }, (_, i) => i * K);
+  const rowsOf = { N, D, labels, x, w: wy, wRow, subCenters: K };
+  const s = sampleTerms(head, rowsOf, input.bias, where);
   const big = s.a.findIndex((a) => !fitsFloat32(a));
   if (head.logits === "angular" && !("successor" in head) && big >= 0) {
     throw new RangeError(

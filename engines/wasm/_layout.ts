@@ -3,6 +3,7 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { HeadShape } from "../engine.ts";
 import * as L from "./assembly/layout.ts";
+import { subCenterTile } from "../host/samples.ts";
 
 /** Where the barrier words live; AssemblyScript's static data ends well below. */
 export const CONTROL = 32768;
@@ -59,6 +60,8 @@ export interface WasmLayout {
   pages: number;
   /** The non-target cosines' clamp [lo, hi] in float32 (−∞ and +∞: none). */
   clamp: readonly [number, number];
+  /** Sub-center ArcFace's K (C counts the C·K rows of W), 0 for every other head. */
+  subCenters: number;
   /** The parameter block: [slot, value] pairs. */
   slots: [number, number][];
 }
@@ -69,15 +72,22 @@ const up = (n: number, k: number) => Math.ceil(n / k) * k;
  * Lays out a head of `shape` for `threads` threads (fewer when there are fewer class tiles):
  * parameters, shared arrays, then one private region per thread, 64-byte aligned. Throws when the
  * memory would pass WebAssembly's 4 GiB. `clamp`: the range of the non-target cosines (none by
- * default).
+ * default); `subCenters`: sub-center ArcFace's K (0, the default, for every other head), the tile
+ * then rounded up to a multiple of K, so that no class spans two tiles.
  */
 export function wasmLayout(
   where: string,
   head: HeadSpec,
   shape: HeadShape,
-  options: { tile: number; threads: number; clamp?: readonly [number, number] },
+  options: {
+    tile: number;
+    threads: number;
+    clamp?: readonly [number, number];
+    subCenters?: number;
+  },
 ): WasmLayout {
-  const { samples: N, dims: D, classes: C } = shape, { tile } = options;
+  const { samples: N, dims: D, classes: C } = shape, subCenters = options.subCenters ?? 0;
+  const tile = subCenterTile(options.tile, subCenters);
   const Np = up(N, 8), Dp = up(D, 8), Cp = up(C, 4);
   const threads = Math.min(options.threads, Math.ceil(Cp / tile));
   let top = PARAMS + L.PARAM_SLOTS * 4;
@@ -106,7 +116,7 @@ export function wasmLayout(
   });
   const [lo, hi] = options.clamp ?? [-Infinity, Infinity];
   const clamp = [Math.fround(lo), Math.fround(hi)] as const;
-  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp };
+  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp, subCenters };
   return { ...layout, slots: slotsOf(head, layout, threadBase, threadBytes) };
 }
 
@@ -154,6 +164,7 @@ function slotsOf(
     [L.SLOT_THREADS, l.threads],
     [L.SLOT_COS_LO, float32Bits(l.clamp[0])],
     [L.SLOT_COS_HI, float32Bits(l.clamp[1])],
+    [L.SLOT_SUBCENTERS, l.subCenters],
     [L.SLOT_XPACK, o.xpack],
     [L.SLOT_XPACKK, o.xpackk],
     [L.SLOT_W, o.w],

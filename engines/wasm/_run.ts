@@ -20,7 +20,7 @@ import {
 } from "./_inputs.ts";
 import { checkFiniteOutput, gradFeaturesOf, logitsOf, unpad } from "./_finish.ts";
 import { lossesOf } from "../host/losses.ts";
-import { type HostHeadSpec, successorOutputs } from "../host/samples.ts";
+import { type HostHeadSpec, successorOutputs, targetRow } from "../host/samples.ts";
 
 const RUN = "wasm run";
 
@@ -112,7 +112,8 @@ export function finishRun(
   const gradFeatures = gradFeaturesOf(s, radius, parts, losses, weight, Dp, targets);
   checkFiniteOutput(RUN, "gradFeatures", gradFeatures, D);
   if (params[L.SLOT_BAD]) checkFiniteOutput(RUN, "gradWeights", gradWeights, D);
-  for (const y of s.labels) {
+  for (let i = 0; i < N; i++) {
+    const y = targetRow(s, i);
     checkFiniteOutput(RUN, "gradWeights", gradWeights.subarray(y * D, y * D + D), D, y * D);
   }
   if (gradBias) checkFiniteOutput(RUN, "gradBias", gradBias, C);
@@ -128,7 +129,10 @@ export function finishRun(
     const cos = new Float32Array(buffer, o.cos, Cp * Np);
     const nw = radius === "normProduct" ? new Float32Array(buffer, o.nw, C) : undefined;
     const clamp = Number.isFinite(layout.clamp[0]) ? layout.clamp : undefined;
-    result.logits = { rows: N, cols: C, data: logitsOf(s, cos, Np, C, nw, clamp) };
+    // Sub-center ArcFace: N×(C/K) class logits, each the largest of its K rows'.
+    const K = Math.max(layout.subCenters, 1), classes = C / K;
+    const data = logitsOf(s, cos, Np, classes, nw, clamp, K);
+    result.logits = { rows: N, cols: classes, data };
   }
   return result;
 }

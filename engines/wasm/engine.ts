@@ -38,10 +38,12 @@ import {
 import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
 import {
+  checkSubCenters,
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
   kernelHead,
+  kernelSubCenters,
 } from "../host/samples.ts";
 import { prepareAdaCos, runHead } from "../adacos.ts";
 
@@ -117,7 +119,13 @@ async function prepareWasm(
   const { threads, tile, kernels } = engineOptions(options);
   const base = kernelHead(head);
   checkScale(PREPARE, base);
-  const layout = wasmLayout(PREPARE, base, shape, { tile, threads, clamp: kernelClamp(head) });
+  checkSubCenters(PREPARE, head, shape.classes);
+  const layout = wasmLayout(PREPARE, base, shape, {
+    tile,
+    threads,
+    clamp: kernelClamp(head),
+    subCenters: kernelSubCenters(head),
+  });
   const memory = headMemory(layout);
   writeSlots(base, layout, memory);
   const module = await kernelsModule(PREPARE, kernels);

@@ -72,6 +72,9 @@ import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
+/** The hooks whose non-target logits need kernel work the WGSL passes do not have yet. */
+const KERNEL_HOOKS: readonly string[] = ["subCenter", "curricular"];
+
 /** Options of the WebGPU engine; the two sizes exist for tests, which force small chunks. */
 export interface WebgpuEngineOptions extends EngineOptions {
   /** Most classes per chunk of W (a multiple of 16); the binding limit decides otherwise. */
@@ -262,7 +265,12 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   checksValues: true,
   availability,
   supports: () => true,
-  supportsSuccessor: (head) => hostSuccessorSupport("engine-webgpu", head),
+  supportsSuccessor: (head) =>
+    KERNEL_HOOKS.includes(head.successor.kind)
+      ? `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
+        "engine-webgpu does not compute: its passes have no sub-center reduction or hard-negative " +
+        "change of the non-target logits; the reference, engine-wasm and engine-native do"
+      : hostSuccessorSupport("engine-webgpu", head),
   prepare,
   // AdaCos: two runs of its scale-only head (engines/adacos.ts), the scale per run in the uniforms;
   // the per-sample kinds: host targets.

@@ -441,3 +441,86 @@ export function fixupTile(
   }
   return v128.any_true(bad) ? 1 : 0;
 }
+
+/**
+ * forwardTile for sub-center ArcFace (no bias, no clamp): the tile's `width` rows of W form
+ * width/K classes of K sub-centers (row g·K + k is sub-center k of the tile's class g, class
+ * c0 + g overall). Bit 1: per class, z = max_k s·colf (the first of equal ones) at its arg-max
+ * sub-center's column and MASKED at the other K − 1 (all K for the row's target class, labels[i]),
+ * the row max into m[i]; bit 2: e = exp(z − m[i]) in place where z is not MASKED, 0 where it is,
+ * their sum into sum[i]. The backward's H is then e·F·colf at the arg-max sub-centers only, as
+ * backwardTile computes it. Returns 1 when a logit is not finite.
+ */
+export function forwardTileSub(
+  s: usize,
+  ld: i32,
+  rows: i32,
+  width: i32,
+  colf: usize,
+  labels: usize,
+  c0: i32,
+  K: i32,
+  m: usize,
+  sum: usize,
+  phase: i32,
+): i32 {
+  badLogit = false;
+  for (let i = 0; i < rows; i++) {
+    const row = s + ((<usize> i * <usize> ld) << 2);
+    const y = load<i32>(labels + (<usize> i << 2)) - c0;
+    const mp = m + (<usize> i << 2);
+    if (phase & 1) store<f32>(mp, groupRow(row, width, colf, K, y));
+    if (phase & 2) store<f32>(sum + (<usize> i << 2), expGroupRow(row, width, load<f32>(mp)));
+  }
+  return badLogit ? 1 : 0;
+}
+
+// Pass 1 of forwardTileSub over one row; returns the row max over the non-target classes.
+// @ts-ignore: decorator
+@inline function groupRow(row: usize, width: i32, colf: usize, K: i32, y: i32): f32 {
+  let mx = MASKED;
+  for (let j = 0, g = 0; j < width; j += K, g++) {
+    let best: f32 = 0, arg = j;
+    for (let k = 0; k < K; k++) {
+      const o = <usize> (j + k) << 2, z = load<f32>(row + o) * load<f32>(colf + o);
+      if (!(z - z == 0)) badLogit = true;
+      if (k == 0 || z > best) {
+        best = z;
+        arg = j + k;
+      }
+      store<f32>(row + o, MASKED);
+    }
+    if (g == y) continue;
+    store<f32>(row + (<usize> arg << 2), best);
+    mx = max(mx, best);
+  }
+  return mx;
+}
+
+// Pass 2 of forwardTileSub over one row: e = exp(z − mx) where z is not MASKED, else 0, in place;
+// returns Σ e.
+// @ts-ignore: decorator
+@inline function expGroupRow(row: usize, width: i32, mx: f32): f32 {
+  if (mx == MASKED) {
+    memory.fill(row, 0, <usize> width << 2); // the tile holds this row's target class only
+    return 0;
+  }
+  const w4 = width & ~3, mv = splat(mx), masked = v128.load(EXP, 208);
+  let s0 = splat(0);
+  let j = 0;
+  for (; j < w4; j += 4) {
+    const o = row + (<usize> j << 2), z = v128.load(o);
+    const e = v128.andnot(expv(f32x4.sub(z, mv)), f32x4.eq(z, masked));
+    v128.store(o, e);
+    s0 = f32x4.add(s0, e);
+  }
+  let total = hsum(s0);
+  for (; j < width; j++) {
+    const o = row + (<usize> j << 2), z = load<f32>(o);
+    const e: f32 = z == MASKED ? 0 : exps(z - mx);
+    store<f32>(o, e);
+    total += e;
+  }
+  if (!(total - total == 0)) badLogit = true;
+  return total;
+}

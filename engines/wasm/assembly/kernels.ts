@@ -25,6 +25,7 @@ import {
   SLOT_NW,
   SLOT_RADIUS,
   SLOT_STATS,
+  SLOT_SUBCENTERS,
   SLOT_THREAD_BASE,
   SLOT_THREAD_BYTES,
   SLOT_THREADS,
@@ -243,6 +244,7 @@ function high(v: v128): v128 {
 export function forward(P: usize, tid: i32): void {
   const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), Cp = slot(P, SLOT_CP);
   const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_FORWARD << 2);
+  const K = slot(P, SLOT_SUBCENTERS);
   const unit = <usize> Np << 2, tb = threadBase(P, tid);
   const tmax = tb + <usize> T_MAX * unit, tsum = tb + <usize> T_SUM * unit;
   for (let i = 0; i < Np; i++) {
@@ -254,7 +256,10 @@ export function forward(P: usize, tid: i32): void {
     const je = min(jt + tile, Cp);
     rowNorms(P, jt, je);
     cosTile(P, jt, je);
-    if (min(je, C) > jt) tileStats(P, tmax, tsum, jt, min(je, C));
+    if (min(je, C) > jt) {
+      if (K) tileStatsSub(P, tmax, tsum, jt, min(je, C), K);
+      else tileStats(P, tmax, tsum, jt, min(je, C));
+    }
   }
 }
 
@@ -401,6 +406,7 @@ export function combine(P: usize, tid: i32): void {
 export function backward(P: usize, tid: i32): void {
   const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), Cp = slot(P, SLOT_CP);
   const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_BACKWARD << 2);
+  const K = slot(P, SLOT_SUBCENTERS);
   const unit = <usize> Np << 2, tb = threadBase(P, tid);
   memory.fill(tb + <usize> T_SUMX * unit, 0, 4 * unit);
   const gx = gradXOf(P, tb), wp = gx + (<usize> Np * Dp << 3);
@@ -408,7 +414,8 @@ export function backward(P: usize, tid: i32): void {
   let bad = splat(0);
   for (let jt = atomic.add<i32>(next, 1) * tile; jt < Cp; jt = atomic.add<i32>(next, 1) * tile) {
     const je = min(jt + tile, Cp);
-    gradTile(P, tb, jt, je);
+    if (K) gradTileSub(P, tb, jt, je, K);
+    else gradTile(P, tb, jt, je);
     packTile(P, wp, jt, je);
     bad = v128.or(bad, gradWTile(P, tb, wp, jt, je));
     gradXTile(P, tb, wp, jt, je);
@@ -538,4 +545,107 @@ function transpose4(src: usize, ss: usize, dst: usize, ds: usize): void {
   v128.store(dst + ds, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
   v128.store(dst + 2 * ds, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
   v128.store(dst + 3 * ds, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+}
+
+// ── Sub-center heads (SLOT_SUBCENTERS = K > 0): the kernel head is scale s without margin and
+// without clamp; rows c·K … c·K + K − 1 hold class c, whose cosine is the largest of them (the
+// first of equal ones); every tile starts at a multiple of K, so a class never spans two tiles.
+// The cosine, ∂/∂W and ∂/∂x̂ products run over the rows as for any head: the class's gradient sits
+// at its arg-max row and 0 at the others.
+
+// The class cosine of 4 samples: the largest of the K rows from `p` (rows `unit` bytes apart).
+function groupMax(p: usize, unit: usize, K: i32): v128 {
+  let c = v128.load(p);
+  for (let k = 1; k < K; k++) c = f32x4.max(c, v128.load(p + <usize> k * unit));
+  return c;
+}
+
+// tileStats over the classes of rows [jt, jr): z = a_i·max_k c, the target class left out.
+function tileStatsSub(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32, K: i32): void {
+  const Np = slot(P, SLOT_NP), unit = <usize> Np << 2;
+  const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
+  let big = splat(0);
+  for (let i = 0; i < Np; i += 4) {
+    const off = <usize> i << 2, a = v128.load(av + off), lab = v128.load(labels + off);
+    let m = splat(MASKED);
+    for (let j = jt; j < jr; j += K) {
+      const z = f32x4.mul(a, groupMax(cos + <usize> j * unit + off, unit, K));
+      big = f32x4.max(big, f32x4.abs(z));
+      m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j / K))));
+    }
+    let s = splat(0);
+    for (let j = jt; j < jr; j += K) {
+      const z = f32x4.mul(a, groupMax(cos + <usize> j * unit + off, unit, K));
+      const e = expv(f32x4.sub(z, m));
+      s = f32x4.add(s, v128.andnot(e, i32x4.eq(lab, i32x4.splat(j / K))));
+    }
+    mergeStats(tmax + off, tsum + (<usize> i << 3), m, s);
+  }
+  if (v128.any_true(nonFinite(big))) store<i32>(P + (<usize> SLOT_BAD_Z << 2), 1);
+}
+
+// gradTile for rows [jt, je) of a sub-center head: per class and sample, gc = w·p·a at the row of
+// its first largest sub-center, 0 at the other K − 1 (the target class all 0: the host's); per
+// row, the factor of ŵ_r in ∂loss/∂w_r, −Σ_i gc_ir·c_ir / max(‖w_r‖, ε); per sample, the tile's
+// Σ gc·c into the thread's float64 sums.
+function gradTileSub(P: usize, tb: usize, jt: i32, je: i32, K: i32): void {
+  const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), unit = <usize> Np << 2;
+  const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
+  const weight = ptr(P, SLOT_WEIGHT), logz = tb + <usize> T_LOGZ * unit;
+  const tsumx = tb + <usize> T_TILE_SUMX * unit;
+  memory.fill(tsumx, 0, unit);
+  for (let j = jt; j < je; j += K) {
+    if (j >= C) {
+      padRows(P, tb, jt, j, je);
+      break;
+    }
+    const crow = cos + <usize> j * unit, grow = tb + <usize> (T_TILE + j - jt) * unit;
+    const cls = i32x4.splat(j / K);
+    for (let i = 0; i < Np; i += 4) {
+      const off = <usize> i << 2;
+      let best = v128.load(crow + off), arg = i32x4.splat(0);
+      for (let k = 1; k < K; k++) {
+        const c = v128.load(crow + <usize> k * unit + off), above = f32x4.gt(c, best);
+        best = v128.bitselect(c, best, above);
+        arg = v128.bitselect(i32x4.splat(k), arg, above);
+      }
+      const a = v128.load(av + off);
+      const p = expv(f32x4.sub(f32x4.mul(a, best), v128.load(logz + off)));
+      const target = i32x4.eq(v128.load(labels + off), cls);
+      const gc = v128.andnot(f32x4.mul(f32x4.mul(v128.load(weight + off), p), a), target);
+      v128.store(tsumx + off, fma(gc, best, v128.load(tsumx + off)));
+      for (let k = 0; k < K; k++) {
+        v128.store(grow + <usize> k * unit + off, v128.and(gc, i32x4.eq(arg, i32x4.splat(k))));
+      }
+    }
+    for (let k = 0; k < K; k++) {
+      rowFactor(P, grow + <usize> k * unit, crow + <usize> k * unit, j + k);
+    }
+  }
+  const sumx = tb + <usize> T_SUMX * unit;
+  for (let i = 0; i < Np; i += 4) {
+    addF64(sumx + (<usize> i << 3), v128.load(tsumx + (<usize> i << 2)));
+  }
+}
+
+// Row r's factor of ŵ_r in ∂loss/∂w_r (a scale radius): −Σ_i g_i·c_i / max(‖w_r‖, ε) where
+// ‖w_r‖ > ε, else 0.
+function rowFactor(P: usize, g: usize, c: usize, r: i32): void {
+  const Np = slot(P, SLOT_NP), o = <usize> r << 2;
+  const nwr = load<f32>(ptr(P, SLOT_NW) + o), icw = load<f32>(ptr(P, SLOT_INVCW) + o);
+  let col = splat(0);
+  for (let i = 0; i < Np; i += 4) {
+    const off = <usize> i << 2;
+    col = fma(v128.load(g + off), v128.load(c + off), col);
+  }
+  store<f32>(ptr(P, SLOT_GB) + o, nwr > NORM_EPS ? -hsum(col) * icw : 0);
+}
+
+// The padding rows [j, je) of a tile starting at jt: no gradient.
+function padRows(P: usize, tb: usize, jt: i32, j: i32, je: i32): void {
+  const unit = <usize> slot(P, SLOT_NP) << 2;
+  for (let r = j; r < je; r++) {
+    memory.fill(tb + <usize> (T_TILE + r - jt) * unit, 0, unit);
+    store<f32>(ptr(P, SLOT_GB) + (<usize> r << 2), 0);
+  }
 }

@@ -47,9 +47,14 @@ export const SLOT_NEXT_BACKWARD = 28;
 export const SLOT_BAD_W = 29;
 /** Set when a logit a_i·b_j·c_ij (or x·w + b) is not finite in float32. */
 export const SLOT_BAD_Z = 30;
+/**
+ * Sub-center ArcFace's K (0 for every other head): rows c·K … c·K + K − 1 are class c's, whose
+ * cosine is their largest; tiles start at multiples of K.
+ */
+export const SLOT_SUBCENTERS = 32;
 /** Most threads of one head, and of the whole process's worker pool. */
 export const MAX_THREADS = 64;
-export const PARAM_SLOTS = 32;
+export const PARAM_SLOTS = 33;
 
 /** Offsets inside a thread's private region, in multiples of Np·4 bytes (see _layout.ts). */
 export const T_MAX = 0; // Np f32 running max
