@@ -119,7 +119,8 @@ const markdown = [
   "built by the loss's `…Head` builder with the state the engine returned for the step before, " +
   "prepared on the engine (prepareHead) and run; their cells add the state after each step " +
   "(state) and ElasticFace's margins as applied (m). An engine that does not compute a head is " +
-  "shown as skipped with its reason: only the per-sample kinds (ElasticFace, MagFace, AdaFace) " +
+  "shown as skipped with its reason: only the per-sample kinds (ElasticFace, MagFace, AdaFace, " +
+  "CurricularFace) " +
   "reach an engine, and then the engine's own `supportsSuccessor` decides.",
   "",
   `| loss | ${header.join(" | ")} |`,

@@ -6,16 +6,23 @@
  * read in float64 (near c = ±1, where f′ grows without bound, float32 would cost accuracy). Pure:
  * plain arrays in, new arrays out; the engines keep their own packing and range checks.
  *
- * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs the kernels as a
- * scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra loss and
- * state come from losses/successor_targets.ts, the maths the float64 reference runs too.
+ * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace, CurricularFace) runs the
+ * kernels as a scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra
+ * loss, state and CurricularFace's hard-negative thresholds come from losses/successor_targets.ts,
+ * the maths the float64 reference runs too.
  *
  * @module
  */
 import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
 import { NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
-import { ADAFACE_EPS, isPerSampleHook, successorTargets } from "../../losses/successor_targets.ts";
+import {
+  ADAFACE_EPS,
+  hardNegative,
+  type HardNegatives,
+  isPerSampleHook,
+  successorTargets,
+} from "../../losses/successor_targets.ts";
 
 /** A head an engine that finishes on the host computes: a HeadSpec or a per-sample successor. */
 export type HostHeadSpec = HeadSpec | SuccessorHeadSpec;
@@ -47,6 +54,27 @@ export function kernelHead(head: HostHeadSpec): HeadSpec {
 export function kernelClamp(head: HostHeadSpec): readonly [number, number] | undefined {
   if (!("successor" in head) || head.successor.kind !== "adaFace") return undefined;
   return [-1 + ADAFACE_EPS, 1 - ADAFACE_EPS];
+}
+
+/**
+ * Whether the kernels change the non-targets above a per-sample threshold (CurricularFace's hard
+ * negatives, s·c·(t + c) with slope s·(t + 2c); the thresholds and t come with each run's
+ * {@linkcode TargetTerms}).
+ */
+export function kernelHardNegatives(head: HostHeadSpec): boolean {
+  return "successor" in head && head.successor.kind === "curricular";
+}
+
+/**
+ * A non-target's logit from the one the kernels' plain step gives (z = a_i·b_j·c_ij): z itself, or
+ * for CurricularFace's hard negatives (c_ij > threshold_i, compared in float32 as the kernels do)
+ * a_i·c·(t + c). For the engines' logits output.
+ */
+export function nonTargetLogit(s: TargetTerms, i: number, z: number): number {
+  const hard = s.hardNegatives;
+  if (!hard) return z;
+  const c = z / s.a[i];
+  return c > Math.fround(hard.threshold[i]) ? s.a[i] * hardNegative(c, hard.t).value : z;
 }
 
 /** Where the per-sample maths reads each sample's features and target row (only reads them). */
@@ -97,6 +125,8 @@ export interface TargetTerms {
   state?: Record<string, number>;
   /** ElasticFace: the margins as applied. */
   margins?: Float64Array;
+  /** CurricularFace: t and each sample's threshold of the hard negatives. */
+  hardNegatives?: HardNegatives;
 }
 
 /** The rows and their target terms: what the losses and the gradients read. */
@@ -182,17 +212,19 @@ function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms):
   if (t.extraNormSlope) s.extraNormSlope = t.extraNormSlope;
   if (Object.keys(t.state).length > 0) s.state = t.state;
   if (t.margins) s.margins = t.margins;
+  if (t.hardNegatives) s.hardNegatives = t.hardNegatives;
 }
 
 /**
  * Whether an engine that finishes on the host computes a (checked) successor head, or why not:
- * ElasticFace, MagFace and AdaFace change the target, whose terms the host computes; AdaFace also
- * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels do
- * with the range of {@linkcode kernelClamp}.
+ * ElasticFace, MagFace, AdaFace and CurricularFace change the target, whose terms the host
+ * computes; AdaFace also clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside,
+ * which the kernels do with the range of {@linkcode kernelClamp}; CurricularFace's hard negatives
+ * are the kernels' too ({@linkcode kernelHardNegatives}).
  */
 export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
   const kind = head.successor.kind;
-  if (kind === "elastic" || kind === "magFace" || kind === "adaFace") return true;
+  if (isPerSampleHook(head.successor)) return true;
   return `head.successor (${JSON.stringify(kind)}) is a successor hook that ${engine} does not ` +
     `compute: it has no host target terms; the reference does`;
 }

@@ -60,11 +60,12 @@ import {
 } from "./_tiles.ts";
 import { nativeLayout, tiling } from "./_layout.ts";
 import { type Pool, startPool } from "./_pool.ts";
-import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
+import { finishGradients, finishLogits, rowStatistics, stageSamples } from "./_host.ts";
 import {
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
   successorOutputs,
 } from "../host/samples.ts";
@@ -276,7 +277,7 @@ function runSync(
   };
   if (gradBias) result.gradBias = gradBias;
   if (logits) {
-    for (let i = 0; i < N; i++) logits[i * C + view.labels[i]] = samples.zy[i];
+    finishLogits(samples, logits, C);
     finite("logits", logits);
     result.logits = { rows: N, cols: C, data: logits };
   }
@@ -295,7 +296,8 @@ async function prepare(
   const cores = navigator.hardwareConcurrency ?? 1;
   const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
   const split = tiling(shape.classes, shape.dims, wanted, options.tile);
-  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head));
+  const hard = kernelHardNegatives(head);
+  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head), hard);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });

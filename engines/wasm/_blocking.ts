@@ -12,6 +12,7 @@ import {
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
 } from "../host/samples.ts";
 import {
@@ -181,14 +182,15 @@ export function prepareNow(
     // state and margins are the host's, from the head of this run.
     const checked = checkedHead(head);
     const next = kernelHead(checked), clamp = kernelClamp(checked);
+    const hard = kernelHardNegatives(checked);
     checkScale(RUN, next);
     const view = checkedView(next, layout, input);
-    if (structureOf(next, clamp) !== structure) {
-      // The kernels read the head's structure (linear or angular, radius kind, the non-target
-      // cosines' clamp) from the slots.
-      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp });
+    if (structureOf(next, clamp, hard) !== structure) {
+      // The kernels read the head's structure (linear or angular, radius kind, the non-targets'
+      // step) from the slots.
+      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp, hard });
       writeSlots(next, layout, memory);
-      structure = structureOf(next, clamp);
+      structure = structureOf(next, clamp, hard);
     }
     const samples = layOutRun(checked, layout, memory, view, reduction);
     if (thread) runThread(thread, PARAMS);
@@ -227,10 +229,13 @@ function checkedHead(head: HostHeadSpec): HostHeadSpec {
   return checked;
 }
 
-/** What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp. */
-function structureOf(head: HeadSpec, clamp?: readonly [number, number]): string {
+/**
+ * What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp, the hard
+ * negatives.
+ */
+function structureOf(head: HeadSpec, clamp?: readonly [number, number], hard = false): string {
   return (head.logits === "angular" ? `angular ${head.radius.kind}` : "linear") +
-    (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "");
+    (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "") + (hard ? " hard" : "");
 }
 
 /**

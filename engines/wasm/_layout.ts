@@ -27,6 +27,8 @@ export interface Offsets {
   invcw: number;
   gb: number;
   stats: number;
+  /** Np f32: CurricularFace's hard-negative thresholds. */
+  thr: number;
 }
 
 /** One thread's private arrays that the host reads after a run: byte offsets. */
@@ -59,6 +61,8 @@ export interface WasmLayout {
   pages: number;
   /** The non-target cosines' clamp [lo, hi] in float32 (−∞ and +∞: none). */
   clamp: readonly [number, number];
+  /** Whether the kernels change the hard negatives (CurricularFace; thresholds and t per run). */
+  hard: boolean;
   /** The parameter block: [slot, value] pairs. */
   slots: [number, number][];
 }
@@ -69,13 +73,13 @@ const up = (n: number, k: number) => Math.ceil(n / k) * k;
  * Lays out a head of `shape` for `threads` threads (fewer when there are fewer class tiles):
  * parameters, shared arrays, then one private region per thread, 64-byte aligned. Throws when the
  * memory would pass WebAssembly's 4 GiB. `clamp`: the range of the non-target cosines (none by
- * default).
+ * default); `hard`: CurricularFace's hard negatives (none by default).
  */
 export function wasmLayout(
   where: string,
   head: HeadSpec,
   shape: HeadShape,
-  options: { tile: number; threads: number; clamp?: readonly [number, number] },
+  options: { tile: number; threads: number; clamp?: readonly [number, number]; hard?: boolean },
 ): WasmLayout {
   const { samples: N, dims: D, classes: C } = shape, { tile } = options;
   const Np = up(N, 8), Dp = up(D, 8), Cp = up(C, 4);
@@ -106,7 +110,8 @@ export function wasmLayout(
   });
   const [lo, hi] = options.clamp ?? [-Infinity, Infinity];
   const clamp = [Math.fround(lo), Math.fround(hi)] as const;
-  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp };
+  const hard = options.hard ?? false;
+  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp, hard };
   return { ...layout, slots: slotsOf(head, layout, threadBase, threadBytes) };
 }
 
@@ -126,13 +131,17 @@ function sharedArrays(alloc: (bytes: number) => number, Np: number, Dp: number, 
     invcw: alloc(Cp * 4),
     gb: alloc(Cp * 4),
     stats: alloc(Np * 16),
+    thr: alloc(Np * 4),
   };
 }
 
 /** The bits of a float32, as the i32 of a slot. */
 const float32Bits = (v: number) => new Int32Array(Float32Array.of(v).buffer)[0];
 
-/** The parameter block: sizes, the head's kinds, the clamp, the arrays' offsets. */
+/**
+ * The parameter block: sizes, the head's kinds, the non-targets' step (hard negatives, a clamp or
+ * neither), the arrays' offsets.
+ */
 function slotsOf(
   head: HeadSpec,
   l: Omit<WasmLayout, "slots">,
@@ -142,6 +151,7 @@ function slotsOf(
   const angular = head.logits === "angular";
   const radius = angular ? ["scale", "featureNorm", "normProduct"].indexOf(head.radius.kind) : 0;
   const o = l.offsets;
+  const mode = l.hard ? L.MODE_HARD : Number.isFinite(l.clamp[0]) ? L.MODE_CLAMP : L.MODE_PLAIN;
   return [
     [L.SLOT_N, l.N],
     [L.SLOT_NP, l.Np],
@@ -154,6 +164,8 @@ function slotsOf(
     [L.SLOT_THREADS, l.threads],
     [L.SLOT_COS_LO, float32Bits(l.clamp[0])],
     [L.SLOT_COS_HI, float32Bits(l.clamp[1])],
+    [L.SLOT_MODE, mode],
+    [L.SLOT_THR, o.thr],
     [L.SLOT_XPACK, o.xpack],
     [L.SLOT_XPACKK, o.xpackk],
     [L.SLOT_W, o.w],

@@ -41,6 +41,7 @@ import {
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
 } from "../host/samples.ts";
 
@@ -113,7 +114,12 @@ async function prepareWasm(
   const { threads, tile, kernels } = engineOptions(options);
   const base = kernelHead(head);
   checkScale(PREPARE, base);
-  const layout = wasmLayout(PREPARE, base, shape, { tile, threads, clamp: kernelClamp(head) });
+  const layout = wasmLayout(PREPARE, base, shape, {
+    tile,
+    threads,
+    clamp: kernelClamp(head),
+    hard: kernelHardNegatives(head),
+  });
   const memory = headMemory(layout);
   writeSlots(base, layout, memory);
   const module = await kernelsModule(PREPARE, kernels);

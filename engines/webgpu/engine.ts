@@ -226,7 +226,8 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
     `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
     "engine-webgpu does not compute: its targets pass evaluates f(c), f′(c) on the GPU from the " +
     "head's uniforms and has no per-sample margins, norm terms or state yet; the reference engine " +
-    "computes every successor, engine-wasm and engine-native ElasticFace, MagFace and AdaFace",
+    "computes every successor, engine-wasm and engine-native ElasticFace, MagFace, AdaFace and " +
+    "CurricularFace",
   prepare,
 };
 
