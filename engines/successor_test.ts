@@ -1,17 +1,19 @@
 // The successor heads behind the engine contract: the per-sample kinds (ElasticFace, MagFace,
-// AdaFace) run on engine-wasm, engine-native and engine-webgpu with their target terms from
-// losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp in the kernels), and
-// agree with the float64 reference (losses/_successor.ts) to the float32 tolerance, AdaFace's state
-// out equal to the reference's; AdaCos runs on engine-wasm, engine-native and engine-webgpu
-// (engines/adacos.ts), its scale within the float32 tolerance of the reference's; sub-center
-// ArcFace runs on engine-wasm and engine-native (engines/subcenter_test.ts); every other hook, and
-// every kind an engine does not compute, is refused naming the hook.
+// AdaFace, CurricularFace) run on engine-wasm and engine-native with their target terms from
+// losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp and CurricularFace's
+// hard negatives in the kernels), and agree with the float64 reference (losses/_successor.ts) to the
+// float32 tolerance, the state out equal to the reference's; engine-webgpu computes all but
+// CurricularFace; AdaCos runs on engine-wasm, engine-native and engine-webgpu (engines/adacos.ts),
+// its scale within the float32 tolerance of the reference's; sub-center ArcFace runs on engine-wasm
+// and engine-native (engines/subcenter_test.ts); every other hook, and every kind an engine does
+// not compute, is refused naming the hook.
 import assert from "node:assert";
 import {
   adaCosHead,
   adaFaceHead,
   adaFaceLoss,
   curricularFaceHead,
+  curricularFaceLoss,
   elasticFaceHead,
   elasticFaceLoss,
   elasticFaceMargins,
@@ -65,6 +67,61 @@ function adaFaceHeads(): SuccessorHeadSpec[] {
     adaFaceHead(),
     adaFaceHead({ scale: 32, margin: 0.5, h: 0.5, alpha: 0.3, state: { mean: 40, std: 30 } }),
   ];
+}
+
+/** CurricularFace heads: both margin gradients, t from 0 (the first step) to a late-training 0.6. */
+function curricularHeads(): SuccessorHeadSpec[] {
+  return [
+    curricularFaceHead(),
+    curricularFaceHead({ state: { t: 0.6 }, scale: 32, marginGradient: "detached" }),
+    curricularFaceHead({ state: { t: 0.3 }, margin: 0.35, alpha: 0.5 }),
+  ];
+}
+
+/**
+ * Hard negatives for CurricularFace (m = 0.5): every sample near its target row (c_y ≈ 0.93, so
+ * cos(θ_y + m) ≈ 0.6) with some classes close to the target (c ≈ 0.75…0.95, hard) and the others
+ * random (c ≈ 0, easy), and with `far`, a few samples near −w_y (θ_y past π − m: the fallback
+ * target, every non-target above cos(θ_y + m) ≈ −0.96 hard).
+ */
+function hardInput(
+  size: { N: number; D: number; C: number },
+  seed: number,
+  far = false,
+): HeadInput {
+  const input = randomHeadInput(size, seed);
+  const { N, D, C } = size, w = Float64Array.from(input.weights.data), x = new Float64Array(N * D);
+  for (let j = 1; j < C; j += 3) {
+    for (let k = 0; k < D; k++) w[j * D + k] = w[(j - 1) * D + k] + 0.3 * w[j * D + k];
+  }
+  for (let i = 0; i < N; i++) {
+    const y = input.labels[i], sign = far && i % 3 === 1 ? -1 : 1;
+    for (let k = 0; k < D; k++) {
+      x[i * D + k] = sign * (w[y * D + k] + 0.35 * input.features.data[i * D + k]) * (1 + i);
+    }
+  }
+  return { ...input, features: matrix(N, D, x), weights: matrix(C, D, w) };
+}
+
+/** How many non-targets of a CurricularFace head are hard, and how many targets past π − m. */
+function hardCount(head: SuccessorHeadSpec, input: HeadInput): { hard: number; fallback: number } {
+  const { rows: N, cols: D } = input.features, C = input.weights.rows;
+  const x = input.features.data, w = input.weights.data;
+  const s = sampleTerms(head, { N, D, labels: input.labels, x, w, wRow: input.labels });
+  const m = (head.successor as { margin: number }).margin;
+  let hard = 0, fallback = 0;
+  for (let i = 0; i < N; i++) {
+    if (s.tc[i] <= Math.cos(Math.PI - m)) fallback++;
+    for (let j = 0; j < C; j++) {
+      let dot = 0, sq = 0;
+      for (let k = 0; k < D; k++) {
+        [dot, sq] = [dot + x[i * D + k] * w[j * D + k], sq + w[j * D + k] ** 2];
+      }
+      const c = dot / (s.cx[i] * Math.sqrt(sq));
+      if (j !== input.labels[i] && c > s.hardNegatives!.threshold[i]) hard++;
+    }
+  }
+  return { hard, fallback };
 }
 
 /**
@@ -221,6 +278,43 @@ for (const engine of HOST_ENGINES) {
     },
   });
 
+  // engine-webgpu refuses CurricularFace (its hard negatives need kernel work there).
+  if (engine !== ENGINES.webgpu) {
+    Deno.test({
+      name:
+        `${engine.name}: CurricularFace heads match the float64 reference, hard negatives, fallback and t included`,
+      ignore: !availability.available,
+      async fn() {
+        const inputs: [string, HeadInput][] = [
+          ["hard negatives", hardInput({ N: 8, D: 9, C: 13 }, 15)],
+          ["past π − m", hardInput({ N: 9, D: 7, C: 10 }, 16, true)],
+          ["many classes", hardInput({ N: 17, D: 33, C: 300 }, 24, true)],
+          ["N 1", hardInput({ N: 1, D: 5, C: 4 }, 1)],
+          ["C 2", hardInput({ N: 9, D: 8, C: 2 }, 4, true)],
+          ["random", spreadInput({ N: 7, D: 13, C: 11 }, 2)],
+        ];
+        for (const [what, input] of inputs.slice(0, 3)) {
+          const { hard, fallback } = hardCount(curricularFaceHead(), input);
+          assert.ok(hard >= 4 && (what === "hard negatives" || fallback >= 2), `${what}: ${hard}`);
+        }
+        const worst = await checkAgainstReference(engine, inputs, curricularHeads);
+        console.log(
+          `${engine.name}: CurricularFace's worst relative error vs the reference ` +
+            worst.toExponential(2),
+        );
+        // t goes along from step to step, as on the loss page.
+        const input = inputs[1][1];
+        let state = { t: 0 };
+        for (let step = 0; step < 3; step++) {
+          const r = await run(engine, curricularFaceHead({ state }), input, "mean");
+          const page = curricularFaceLoss(input, { state });
+          assert.deepEqual(r.state, page.state, `step ${step}`);
+          state = r.state as typeof state;
+        }
+      },
+    });
+  }
+
   Deno.test({
     name: `${engine.name}: the cosine clamp changes the logits and gradients of AdaFace only`,
     ignore: !availability.available,
@@ -270,10 +364,9 @@ Deno.test("reference engine: the successor heads give their loss pages' results,
   }
 });
 
-Deno.test("only the reference engine computes CurricularFace, and sub-center ArcFace runs on the reference, engine-wasm and engine-native (engines/subcenter_test.ts); every engine checks the heads", async () => {
+Deno.test("sub-center ArcFace runs on the reference, engine-wasm and engine-native (engines/subcenter_test.ts), CurricularFace not on engine-webgpu; every engine checks the heads", async () => {
   const shape = { samples: 2, dims: 3, classes: 6 };
   const others: [SuccessorHeadSpec, string][] = [
-    [curricularFaceHead(), "curricular"],
     [subCenterArcFaceHead({ subCenters: 3 }), "subCenter"],
   ];
   for (const engine of Object.values(ENGINES) as Engine[]) {
@@ -300,6 +393,10 @@ Deno.test("only the reference engine computes CurricularFace, and sub-center Arc
       /head\.successor \("magFace"\)/,
     );
   }
+  await assert.rejects(
+    () => prepareOn(ENGINES.webgpu as Engine, curricularFaceHead(), shape, {}),
+    /head\.successor \("curricular"\) is a successor hook that engine-webgpu does not/,
+  );
 });
 
 Deno.test("host target terms: AdaFace's state and targets are the reference's (for the engines' host)", () => {

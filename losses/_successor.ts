@@ -8,7 +8,7 @@ import { targetFunction } from "./target.ts";
 import { assertFiniteOutput, checkLabels, checkMatrix, rowNorms } from "./_validate.ts";
 import { NORM_EPS } from "./_constants.ts";
 import {
-  arcMargin as arc,
+  hardNegative,
   isPerSampleHook,
   type PerSampleHook,
   type SuccessorTargets,
@@ -113,30 +113,6 @@ function arcTargets(
   return { z, slope };
 }
 
-function curricular(
-  b: Batch,
-  cos: Float64Array,
-  hook: SuccessorHookOf<"curricular">,
-  gradient: MarginGradient,
-): Logits {
-  const { scale: s, margin: m, alpha } = hook;
-  let mean = 0;
-  for (let i = 0; i < b.N; i++) mean += unitCosine(cos[i * b.C + b.labels[i]]).c;
-  const t = alpha * (mean / b.N) + (1 - alpha) * hook.t;
-  const { z, slope } = arcTargets(b, cos, s, m, "insightface", gradient);
-  for (let i = 0; i < b.N; i++) {
-    const y = b.labels[i];
-    const border = arc(unitCosine(cos[i * b.C + y]).c, m).value; // cos(θ_y + m), no fallback
-    for (let j = 0; j < b.C; j++) {
-      const k = i * b.C + j, u = unitCosine(cos[k]);
-      if (j === y || !(u.c > border)) continue;
-      z[k] = s * u.c * (t + u.c);
-      slope[k] = s * (t + 2 * u.c) * u.pass;
-    }
-  }
-  return { z, slope, state: { t } };
-}
-
 type SuccessorHookOf<K extends SuccessorHook["kind"]> = Extract<SuccessorHook, { kind: K }>;
 
 function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookOf<"adaCos">) {
@@ -160,9 +136,29 @@ function adaCos(b: Batch, cos: Float64Array, where: string, hook: SuccessorHookO
   return { z, slope, state: { scale } };
 }
 
+/** CurricularFace: each non-target above its sample's threshold becomes s·c·(t + c), in place. */
+function hardNegatives(
+  b: Batch,
+  cos: Float64Array,
+  s: number,
+  hard: { t: number; threshold: Float64Array },
+  z: Float64Array,
+  slope: Float64Array,
+): void {
+  for (let i = 0; i < b.N; i++) {
+    for (let j = 0; j < b.C; j++) {
+      const k = i * b.C + j, u = unitCosine(cos[k]);
+      if (j === b.labels[i] || !(u.c > hard.threshold[i])) continue;
+      const h = hardNegative(u.c, hard.t);
+      z[k] = s * h.value;
+      slope[k] = s * h.slope * u.pass;
+    }
+  }
+}
+
 /**
- * The logits of a per-sample successor head (ElasticFace, MagFace, AdaFace) from the target terms
- * of losses/successor_targets.ts, which the engines finishing on the host share.
+ * The logits of a per-sample successor head (ElasticFace, MagFace, AdaFace, CurricularFace) from
+ * the terms of losses/successor_targets.ts, which the engines finishing on the host share.
  */
 function perSample(
   where: string,
@@ -181,6 +177,7 @@ function perSample(
     z[k] = s * (c > hi ? hi : c < lo ? lo : c);
     slope[k] = c >= lo && c <= hi ? s : 0;
   }
+  if (t.hardNegatives) hardNegatives(b, cos, s, t.hardNegatives, z, slope);
   for (let i = 0; i < b.N; i++) {
     const k = i * b.C + b.labels[i];
     z[k] = s * t.value[i];
@@ -209,8 +206,6 @@ function logitsOf(
         ...arcTargets(b, cos, hook.scale, hook.margin, hook.fallback, head.marginGradient),
         state: {},
       };
-    case "curricular":
-      return curricular(b, cos, hook, head.marginGradient);
     case "adaCos":
       return adaCos(b, cos, where, hook);
     default: {

@@ -55,8 +55,8 @@ export function curricularFaceInitialState(): CurricularFaceState {
 
 /**
  * The head description of {@linkcode curricularFaceLoss} for one step (its t is `options.state`'s);
- * `prepareHead` computes it on the reference engine only (the float32 engines refuse it, naming the
- * hook).
+ * `prepareHead` computes it on the reference engine, engine-wasm and engine-native (their kernels
+ * change the hard negatives; engine-webgpu refuses it, naming the hook).
  *
  * @example
  * ```ts

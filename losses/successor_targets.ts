@@ -1,17 +1,20 @@
 /**
- * The per-sample target parameters of the successor losses whose hook changes only the target
- * logit (ElasticFace's m_i, MagFace's m(a_i) with its radial term and regulariser, AdaFace's margin
- * from the batch's norm statistics), in float64: the one implementation that the float64 reference
- * (losses/_successor.ts) and the engines that finish their targets on the host (engines/host/
- * samples.ts, for engine-wasm, engine-native and engine-webgpu) both call. Every logit of these heads is s times a
- * clamped cosine (a non-target's slope is s inside the clamp, 0 outside), except the target's, which
- * is s·f_i(c_iy) with the per-sample f_i computed here.
+ * The per-sample terms of the successor losses whose hook is a target function per sample
+ * (ElasticFace's m_i, MagFace's m(a_i) with its radial term and regulariser, AdaFace's margin from
+ * the batch's norm statistics, CurricularFace's ArcFace target with its running t), in float64: the
+ * one implementation that the float64 reference (losses/_successor.ts) and the engines that finish
+ * their targets on the host (engines/host/samples.ts, for engine-wasm, engine-native and
+ * engine-webgpu) both call. Every logit of these heads is s times a clamped cosine (a non-target's
+ * slope is s inside the clamp, 0 outside), except the target's, which is s·f_i(c_iy) with the
+ * per-sample f_i computed here, and CurricularFace's hard negatives: a non-target above its
+ * sample's threshold is s·{@linkcode hardNegative} (the engines' kernels evaluate it with the
+ * thresholds and t from here).
  *
  * @module
  */
 import type { SuccessorHook } from "./head_spec.ts";
 import type { MarginGradient } from "./types.ts";
-import { sinFromCos } from "./target.ts";
+import { sinFromCos, targetFunction } from "./target.ts";
 
 /** AdaFace's ε: cosines in [−1 + ε, 1 − ε], θ in [ε, π − ε], σ + ε (mk-minchul/AdaFace head.py). */
 export const ADAFACE_EPS = 1e-3;
@@ -20,8 +23,8 @@ export const ADAFACE_NORM_CLIP = [0.001, 100] as const;
 /** sin θ never drops below this in a denominator (as in target.ts). */
 const SIN_FLOOR = 1e-8;
 
-/** The successor kinds whose hook is per-sample target parameters only (see the module doc). */
-export const PER_SAMPLE_SUCCESSORS = ["elastic", "magFace", "adaFace"] as const;
+/** The successor kinds whose hook is per-sample terms (see the module doc). */
+export const PER_SAMPLE_SUCCESSORS = ["elastic", "magFace", "adaFace", "curricular"] as const;
 
 /** One of {@linkcode PER_SAMPLE_SUCCESSORS}. */
 export type PerSampleKind = typeof PER_SAMPLE_SUCCESSORS[number];
@@ -54,6 +57,27 @@ export interface SuccessorTargets {
   state: Record<string, number>;
   /** ElasticFace's margins as applied (after the "+" ordering). */
   margins?: Float64Array;
+  /**
+   * CurricularFace's hard negatives: a non-target with c_ij > threshold_i, the plain cos(θ_iy + m)
+   * (not the fallback target), has logit s·{@linkcode hardNegative}(c_ij, t).
+   */
+  hardNegatives?: HardNegatives;
+}
+
+/** CurricularFace's hard-negative parameters of a batch (see {@linkcode hardNegative}). */
+export interface HardNegatives {
+  /** t after this batch's update, the value this batch uses (held constant in the gradient). */
+  t: number;
+  /** threshold_i = cos(θ_iy + m) of each sample's clamped target cosine, length N. */
+  threshold: Float64Array;
+}
+
+/**
+ * A hard negative's logit over s, c·(t + c), and its slope t + 2c (t held constant, as
+ * HuangYG123/CurricularFace detaches it).
+ */
+export function hardNegative(c: number, t: number): { value: number; slope: number } {
+  return { value: c * (t + c), slope: t + 2 * c };
 }
 
 const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
@@ -77,7 +101,8 @@ export function arcMargin(c: number, m: number): { value: number; dc: number; dm
  * The target terms of a per-sample successor head from each sample's target cosine c_iy (as
  * computed, unclamped) and feature norm ‖x_i‖: ElasticFace's cos(θ + m_i) or c − m_i (with the "+"
  * ordering), MagFace's cos(θ + m(a_i)) with its fallback, radial slope and regulariser, AdaFace's
- * statistics update and its target. Throws a RangeError naming the argument (`where` first) when
+ * statistics update and its target, CurricularFace's t update, ArcFace target and hard-negative
+ * thresholds. Throws a RangeError naming the argument (`where` first) when
  * ElasticFace's margins are not one per sample.
  */
 export function successorTargets(
@@ -94,6 +119,8 @@ export function successorTargets(
       return magFace(hook, cy, norms);
     case "adaFace":
       return adaFace(hook, cy, norms);
+    case "curricular":
+      return curricular(hook, gradient, cy);
     default: {
       const unreachable: never = hook;
       throw new Error(`unreachable successor hook ${JSON.stringify(unreachable)}`);
@@ -215,4 +242,39 @@ function adaFace(
     slope[i] = inside ? Math.sin(theta) / Math.sqrt(1 - cc * cc) : 0;
   }
   return { scale: hook.scale, clamp: [-1 + eps, 1 - eps], value, slope, state };
+}
+
+/**
+ * CurricularFace (HuangYG123/CurricularFace head/metrics.py): t ← α·mean(c_y) + (1 − α)·t before
+ * use, the target cos(θ_y + m) with ArcFace's fallback c − m·sin m past π − m, and each sample's
+ * hard-negative threshold, the plain cos(θ_y + m) even past π − m (as the official mask compares).
+ */
+function curricular(
+  hook: Extract<PerSampleHook, { kind: "curricular" }>,
+  gradient: MarginGradient,
+  cy: ArrayLike<number>,
+): SuccessorTargets {
+  const { margin: m, alpha } = hook, N = cy.length;
+  let mean = 0;
+  for (let i = 0; i < N; i++) mean += unitCosine(cy[i]).c;
+  const t = alpha * (mean / N) + (1 - alpha) * hook.t;
+  const f = targetFunction(
+    { kind: "angular", m1: 1, m2: m, m3: 0, fallback: "insightface" },
+    gradient,
+  );
+  const value = new Float64Array(N), slope = new Float64Array(N), threshold = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    const u = unitCosine(cy[i]), target = f(u.c);
+    value[i] = target.value;
+    slope[i] = target.slope * u.pass;
+    threshold[i] = arcMargin(u.c, m).value;
+  }
+  return {
+    scale: hook.scale,
+    clamp: [-1, 1],
+    value,
+    slope,
+    state: { t },
+    hardNegatives: { t, threshold },
+  };
 }

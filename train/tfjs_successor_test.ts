@@ -372,25 +372,33 @@ Deno.test("tfjsHeadLoss: a successor head's default engine is wasm where engine-
   console.log(`default engines: ${JSON.stringify(found)}`);
   assert.equal(found.magFace, "wasm");
   assert.equal(found["elasticFace arc"], "wasm");
-  assert.equal(found.curricularFace, "reference");
+  assert.equal(found.curricularFace, "wasm");
+  assert.equal(found.adaCos, "reference");
 });
 
 Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it, naming it and the engine's reason", async () => {
   assert.ok((await useTfjsBackend("cpu")).available);
   const refusals: [SuccessorHeadSpec, "wasm" | "webgpu", string][] = [
     [
-      curricularFaceHead(),
+      adaCosHead(),
       "wasm",
-      'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
+      'the adaCos head \\(successor hook "adaCos"\\) is not computed by engine ' +
       '"wasm": engine-wasm does not compute this hook; only the float64 reference does so far ' +
       '\\(omit options\\.engine or pass "reference"\\)$',
+    ],
+    [
+      adaCosHead(),
+      "webgpu",
+      'the adaCos head \\(successor hook "adaCos"\\) is not computed by engine ' +
+      '"webgpu": engine-webgpu does not compute this hook; only the float64 reference does so ' +
+      'far \\(omit options\\.engine or pass "reference"\\)$',
     ],
     [
       curricularFaceHead(),
       "webgpu",
       'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
-      '"webgpu": engine-webgpu does not compute this hook; only the float64 reference does so ' +
-      'far \\(omit options\\.engine or pass "reference"\\)$',
+      '"webgpu": head\\.successor \\("curricular"\\) is a successor hook that engine-webgpu ' +
+      'does not compute: .* \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
     ],
     [
       magFaceHead(),

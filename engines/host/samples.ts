@@ -6,12 +6,13 @@
  * read in float64 (near c = ±1, where f′ grows without bound, float32 would cost accuracy). Pure:
  * plain arrays in, new arrays out; the engines keep their own packing and range checks.
  *
- * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs the kernels as a
- * scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra loss and
- * state come from losses/successor_targets.ts, the maths the float64 reference runs too. Sub-center
- * ArcFace runs them likewise over its C·K rows ({@linkcode kernelSubCenters}: the kernels take each
- * class's largest sub-center cosine); its target is the largest of the K target rows' cosines, in
- * float64, with ArcFace's f(c) of losses/target.ts, and its gradient goes to that row.
+ * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace, CurricularFace) runs the
+ * kernels as a scale-s head without margin ({@linkcode kernelHead}); its targets, radial term, extra
+ * loss, state and CurricularFace's hard-negative thresholds come from losses/successor_targets.ts,
+ * the maths the float64 reference runs too. Sub-center ArcFace runs them likewise over its C·K rows
+ * ({@linkcode kernelSubCenters}: the kernels take each class's largest sub-center cosine); its
+ * target is the largest of the K target rows' cosines, in float64, with ArcFace's f(c) of
+ * losses/target.ts, and its gradient goes to that row.
  *
  * @module
  */
@@ -21,6 +22,8 @@ import { checkLabels, NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
 import {
   ADAFACE_EPS,
+  hardNegative,
+  type HardNegatives,
   isPerSampleHook,
   type PerSampleHook,
   successorTargets,
@@ -108,6 +111,27 @@ export function kernelClamp(head: HostHeadSpec): readonly [number, number] | und
   return [-1 + ADAFACE_EPS, 1 - ADAFACE_EPS];
 }
 
+/**
+ * Whether the kernels change the non-targets above a per-sample threshold (CurricularFace's hard
+ * negatives, s·c·(t + c) with slope s·(t + 2c); the thresholds and t come with each run's
+ * {@linkcode TargetTerms}).
+ */
+export function kernelHardNegatives(head: HostHeadSpec): boolean {
+  return "successor" in head && head.successor.kind === "curricular";
+}
+
+/**
+ * A non-target's logit from the one the kernels' plain step gives (z = a_i·b_j·c_ij): z itself, or
+ * for CurricularFace's hard negatives (c_ij > threshold_i, compared in float32 as the kernels do)
+ * a_i·c·(t + c). For the engines' logits output.
+ */
+export function nonTargetLogit(s: TargetTerms, i: number, z: number): number {
+  const hard = s.hardNegatives;
+  if (!hard) return z;
+  const c = z / s.a[i];
+  return c > Math.fround(hard.threshold[i]) ? s.a[i] * hardNegative(c, hard.t).value : z;
+}
+
 /** Where the per-sample maths reads each sample's features and target row (only reads them). */
 export interface SampleRows {
   /** N, samples. */
@@ -163,6 +187,8 @@ export interface TargetTerms {
   margins?: Float64Array;
   /** Sub-center ArcFace: k of the target's largest sub-center (the first of equal ones). */
   subCenter?: Int32Array;
+  /** CurricularFace: t and each sample's threshold of the hard negatives. */
+  hardNegatives?: HardNegatives;
 }
 
 /** The rows and their target terms: what the losses and the gradients read. */
@@ -301,14 +327,17 @@ function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms):
   if (t.extraNormSlope) s.extraNormSlope = t.extraNormSlope;
   if (Object.keys(t.state).length > 0) s.state = t.state;
   if (t.margins) s.margins = t.margins;
+  if (t.hardNegatives) s.hardNegatives = t.hardNegatives;
 }
 
 /**
  * Whether an engine that finishes on the host computes a (checked) successor head, or why not:
- * ElasticFace, MagFace and AdaFace change the target, whose terms the host computes; AdaFace also
- * clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside, which the kernels do
- * with the range of {@linkcode kernelClamp}; sub-center ArcFace's class reduction is the kernels'
- * (see {@linkcode kernelSubCenters}), its target the host's.
+ * ElasticFace, MagFace, AdaFace and CurricularFace change the target, whose terms the host
+ * computes; AdaFace also clamps every non-target cosine to [−1 + ε, 1 − ε] with zero slope outside,
+ * which the kernels do with the range of {@linkcode kernelClamp}; CurricularFace's hard negatives
+ * are the kernels' too ({@linkcode kernelHardNegatives}); sub-center ArcFace's class reduction is
+ * the kernels' (see {@linkcode kernelSubCenters}), its target the host's; AdaCos is two runs of its
+ * scale-only head (engines/adacos.ts).
  */
 export function hostSuccessorSupport(engine: string, head: SuccessorHeadSpec): true | string {
   if (isHostHook(head.successor)) return true;

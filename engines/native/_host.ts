@@ -5,7 +5,13 @@
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import type { RunInput } from "../engine.ts";
-import { checkSubCenters, type HostHeadSpec, type Samples, sampleTerms } from "../host/samples.ts";
+import {
+  checkSubCenters,
+  type HostHeadSpec,
+  nonTargetLogit,
+  type Samples,
+  sampleTerms,
+} from "../host/samples.ts";
 import { type Losses, lossesOf } from "../host/losses.ts";
 import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
 import type { NativeLayout } from "./_tiles.ts";
@@ -36,6 +42,7 @@ export function stageSamples(
     const xi = i * D, scale = s.a[i] / s.cx[i];
     for (let k = 0; k < D; k++) X[xi + k] = x[xi + k] * scale;
   }
+  if (L.hard) stageHardNegatives(L, buffer, s);
   for (let k = 0; k < N * D; k++) {
     if (!Number.isFinite(X[k])) {
       throw new RangeError(
@@ -44,6 +51,28 @@ export function stageSamples(
     }
   }
   return s;
+}
+
+/** CurricularFace's t, 1/s and thresholds for the epilogue (see _tiles.ts's `hard`). */
+function stageHardNegatives(L: NativeLayout, buffer: ArrayBufferLike, s: Samples): void {
+  if (!s.hardNegatives) throw new Error(`${WHERE}: a hard-negative layout needs the thresholds`);
+  const out = new Float32Array(buffer, L.hard, L.N + 2);
+  out[0] = s.hardNegatives.t;
+  out[1] = 1 / s.a[0];
+  out.set(s.hardNegatives.threshold, 2);
+}
+
+/**
+ * The N×C logits in place, from the plain ones of the forward pass: CurricularFace's hard
+ * negatives changed, each target's z_iy from the host.
+ */
+export function finishLogits(s: Samples, logits: Float32Array, C: number): void {
+  for (let i = 0; i < s.N; i++) {
+    if (s.hardNegatives) {
+      for (let j = 0; j < C; j++) logits[i * C + j] = nonTargetLogit(s, i, logits[i * C + j]);
+    }
+    logits[i * C + s.labels[i]] = s.zy[i];
+  }
 }
 
 /** log Σ_{j≠y} exp z_ij as (max M, Σ exp(z − M)) from the tiles' statistics of row i. */

@@ -52,7 +52,8 @@ export function tiling(
 /**
  * The layout of one head (64-byte aligned regions above the first 64 KiB) and its page count;
  * `clamp`: the range of the non-target cosines (a scale-radius head only; none by default);
- * `subCenters`: sub-center ArcFace's K (0, the default, for every other head).
+ * `subCenters`: sub-center ArcFace's K (0, the default, for every other head); `hard`: room for
+ * CurricularFace's hard-negative numbers (none by default).
  */
 export function nativeLayout(
   head: HeadSpec,
@@ -60,6 +61,7 @@ export function nativeLayout(
   split: { tile: number; tiles: number; threads: number },
   clamp?: readonly [number, number],
   subCenters = 0,
+  hard = false,
 ): { layout: NativeLayout; pages: number } {
   const { samples: N, dims: D, classes: C } = shape;
   const { tile, tiles, threads } = split;
@@ -95,6 +97,7 @@ export function nativeLayout(
     s: alloc(tiles * N * 4),
     f: alloc(tiles * N * 4),
     S: alloc(4 * N * ((tiles - 1) * tile + up(C - (tiles - 1) * tile, 4))),
+    hard: hard ? alloc(4 * (N + 2)) : 0,
     threadBytes,
     threadBase: 0,
   };

@@ -60,6 +60,7 @@ export interface NativeLayout {
   s: number; // tiles×N f32: each tile's row Σ exp(z − m) over the non-targets
   f: number; // tiles×N f32: weight·exp(m − log Σ_j exp z_ij), from the host
   S: number; // the products, tile t at S + 4·t·tile·N: N rows of up(width, 4) floats
+  hard: number; // CurricularFace (else 0): t, 1/s, then N thresholds cos(θ_iy + m), f32
   threadBase: number;
   threadBytes: number; // per thread: W, ∂W tiles (tile×Dp), H tile (N×tile), partial ∂x̃ (N×D)
 }
@@ -82,6 +83,7 @@ interface Epilogue {
     phase: number,
     lo: number,
     hi: number,
+    hard: number,
   ): number;
   forwardTileSub(
     s: number,
@@ -291,12 +293,12 @@ export class TileRunner {
     ] as const;
     let bad: number;
     if (logits) {
-      bad = k.forwardTile(...args, 1, L.zlo, L.zhi);
+      bad = k.forwardTile(...args, 1, L.zlo, L.zhi, L.hard);
       const z = new Float32Array(this.#buffer, S, L.N * ld);
       for (let i = 0; i < L.N; i++) logits.set(z.subarray(i * ld, i * ld + width), i * L.C + j0);
-      bad |= k.forwardTile(...args, 2, L.zlo, L.zhi);
+      bad |= k.forwardTile(...args, 2, L.zlo, L.zhi, L.hard);
     } else {
-      bad = k.forwardTile(...args, 3, L.zlo, L.zhi);
+      bad = k.forwardTile(...args, 3, L.zlo, L.zhi, L.hard);
     }
     if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
   }

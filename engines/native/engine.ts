@@ -60,12 +60,13 @@ import {
 } from "./_tiles.ts";
 import { nativeLayout, tiling } from "./_layout.ts";
 import { type Pool, startPool } from "./_pool.ts";
-import { finishGradients, rowStatistics, stageSamples } from "./_host.ts";
+import { finishGradients, finishLogits, rowStatistics, stageSamples } from "./_host.ts";
 import {
   checkSubCenters,
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
   kernelSubCenters,
   successorOutputs,
@@ -284,7 +285,7 @@ function runSync(
   };
   if (gradBias) result.gradBias = gradBias;
   if (logits) {
-    for (let i = 0; i < N; i++) logits[i * classes + view.labels[i]] = samples.zy[i];
+    finishLogits(samples, logits, classes);
     finite("logits", logits);
     result.logits = { rows: N, cols: classes, data: logits };
   }
@@ -305,7 +306,8 @@ async function prepare(
   checkSubCenters(WHERE, head, shape.classes);
   const K = kernelSubCenters(head);
   const split = tiling(shape.classes, shape.dims, wanted, options.tile, K);
-  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head), K);
+  const hard = kernelHardNegatives(head);
+  const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head), K, hard);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });

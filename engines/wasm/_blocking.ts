@@ -13,6 +13,7 @@ import {
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
   kernelSubCenters,
 } from "../host/samples.ts";
@@ -175,7 +176,7 @@ export function prepareNow(
     ({ head: pool, attached } = attachHeadSync(where, module, memory, CONTROL, layout.threads));
   } else thread = callingThread(module, memory);
   const control = new Int32Array(memory.buffer, CONTROL, 3);
-  let structure = structureOf(head);
+  let structure = structureOf(head, {});
 
   function runSync(head: HostHeadSpec, input: HeadInput, reduction: Reduction = "mean") {
     if (!memory) throw new Error(`${RUN}: the head was disposed`);
@@ -184,15 +185,17 @@ export function prepareNow(
     const checked = checkedHead(head);
     const next = kernelHead(checked), clamp = kernelClamp(checked);
     const subCenters = kernelSubCenters(checked);
+    const hard = kernelHardNegatives(checked);
     checkScale(RUN, next);
     checkSubCenters(RUN, checked, shape.classes);
     const view = checkedView(next, layout, input);
-    if (structureOf(next, clamp, subCenters) !== structure) {
-      // The kernels read the head's structure (linear or angular, radius kind, the non-target
-      // cosines' clamp, the sub-centers) from the slots.
-      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, clamp, subCenters });
+    const kernel = { clamp, subCenters, hard };
+    if (structureOf(next, kernel) !== structure) {
+      // The kernels read the head's structure (linear or angular, radius kind, the non-targets'
+      // step, the sub-centers) from the slots.
+      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, ...kernel });
       writeSlots(next, layout, memory);
-      structure = structureOf(next, clamp, subCenters);
+      structure = structureOf(next, kernel);
     }
     const samples = layOutRun(checked, layout, memory, view, reduction);
     if (thread) runThread(thread, PARAMS);
@@ -233,12 +236,16 @@ function checkedHead(head: HostHeadSpec): HostHeadSpec {
 
 /**
  * What of a head the kernels' slots hold: linear or angular, the radius kind, the clamp, the
- * sub-centers.
+ * sub-centers, the hard negatives.
  */
-function structureOf(head: HeadSpec, clamp?: readonly [number, number], subCenters = 0): string {
+function structureOf(
+  head: HeadSpec,
+  kernel: { clamp?: readonly [number, number]; subCenters?: number; hard?: boolean },
+): string {
+  const { clamp, subCenters, hard } = kernel;
   return (head.logits === "angular" ? `angular ${head.radius.kind}` : "linear") +
     (clamp ? ` clamp ${clamp[0]} ${clamp[1]}` : "") +
-    (subCenters ? ` subCenters ${subCenters}` : "");
+    (subCenters ? ` subCenters ${subCenters}` : "") + (hard ? " hard" : "");
 }
 
 /**

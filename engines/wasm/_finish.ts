@@ -10,6 +10,7 @@ import {
   type TargetGradients,
 } from "../host/gradients.ts";
 import type { Samples } from "./_inputs.ts";
+import { nonTargetLogit } from "../host/samples.ts";
 
 /** One thread's partial sums, as the kernels leave them (float64). */
 export interface ThreadPart {
@@ -55,8 +56,9 @@ export function gradFeaturesOf(
 
 /**
  * The N×C logits: a_i·b_j·c_ij from the class-major cosines (b_j = ‖w_j‖ from `nw` for a
- * normProduct radius; c_ij clamped to `clamp` where the kernels clamp it; for `subCenters` K > 1
- * the largest of rows j·K … j·K + K − 1), the targets' z_iy from the host.
+ * normProduct radius; c_ij clamped to `clamp` where the kernels clamp it; CurricularFace's hard
+ * negatives changed; for `subCenters` K > 1 the largest of rows j·K … j·K + K − 1), the targets'
+ * z_iy from the host.
  */
 export function logitsOf(
   s: Samples,
@@ -73,7 +75,7 @@ export function logitsOf(
       let c = cos[j * subCenters * Np + i];
       for (let k = 1; k < subCenters; k++) c = Math.max(c, cos[(j * subCenters + k) * Np + i]);
       if (clamp) c = Math.min(Math.max(c, clamp[0]), clamp[1]);
-      out[i * C + j] = s.a[i] * (nw ? nw[j] : 1) * c;
+      out[i * C + j] = nonTargetLogit(s, i, s.a[i] * (nw ? nw[j] : 1) * c);
     }
     out[i * C + s.labels[i]] = s.zy[i];
   }

@@ -28,6 +28,8 @@ export interface Offsets {
   invcw: number;
   gb: number;
   stats: number;
+  /** Np f32: CurricularFace's hard-negative thresholds. */
+  thr: number;
 }
 
 /** One thread's private arrays that the host reads after a run: byte offsets. */
@@ -62,6 +64,8 @@ export interface WasmLayout {
   clamp: readonly [number, number];
   /** Sub-center ArcFace's K (C counts the C·K rows of W), 0 for every other head. */
   subCenters: number;
+  /** Whether the kernels change the hard negatives (CurricularFace; thresholds and t per run). */
+  hard: boolean;
   /** The parameter block: [slot, value] pairs. */
   slots: [number, number][];
 }
@@ -73,7 +77,8 @@ const up = (n: number, k: number) => Math.ceil(n / k) * k;
  * parameters, shared arrays, then one private region per thread, 64-byte aligned. Throws when the
  * memory would pass WebAssembly's 4 GiB. `clamp`: the range of the non-target cosines (none by
  * default); `subCenters`: sub-center ArcFace's K (0, the default, for every other head), the tile
- * then rounded up to a multiple of K, so that no class spans two tiles.
+ * then rounded up to a multiple of K, so that no class spans two tiles; `hard`: CurricularFace's
+ * hard negatives (none by default).
  */
 export function wasmLayout(
   where: string,
@@ -84,6 +89,7 @@ export function wasmLayout(
     threads: number;
     clamp?: readonly [number, number];
     subCenters?: number;
+    hard?: boolean;
   },
 ): WasmLayout {
   const { samples: N, dims: D, classes: C } = shape, subCenters = options.subCenters ?? 0;
@@ -116,7 +122,23 @@ export function wasmLayout(
   });
   const [lo, hi] = options.clamp ?? [-Infinity, Infinity];
   const clamp = [Math.fround(lo), Math.fround(hi)] as const;
-  const layout = { N, D, C, Np, Dp, Cp, tile, threads, offsets, thread, pages, clamp, subCenters };
+  const hard = options.hard ?? false;
+  const layout = {
+    N,
+    D,
+    C,
+    Np,
+    Dp,
+    Cp,
+    tile,
+    threads,
+    offsets,
+    thread,
+    pages,
+    clamp,
+    subCenters,
+    hard,
+  };
   return { ...layout, slots: slotsOf(head, layout, threadBase, threadBytes) };
 }
 
@@ -136,13 +158,17 @@ function sharedArrays(alloc: (bytes: number) => number, Np: number, Dp: number, 
     invcw: alloc(Cp * 4),
     gb: alloc(Cp * 4),
     stats: alloc(Np * 16),
+    thr: alloc(Np * 4),
   };
 }
 
 /** The bits of a float32, as the i32 of a slot. */
 const float32Bits = (v: number) => new Int32Array(Float32Array.of(v).buffer)[0];
 
-/** The parameter block: sizes, the head's kinds, the clamp, the arrays' offsets. */
+/**
+ * The parameter block: sizes, the head's kinds, the non-targets' step (hard negatives, a clamp or
+ * neither), the arrays' offsets.
+ */
 function slotsOf(
   head: HeadSpec,
   l: Omit<WasmLayout, "slots">,
@@ -152,6 +178,7 @@ function slotsOf(
   const angular = head.logits === "angular";
   const radius = angular ? ["scale", "featureNorm", "normProduct"].indexOf(head.radius.kind) : 0;
   const o = l.offsets;
+  const mode = l.hard ? L.MODE_HARD : Number.isFinite(l.clamp[0]) ? L.MODE_CLAMP : L.MODE_PLAIN;
   return [
     [L.SLOT_N, l.N],
     [L.SLOT_NP, l.Np],
@@ -165,6 +192,8 @@ function slotsOf(
     [L.SLOT_COS_LO, float32Bits(l.clamp[0])],
     [L.SLOT_COS_HI, float32Bits(l.clamp[1])],
     [L.SLOT_SUBCENTERS, l.subCenters],
+    [L.SLOT_MODE, mode],
+    [L.SLOT_THR, o.thr],
     [L.SLOT_XPACK, o.xpack],
     [L.SLOT_XPACKK, o.xpackk],
     [L.SLOT_W, o.w],

@@ -36,6 +36,7 @@ Deno.test("wasmLayout: arrays 64-byte aligned, disjoint, inside the memory", () 
     invcw: Cp * 4,
     gb: Cp * 4,
     stats: Np * 16,
+    thr: Np * 4,
   };
   const spans = Object.entries(o).map(([name, at]) => [at, at + bytes[name], name] as const);
   for (const t of layout.thread) {
@@ -73,6 +74,18 @@ Deno.test("wasmLayout: the parameter slots hold the sizes, kinds and offsets", (
     classes: 5,
   }, { tile: 4, threads: 1 });
   assert.equal(new Map(linear.slots).get(L.SLOT_ANGULAR), 0);
+  // The non-targets' step: plain, a clamp (AdaFace), hard negatives (CurricularFace).
+  assert.equal(slots.get(L.SLOT_MODE), L.MODE_PLAIN);
+  const shape = { samples: 3, dims: 4, classes: 5 };
+  const clamped = wasmLayout("test", arcFaceHead(), shape, {
+    tile: 4,
+    threads: 1,
+    clamp: [-0.9, 0.9],
+  });
+  assert.equal(new Map(clamped.slots).get(L.SLOT_MODE), L.MODE_CLAMP);
+  const hard = wasmLayout("test", arcFaceHead(), shape, { tile: 4, threads: 1, hard: true });
+  assert.equal(new Map(hard.slots).get(L.SLOT_MODE), L.MODE_HARD);
+  assert.equal(new Map(hard.slots).get(L.SLOT_THR), hard.offsets.thr);
 });
 
 Deno.test("wasmLayout: refuses heads past WebAssembly's 4 GiB", () => {

@@ -80,9 +80,26 @@ export function layOutRun(
     reductionWeight(reduction, layout.N),
   );
   const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
+  if (layout.hard) writeHardNegatives(samples, layout, buffer, params);
   for (const slot of [L.SLOT_BAD, L.SLOT_BAD_W, L.SLOT_BAD_Z]) params[slot] = 0;
   params[L.SLOT_NEXT_FORWARD] = params[L.SLOT_NEXT_BACKWARD] = 0;
   return samples;
+}
+
+/** CurricularFace's t and thresholds for the kernels (padding rows: +∞, no hard negative). */
+function writeHardNegatives(
+  s: Samples,
+  layout: WasmLayout,
+  buffer: ArrayBufferLike,
+  params: Int32Array,
+): void {
+  if (!s.hardNegatives) {
+    throw new Error(`${RUN}: a hard-negative layout needs the head's thresholds`);
+  }
+  new Float32Array(buffer, layout.offsets.thr, layout.Np).fill(Infinity).set(
+    s.hardNegatives.threshold,
+  );
+  new Float32Array(params.buffer, params.byteOffset + 4 * L.SLOT_HARD_T, 1)[0] = s.hardNegatives.t;
 }
 
 /** Reads the kernels' results into new arrays and finishes them in float64. */

@@ -42,6 +42,7 @@ import {
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
   kernelSubCenters,
 } from "../host/samples.ts";
@@ -125,6 +126,7 @@ async function prepareWasm(
     threads,
     clamp: kernelClamp(head),
     subCenters: kernelSubCenters(head),
+    hard: kernelHardNegatives(head),
   });
   const memory = headMemory(layout);
   writeSlots(base, layout, memory);

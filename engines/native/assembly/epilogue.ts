@@ -294,13 +294,88 @@ let badLogit = false;
   return max(total, 0);
 }
 
+// CurricularFace's hard negatives of one row (`hard` ≠ 0 in forwardTile: t at hard, 1/s at
+// hard + 4, the row's threshold at thr): a non-target with c = z/s > thr has logit z·(t + c) and
+// slope t + 2c. Pass 1 stores the plain z = s·colf·S (target MASKED) and returns the max of the
+// changed logits; pass 2 recomputes them from z, stores e·slope (the backward's ∂/∂z times
+// ∂z/∂(s·c)) and returns Σ e over the non-targets.
+// @ts-ignore: decorator
+@inline function hardRow(
+  row: usize,
+  width: i32,
+  colf: usize,
+  y: i32,
+  hard: usize,
+  thr: f32,
+  mx: f32,
+  pass: i32,
+): f32 {
+  const t = load<f32>(hard), invs = load<f32>(hard, 4);
+  const tv = splat(t), iv = splat(invs), thrv = splat(thr), one = v128.load(EXP, 192);
+  const lanes = v128.load(LANES), yv = i32x4.splat(y), masked = v128.load(EXP, 208);
+  const w4 = width & ~3, mv = splat(mx);
+  let acc = pass == 1 ? masked : splat(0), low = splat(0);
+  let j = 0;
+  for (; j < w4; j += 4) {
+    const o = row + (<usize> j << 2);
+    let z = v128.load(o);
+    if (pass == 1) {
+      z = f32x4.mul(z, v128.load(colf + (<usize> j << 2)));
+      low = f32x4.pmin(low, z);
+      z = v128.bitselect(masked, z, i32x4.eq(i32x4.add(lanes, i32x4.splat(j)), yv));
+      v128.store(o, z);
+    }
+    const c = f32x4.mul(z, iv), isHard = f32x4.gt(c, thrv);
+    const zh = v128.bitselect(f32x4.mul(z, f32x4.add(tv, c)), z, isHard);
+    if (pass == 1) {
+      acc = f32x4.pmax(acc, zh);
+    } else {
+      const e = expv(f32x4.sub(zh, mv));
+      v128.store(o, f32x4.mul(e, v128.bitselect(f32x4.add(tv, f32x4.add(c, c)), one, isHard)));
+      acc = f32x4.add(acc, e);
+    }
+  }
+  let out = pass == 1 ? hmax(acc) : hsum(acc), mn = hmin(low);
+  for (; j < width; j++) {
+    const o = row + (<usize> j << 2);
+    let z = load<f32>(o);
+    if (pass == 1) {
+      z *= load<f32>(colf + (<usize> j << 2));
+      mn = min(mn, z);
+      if (j == y) z = MASKED;
+      store<f32>(o, z);
+    }
+    const c = z * invs, isHard = c > thr, zh = isHard ? z * (t + c) : z;
+    if (pass == 1) {
+      out = max(out, zh);
+    } else {
+      const e = exps(zh - mx);
+      store<f32>(o, isHard ? e * (t + c + c) : e);
+      out += e;
+    }
+  }
+  if (pass == 1) {
+    if (!(out < Infinity) || !(mn > -Infinity) || !(out - out == 0)) badLogit = true;
+    return out;
+  }
+  if (y >= 0 && y < width) {
+    const o = row + (<usize> y << 2);
+    out -= load<f32>(o); // the target's stored e (slope 1: MASKED is never above thr)
+    store<f32>(o, 0);
+  }
+  if (mx == MASKED) out = 0; // the tile holds this row's target only
+  if (!(out - out == 0)) badLogit = true;
+  return max(out, 0);
+}
+
 /**
  * The forward epilogue of one tile: `rows` rows of `width` products, `ld` floats apart, in place.
  * `phase` bit 1: z = s·colf_j (+ bias_j) clamped to [lo, hi] (the host passes a·[c_lo, c_hi] for
  * a cosine clamp, −∞ and +∞ for none), each row's target column (labels[i] − j0, when inside the
  * tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]), its row sum over the
  * non-targets into sum[i], and in place e, or 0 where the clamp bound (so the backward's H is 0
- * there), the target's set to 0. Returns 1 when a logit is not finite.
+ * there), the target's set to 0. `hard` ≠ 0: CurricularFace's hard negatives instead of the clamp
+ * (t, 1/s, then one threshold per row, f32; see hardRow). Returns 1 when a logit is not finite.
  */
 export function forwardTile(
   s: usize,
@@ -317,14 +392,21 @@ export function forwardTile(
   phase: i32,
   lo: f32,
   hi: f32,
+  hard: usize,
 ): i32 {
   badLogit = false;
   for (let i = 0; i < rows; i++) {
     const row = s + ((<usize> i * <usize> ld) << 2);
     const y = load<i32>(labels + (<usize> i << 2)) - j0;
-    const mp = m + (<usize> i << 2);
+    const mp = m + (<usize> i << 2), sp = sum + (<usize> i << 2);
+    if (hard) {
+      const thr = load<f32>(hard + 8 + (<usize> i << 2));
+      if (phase & 1) store<f32>(mp, hardRow(row, width, colf, y, hard, thr, 0, 1));
+      if (phase & 2) store<f32>(sp, hardRow(row, width, colf, y, hard, thr, load<f32>(mp), 2));
+      continue;
+    }
     if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y, lo, hi));
-    if (phase & 2) store<f32>(sum + (<usize> i << 2), expRow(row, width, y, load<f32>(mp), lo, hi));
+    if (phase & 2) store<f32>(sp, expRow(row, width, y, load<f32>(mp), lo, hi));
   }
   return badLogit ? 1 : 0;
 }

@@ -3,6 +3,8 @@
 // inputs, synchronises the passes and finishes the per-sample work in float64.
 // Build: `deno task build:wasm` (engines/wasm/build.ts).
 import {
+  MODE_CLAMP,
+  MODE_HARD,
   SLOT_A,
   SLOT_ANGULAR,
   SLOT_BAD,
@@ -17,8 +19,10 @@ import {
   SLOT_DP,
   SLOT_GB,
   SLOT_GW,
+  SLOT_HARD_T,
   SLOT_INVCW,
   SLOT_LABELS,
+  SLOT_MODE,
   SLOT_NEXT_BACKWARD,
   SLOT_NEXT_FORWARD,
   SLOT_NP,
@@ -26,6 +30,7 @@ import {
   SLOT_RADIUS,
   SLOT_STATS,
   SLOT_SUBCENTERS,
+  SLOT_THR,
   SLOT_THREAD_BASE,
   SLOT_THREAD_BYTES,
   SLOT_THREADS,
@@ -82,6 +87,38 @@ function slotSplat(P: usize, k: i32): v128 {
 // nothing).
 function clampCos(c: v128, lo: v128, hi: v128): v128 {
   return f32x4.pmin(f32x4.pmax(c, lo), hi);
+}
+
+// The non-targets' elementwise step (layout.ts's MODE_*) as a type parameter, so that each mode's
+// loops are compiled apart and the common heads' carry no test and no extra work.
+type Plain = u8;
+type Clamp = u16;
+type Hard = u32;
+
+function isClamp<M>(): bool {
+  return sizeof<M>() == sizeof<Clamp>();
+}
+
+function isHard<M>(): bool {
+  return sizeof<M>() == sizeof<Hard>();
+}
+
+// The cosine part of a non-target's logit (z = a_i·b_j·part): c, clamp(c) to [lo, hi], or
+// c·(t + c) where c > thr (CurricularFace's hard negatives).
+function cosPart<M>(c: v128, lo: v128, hi: v128, thr: v128, t: v128): v128 {
+  if (isClamp<M>()) return clampCos(c, lo, hi);
+  if (isHard<M>()) return v128.bitselect(f32x4.mul(c, f32x4.add(t, c)), c, f32x4.gt(c, thr));
+  return c;
+}
+
+// ∂part/∂c times g: 0 where the clamp binds, t + 2c for a hard negative, else 1.
+function partSlope<M>(g: v128, c: v128, lo: v128, hi: v128, thr: v128, t: v128): v128 {
+  if (isClamp<M>()) return v128.andnot(g, v128.or(f32x4.lt(c, lo), f32x4.gt(c, hi)));
+  if (isHard<M>()) {
+    const slope = f32x4.add(t, f32x4.add(c, c));
+    return f32x4.mul(g, v128.bitselect(slope, splat(1), f32x4.gt(c, thr)));
+  }
+  return g;
 }
 
 // exp of four floats (Cephes expf: Cody–Waite reduction, degree-6 polynomial, ≈1 ulp). Inputs are
@@ -313,8 +350,8 @@ function cosTile(P: usize, jt: i32, je: i32): void {
   }
 }
 
-// z = a_i·b_j·clamp(c_ij) for 4 samples (b_j = ‖w_j‖ for a normProduct radius, else 1).
-function logit(
+// z = a_i·b_j·part(c_ij) for 4 samples (b_j = ‖w_j‖ for a normProduct radius, else 1).
+function logit<M>(
   a: v128,
   normProduct: bool,
   nw: usize,
@@ -322,30 +359,41 @@ function logit(
   cos: usize,
   lo: v128,
   hi: v128,
+  thr: v128,
+  t: v128,
 ): v128 {
   const ab = normProduct ? f32x4.mul(a, v128.load32_splat(nw + (<usize> j << 2))) : a;
-  return f32x4.mul(ab, clampCos(v128.load(cos), lo, hi));
+  return f32x4.mul(ab, cosPart<M>(v128.load(cos), lo, hi, thr, t));
 }
 
 // Merges classes [jt, jr) into each sample's running max and Σ exp(z − max) over non-targets
 // (targets are left out: the host adds them in float64); flags logits float32 cannot hold.
 function tileStats(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): void {
+  const mode = slot(P, SLOT_MODE);
+  if (mode == MODE_HARD) tileStatsOf<Hard>(P, tmax, tsum, jt, jr);
+  else if (mode == MODE_CLAMP) tileStatsOf<Clamp>(P, tmax, tsum, jt, jr);
+  else tileStatsOf<Plain>(P, tmax, tsum, jt, jr);
+}
+
+function tileStatsOf<M>(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): void {
   const Np = slot(P, SLOT_NP), unit = <usize> Np << 2;
   const normProduct = slot(P, SLOT_ANGULAR) != 0 && slot(P, SLOT_RADIUS) == 2;
   const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
   const nw = ptr(P, SLOT_NW), lo = slotSplat(P, SLOT_COS_LO), hi = slotSplat(P, SLOT_COS_HI);
+  const thrs = ptr(P, SLOT_THR), t = slotSplat(P, SLOT_HARD_T);
   let big = splat(0);
   for (let i = 0; i < Np; i += 4) {
     const off = <usize> i << 2, a = v128.load(av + off), lab = v128.load(labels + off);
+    const thr = isHard<M>() ? v128.load(thrs + off) : a;
     let m = splat(MASKED);
     for (let j = jt; j < jr; j++) {
-      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi);
+      const z = logit<M>(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi, thr, t);
       big = f32x4.max(big, f32x4.abs(z));
       m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
     }
     let s = splat(0);
     for (let j = jt; j < jr; j++) {
-      const z = logit(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi);
+      const z = logit<M>(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi, thr, t);
       const e = expv(f32x4.sub(z, m));
       s = f32x4.add(s, v128.andnot(e, i32x4.eq(lab, i32x4.splat(j))));
     }
@@ -427,58 +475,68 @@ export function backward(P: usize, tid: i32): void {
 // zero; per class, the factor of ŵ_j in ∂loss/∂w_j (or ∂loss/∂b_j); per sample, the tile's
 // share of Σ_j gc_ij·c_ij and of the radius gradient, added to the thread's float64 sums.
 function gradTile(P: usize, tb: usize, jt: i32, je: i32): void {
+  const mode = slot(P, SLOT_MODE), unit = <usize> slot(P, SLOT_NP) << 2;
+  const tsumx = tb + <usize> T_TILE_SUMX * unit, tgrada = tb + <usize> T_TILE_GRADA * unit;
+  memory.fill(tsumx, 0, 2 * unit);
+  for (let j = jt; j < je; j++) {
+    if (mode == MODE_HARD) gradColumn<Hard>(P, tb, j, jt);
+    else if (mode == MODE_CLAMP) gradColumn<Clamp>(P, tb, j, jt);
+    else gradColumn<Plain>(P, tb, j, jt);
+  }
+  if (slot(P, SLOT_ANGULAR) == 0) return;
+  const sumx = tb + <usize> T_SUMX * unit, grada = tb + <usize> T_GRADA * unit;
+  for (let i = 0; i < slot(P, SLOT_NP); i += 4) {
+    addF64(sumx + (<usize> i << 3), v128.load(tsumx + (<usize> i << 2)));
+    addF64(grada + (<usize> i << 3), v128.load(tgrada + (<usize> i << 2)));
+  }
+}
+
+// Class j's row of the gradient tile, its factor of ŵ_j (or ∂loss/∂b_j), and its share of the
+// per-sample sums.
+function gradColumn<M>(P: usize, tb: usize, j: i32, jt: i32): void {
   const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), unit = <usize> Np << 2;
   const angular = slot(P, SLOT_ANGULAR) != 0, radius = slot(P, SLOT_RADIUS);
   const normProduct = angular && radius == 2, aIsNorm = angular && radius >= 1;
   const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
   const weight = ptr(P, SLOT_WEIGHT), nw = ptr(P, SLOT_NW), invcw = ptr(P, SLOT_INVCW);
-  const gb = ptr(P, SLOT_GB), logz = tb + <usize> T_LOGZ * unit;
+  const logz = tb + <usize> T_LOGZ * unit, thrs = ptr(P, SLOT_THR), t = slotSplat(P, SLOT_HARD_T);
   const lo = slotSplat(P, SLOT_COS_LO), hi = slotSplat(P, SLOT_COS_HI);
   const tsumx = tb + <usize> T_TILE_SUMX * unit, tgrada = tb + <usize> T_TILE_GRADA * unit;
-  memory.fill(tsumx, 0, 2 * unit);
-  for (let j = jt; j < je; j++) {
-    const grow = tb + <usize> (T_TILE + j - jt) * unit, gbj = gb + (<usize> j << 2);
-    if (j >= C) {
-      memory.fill(grow, 0, unit);
-      store<f32>(gbj, 0);
+  const grow = tb + <usize> (T_TILE + j - jt) * unit, gbj = ptr(P, SLOT_GB) + (<usize> j << 2);
+  if (j >= C) {
+    memory.fill(grow, 0, unit);
+    store<f32>(gbj, 0);
+    return;
+  }
+  const nwj = load<f32>(nw + (<usize> j << 2)), icw = load<f32>(invcw + (<usize> j << 2));
+  const b = splat(normProduct ? nwj : 1), jv = i32x4.splat(j), crow = cos + <usize> j * unit;
+  let colGc = splat(0), colGz = splat(0);
+  for (let i = 0; i < Np; i += 4) {
+    const off = <usize> i << 2;
+    const v = v128.load(crow + off), a = v128.load(av + off), ab = f32x4.mul(a, b);
+    const thr = isHard<M>() ? v128.load(thrs + off) : a;
+    const part = cosPart<M>(v, lo, hi, thr, t); // z = a·b·part
+    const p = expv(f32x4.sub(f32x4.mul(ab, part), v128.load(logz + off)));
+    const wt = v128.load(weight + off), target = i32x4.eq(v128.load(labels + off), jv);
+    const gz = v128.andnot(f32x4.mul(wt, p), target); // targets: the host, in float64
+    if (!angular) {
+      v128.store(grow + off, gz);
+      colGz = f32x4.add(colGz, gz);
       continue;
     }
-    const nwj = load<f32>(nw + (<usize> j << 2)), icw = load<f32>(invcw + (<usize> j << 2));
-    const b = splat(normProduct ? nwj : 1), jv = i32x4.splat(j), crow = cos + <usize> j * unit;
-    let colGc = splat(0), colGz = splat(0);
-    for (let i = 0; i < Np; i += 4) {
-      const off = <usize> i << 2;
-      const v = v128.load(crow + off), a = v128.load(av + off), ab = f32x4.mul(a, b);
-      const vc = clampCos(v, lo, hi); // v where no clamp binds
-      const p = expv(f32x4.sub(f32x4.mul(ab, vc), v128.load(logz + off)));
-      const wt = v128.load(weight + off), target = i32x4.eq(v128.load(labels + off), jv);
-      const gz = v128.andnot(f32x4.mul(wt, p), target); // targets: the host, in float64
-      if (!angular) {
-        v128.store(grow + off, gz);
-        colGz = f32x4.add(colGz, gz);
-        continue;
-      }
-      // ∂z/∂c is 0 where the clamp binds (c outside [lo, hi]); ∂z/∂a, ∂z/∂b keep clamp(c).
-      const outside = v128.or(f32x4.lt(v, lo), f32x4.gt(v, hi));
-      const gc = v128.andnot(f32x4.mul(gz, ab), outside), gcv = f32x4.mul(gc, v);
-      v128.store(tsumx + off, f32x4.add(v128.load(tsumx + off), gcv));
-      colGc = f32x4.add(colGc, gcv);
-      if (aIsNorm) v128.store(tgrada + off, fma(f32x4.mul(gz, b), vc, v128.load(tgrada + off)));
-      if (normProduct) colGz = fma(f32x4.mul(gz, a), vc, colGz);
-      v128.store(grow + off, gc);
-    }
-    // ∂/∂w_j of the norm: (−Σ_i gc·c / max(‖w‖, ε) [if ‖w‖ > ε] + radius term) · w_j/‖w_j‖,
-    // as a factor of ŵ_j = w_j / max(‖w_j‖, ε).
-    const coef = (nwj > NORM_EPS ? -hsum(colGc) * icw : 0) + (normProduct ? hsum(colGz) : 0);
-    const fac = nwj > NORM_EPS ? coef : nwj > 0 ? coef * (NORM_EPS / nwj) : 0;
-    store<f32>(gbj, angular ? fac : hsum(colGz));
+    // ∂z/∂c = a·b·∂part/∂c; ∂z/∂a, ∂z/∂b use part itself.
+    const gc = partSlope<M>(f32x4.mul(gz, ab), v, lo, hi, thr, t), gcv = f32x4.mul(gc, v);
+    v128.store(tsumx + off, f32x4.add(v128.load(tsumx + off), gcv));
+    colGc = f32x4.add(colGc, gcv);
+    if (aIsNorm) v128.store(tgrada + off, fma(f32x4.mul(gz, b), part, v128.load(tgrada + off)));
+    if (normProduct) colGz = fma(f32x4.mul(gz, a), part, colGz);
+    v128.store(grow + off, gc);
   }
-  if (!angular) return;
-  const sumx = tb + <usize> T_SUMX * unit, grada = tb + <usize> T_GRADA * unit;
-  for (let i = 0; i < Np; i += 4) {
-    addF64(sumx + (<usize> i << 3), v128.load(tsumx + (<usize> i << 2)));
-    addF64(grada + (<usize> i << 3), v128.load(tgrada + (<usize> i << 2)));
-  }
+  // ∂/∂w_j of the norm: (−Σ_i gc·c / max(‖w‖, ε) [if ‖w‖ > ε] + radius term) · w_j/‖w_j‖,
+  // as a factor of ŵ_j = w_j / max(‖w_j‖, ε).
+  const coef = (nwj > NORM_EPS ? -hsum(colGc) * icw : 0) + (normProduct ? hsum(colGz) : 0);
+  const fac = nwj > NORM_EPS ? coef : nwj > 0 ? coef * (NORM_EPS / nwj) : 0;
+  store<f32>(gbj, angular ? fac : hsum(colGz));
 }
 
 // The tile's rows ŵ_j = w_j / max(‖w_j‖, ε) by blocks of 8 features ((Dp/8)×count×8), so that the

@@ -48,13 +48,25 @@ export const SLOT_BAD_W = 29;
 /** Set when a logit a_i·b_j·c_ij (or x·w + b) is not finite in float32. */
 export const SLOT_BAD_Z = 30;
 /**
+ * The elementwise step of the non-targets, chosen once per tile (each has its own loops):
+ * MODE_PLAIN z = a_i·b_j·c; MODE_CLAMP c clamped to [lo, hi] (SLOT_COS_LO/HI); MODE_HARD
+ * CurricularFace's hard negatives, z = a_i·c·(t + c) with slope a_i·(t + 2c) where c > thr_i.
+ */
+export const SLOT_MODE = 32;
+export const MODE_PLAIN = 0;
+export const MODE_CLAMP = 1;
+export const MODE_HARD = 2;
+/** MODE_HARD: t as float32 bits, and the byte offset of the thresholds (Np f32, from the host). */
+export const SLOT_HARD_T = 33;
+export const SLOT_THR = 34;
+/**
  * Sub-center ArcFace's K (0 for every other head): rows c·K … c·K + K − 1 are class c's, whose
  * cosine is their largest; tiles start at multiples of K.
  */
-export const SLOT_SUBCENTERS = 32;
+export const SLOT_SUBCENTERS = 35;
 /** Most threads of one head, and of the whole process's worker pool. */
 export const MAX_THREADS = 64;
-export const PARAM_SLOTS = 33;
+export const PARAM_SLOTS = 36;
 
 /** Offsets inside a thread's private region, in multiples of Np·4 bytes (see _layout.ts). */
 export const T_MAX = 0; // Np f32 running max
