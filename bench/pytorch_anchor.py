@@ -13,7 +13,8 @@ F.cross_entropy with the mean; timed forward+backward (gradients of features and
 PyTorch runs in its best configuration here, printed on start: torch.set_num_threads(os.cpu_count()),
 OMP_WAIT_POLICY=PASSIVE (libgomp's spinning threads otherwise fight OpenBLAS's), and, where
 /proc/cpuinfo shows avx512f, OPENBLAS_CORETYPE=SkylakeX (OpenBLAS 0.3.21 misdetects recent CPUs;
-Haswell where only avx2). Either variable already set is kept.
+Haswell where only avx2; an environment's weaker OPENBLAS_CORETYPE, such as Haswell on an AVX-512 CPU,
+is replaced, since it halves the speed of the products). An OMP_WAIT_POLICY already set is kept.
 
 A successor head (issue 13: its "head" has a "successor" hook, bench/_successors.ts) is computed as
 its official code computes it, module state and all (SUCCESSORS below: sub-center ArcFace after
@@ -51,7 +52,7 @@ def cpu_flags():
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _flags = cpu_flags()
 if "avx512f" in _flags:
-    os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
 elif "avx2" in _flags:
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 

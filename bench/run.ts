@@ -306,12 +306,12 @@ if (import.meta.main) {
     : profile.pytorch;
   let pytorch: Pytorch | string = `left out (job ${profile.name}, BENCH_PYTORCH=1 adds it)`;
   let setup = "";
-  let coretype: string | undefined;
   const notes: string[] = [];
+  // PyTorch and engine-native (in the deno bench process) get the same OpenBLAS kernels.
+  const blas = await setUpOpenBlas();
+  const coretype = blas.coretype;
   if (wantPytorch) {
-    const blas = await setUpOpenBlas();
     setup = blas.note;
-    coretype = blas.coretype;
     say(`[setup] ${setup}`);
     for (const line of blas.missing) say(`[setup] ${line}`);
     notes.push(...blas.missing);
@@ -320,6 +320,7 @@ if (import.meta.main) {
   }
   const { json, side, ok } = await runDenoBench({
     BENCH_PROFILE: profile.name,
+    ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}),
     ...await runtimeDir(),
   });
   if (!ok && !side.benches?.length) {

@@ -24,7 +24,7 @@ try:
 except OSError:
     flags = []
 if "avx512f" in flags:
-    os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
 elif "avx2" in flags:
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
