@@ -9,10 +9,11 @@
  * target cosines c_iy from x and the target rows of W (engines/host/samples.ts); then the new
  * scale by losses/adacos_scale.ts (the reference's own function: a log-sum-exp, so no exp
  * overflows at any s); then the run at the new scale, whose result carries `state: { scale }`.
- * The first run is a full one (forward and backward): the engines have no forward-only mode, so
- * an AdaCos run costs about two NormFace runs (engine-wasm, N 128, D 512, C 10 000: 229 ms against
- * 118 ms), and the prepared head keeps a copy of W (the second run starts after an await, when the
- * caller may have changed its arrays). `updateScale: false` is one run at s.
+ * The first run needs only the losses: it is the engine's forward-only run
+ * ({@linkcode EngineHead.forward}: no backward pass, no gradient products) where it has one
+ * (engine-wasm, engine-native), else a full run whose gradients are dropped. The prepared head
+ * keeps a copy of W (the second run starts after an await, when the caller may have changed its
+ * arrays). `updateScale: false` is one run at s.
  *
  * @module
  */
@@ -78,7 +79,8 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
       labels.set(view.labels);
       const input: RunInput = { ...view, x, w, labels };
       const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
-      const { losses } = await inner.run(input, { reduction: settings.reduction, logits: false });
+      const first: RunSettings = { reduction: settings.reduction, logits: false };
+      const { losses } = await (inner.forward?.(input, first) ?? inner.run(input, first));
       // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
       const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
       const scale = adaCosNextScale(old, logSums, targets);

@@ -66,6 +66,12 @@ export interface RunInput {
   bias?: Float64Array;
 }
 
+/**
+ * What a forward-only run ({@linkcode EngineHead.forward}) returns: the loss and the per-sample
+ * losses, no gradients (AdaCos's first run, engines/adacos.ts).
+ */
+export type ForwardResult = Pick<HeadResult, "loss" | "losses">;
+
 /** Options of one run of a prepared head. */
 export interface RunOptions {
   /** How per-sample losses are combined. @default {"mean"} */
@@ -97,6 +103,14 @@ export interface RunSettings {
 export interface EngineHead<T extends Float32Array | Float64Array = Float32Array | Float64Array> {
   /** Forward and backward on new features, weights, labels (and bias); results are new arrays. */
   run(input: RunInput, settings: RunSettings): Promise<EngineResult<T>>;
+  /**
+   * The forward pass alone (no backward, no gradient products), where the engine has one: the
+   * loss and per-sample losses that `run` would return (bit for bit where the engine's runs are
+   * deterministic), nothing else; `settings.logits` is ignored. The same input rules as `run`.
+   * Used inside the engines only: engines/adacos.ts calls it for AdaCos's first run (and `run`
+   * where it is absent); `prepareOn` never exposes it.
+   */
+  forward?(input: RunInput, settings: RunSettings): Promise<ForwardResult>;
   /** Releases everything `prepare` took; idempotent. */
   dispose(): void | Promise<void>;
   /** Worker threads in use, where the engine has threads. */

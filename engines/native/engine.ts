@@ -20,6 +20,8 @@
  *   and the tile copied into the new ∂/∂W array;
  * - host: the threads' ∂x̃ summed, the row-norm backward of x and each target's whole contribution
  *   in float64.
+ * A forward-only run (`forward`, AdaCos's first run) stops after the host's losses: no BACKWARD
+ * phase, so none of its two products.
  * The N×C products stay between the passes (float32, 100 MB at N 256, C 100 000): recomputing them
  * would cost a fourth product (8·N·D·C flops instead of 6). Each thread runs one-thread GEMMs
  * (the BLAS's own threads are set to 1 while a run lasts), so the elementwise work runs on every
@@ -36,6 +38,7 @@ import type {
   EngineHead,
   EngineOptions,
   EngineResult,
+  ForwardResult,
   HeadShape,
   RunInput,
   RunSettings,
@@ -212,27 +215,24 @@ function inputBlamed(view: RunInput): RangeError | undefined {
   return undefined;
 }
 
-/** Both passes and the host's work around them, synchronously. */
-function runSync(
+/** The forward pass and the losses, synchronously: a forward-only run, or a full run's first half. */
+function forwardSync(
   head: HostHeadSpec,
   L: NativeLayout,
   memory: WebAssembly.Memory,
   pool: Pool,
   view: RunInput,
-  settings: RunSettings,
-): EngineResult<Float32Array> {
-  const buffer = memory.buffer;
+  settings: RunSettings & { logitsOut?: Float32Array },
+) {
+  const buffer = memory.buffer, logits = settings.logitsOut;
   const ctl = new Int32Array(buffer, L.control, 16);
   const slots = new BigInt64Array(buffer, L.control + 64, 4);
-  const { N, D, C } = L;
-  const weight = reductionWeight(settings.reduction, N);
+  const weight = reductionWeight(settings.reduction, L.N);
   const samples = stageSamples(head, L, buffer, view);
-  if (view.bias) new Float32Array(buffer, L.bias, C).set(view.bias);
+  if (view.bias) new Float32Array(buffer, L.bias, L.C).set(view.bias);
   // The caller's W stays where it is: the threads read its tiles through its address.
   ctl[W_BYTES] = view.w.BYTES_PER_ELEMENT;
   slots[SLOT_W] = address(view.w);
-  const classes = L.subCenters ? C / L.subCenters : C; // sub-center ArcFace: C counts C·K rows
-  const logits = settings.logits ? new Float32Array(N * classes) : undefined;
   if (logits) slots[SLOT_LOGITS] = address(logits);
   ctl[HAS_BIAS] = view.bias ? 1 : 0;
   ctl[LOGITS] = logits ? 1 : 0;
@@ -246,6 +246,28 @@ function runSync(
   }
   const { reduction } = settings;
   const statistics = rowStatistics(L, buffer, samples.zy, weight, reduction, samples.extraLoss);
+  return { samples, statistics, weight };
+}
+
+/** Both passes and the host's work around them, synchronously. */
+function runSync(
+  head: HostHeadSpec,
+  L: NativeLayout,
+  memory: WebAssembly.Memory,
+  pool: Pool,
+  view: RunInput,
+  settings: RunSettings,
+): EngineResult<Float32Array> {
+  const buffer = memory.buffer;
+  const ctl = new Int32Array(buffer, L.control, 16);
+  const slots = new BigInt64Array(buffer, L.control + 64, 4);
+  const { N, D, C } = L;
+  const classes = L.subCenters ? C / L.subCenters : C; // sub-center ArcFace: C counts C·K rows
+  const logits = settings.logits ? new Float32Array(N * classes) : undefined;
+  const { samples, statistics, weight } = forwardSync(head, L, memory, pool, view, {
+    ...settings,
+    logitsOut: logits,
+  });
   const { loss, losses, rest } = statistics;
   const gradWeights = new Float32Array(C * D);
   slots[SLOT_GW] = address(gradWeights);
@@ -292,6 +314,23 @@ function runSync(
   return result;
 }
 
+/** The forward pass alone (no BACKWARD phase, none of its products): the losses. */
+function forwardOnly(
+  head: HostHeadSpec,
+  L: NativeLayout,
+  memory: WebAssembly.Memory,
+  pool: Pool,
+  view: RunInput,
+  settings: RunSettings,
+): ForwardResult {
+  const { reduction } = settings;
+  const { loss, losses } = forwardSync(head, L, memory, pool, view, { reduction, logits: false })
+    .statistics;
+  finite("loss", [loss]);
+  finite("losses", losses);
+  return { loss, losses };
+}
+
 async function prepare(
   head: HostHeadSpec,
   shape: HeadShape,
@@ -312,21 +351,27 @@ async function prepare(
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });
   let disposed = false;
+  function guarded<R>(
+    pass: (...args: Parameters<typeof runSync>) => R,
+    view: RunInput,
+    settings: RunSettings,
+  ): Promise<R> {
+    if (disposed) return Promise.reject(new Error(`${WHERE}: run() after dispose()`));
+    // One-thread products on each of our threads; with one thread, the BLAS's own threads.
+    const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
+    try {
+      const now = runHead(head, settings); // AdaCos's per-run scale, where given
+      return Promise.resolve(pass(now, layout, memory, pool, view, settings));
+    } catch (error) {
+      return Promise.reject(inputBlamed(view) ?? error);
+    } finally {
+      restore();
+    }
+  }
   return {
     threads: layout.threads,
-    run(view, settings) {
-      if (disposed) return Promise.reject(new Error(`${WHERE}: run() after dispose()`));
-      // One-thread products on each of our threads; with one thread, the BLAS's own threads.
-      const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
-      try {
-        const now = runHead(head, settings); // AdaCos's per-run scale, where given
-        return Promise.resolve(runSync(now, layout, memory, pool, view, settings));
-      } catch (error) {
-        return Promise.reject(inputBlamed(view) ?? error);
-      } finally {
-        restore();
-      }
-    },
+    run: (view, settings) => guarded(runSync, view, settings),
+    forward: (view, settings) => guarded(forwardOnly, view, settings),
     dispose() {
       if (disposed) return;
       disposed = true;

@@ -19,7 +19,7 @@ import {
   type Samples,
 } from "./_inputs.ts";
 import { checkFiniteOutput, gradFeaturesOf, logitsOf, unpad } from "./_finish.ts";
-import { lossesOf } from "../host/losses.ts";
+import { type Losses, lossesOf } from "../host/losses.ts";
 import { type HostHeadSpec, successorOutputs, targetRow } from "../host/samples.ts";
 
 const RUN = "wasm run";
@@ -50,13 +50,17 @@ export function writeSlots(head: HeadSpec, layout: WasmLayout, memory: WebAssemb
   }
 }
 
-/** Writes a run's inputs into the memory; returns the float64 copies the finishing step needs. */
+/**
+ * Writes a run's inputs into the memory; returns the float64 copies the finishing step needs.
+ * `forwardOnly`: the kernels skip the backward pass (finish with {@linkcode finishLosses}).
+ */
 export function layOutRun(
   head: HostHeadSpec,
   layout: WasmLayout,
   memory: WebAssembly.Memory,
   view: CheckedHeadView,
   reduction: Reduction,
+  forwardOnly = false,
 ): Samples {
   const { C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
   const samples = sampleMaths(RUN, head, view);
@@ -83,6 +87,7 @@ export function layOutRun(
   if (layout.hard) writeHardNegatives(samples, layout, buffer, params);
   for (const slot of [L.SLOT_BAD, L.SLOT_BAD_W, L.SLOT_BAD_Z]) params[slot] = 0;
   params[L.SLOT_NEXT_FORWARD] = params[L.SLOT_NEXT_BACKWARD] = 0;
+  params[L.SLOT_FORWARD_ONLY] = forwardOnly ? 1 : 0;
   return samples;
 }
 
@@ -102,6 +107,23 @@ function writeHardNegatives(
   new Float32Array(params.buffer, params.byteOffset + 4 * L.SLOT_HARD_T, 1)[0] = s.hardNegatives.t;
 }
 
+/**
+ * The losses from the forward pass's statistics (all a forward-only run returns), after the
+ * kernels' checks of W and of the logits.
+ */
+export function finishLosses(
+  layout: WasmLayout,
+  memory: WebAssembly.Memory,
+  s: Samples,
+  reduction: Reduction,
+): Losses {
+  const buffer = memory.buffer, params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
+  if (params[L.SLOT_BAD_W]) throw weightsError(layout, buffer);
+  if (params[L.SLOT_BAD_Z]) throw logitsError();
+  const stats = new Float64Array(buffer, layout.offsets.stats, 2 * layout.Np);
+  return lossesOf(stats, s.zy, layout.N, reduction, s.extraLoss);
+}
+
 /** Reads the kernels' results into new arrays and finishes them in float64. */
 export function finishRun(
   head: HeadSpec,
@@ -112,10 +134,7 @@ export function finishRun(
 ): EngineResult<Float32Array> {
   const { N, D, C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
   const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
-  if (params[L.SLOT_BAD_W]) throw weightsError(layout, buffer);
-  if (params[L.SLOT_BAD_Z]) throw logitsError();
-  const stats = new Float64Array(buffer, o.stats, 2 * Np);
-  const losses = lossesOf(stats, s.zy, N, settings.reduction, s.extraLoss);
+  const losses = finishLosses(layout, memory, s, settings.reduction);
   const weight = reductionWeight(settings.reduction, N);
   const radius = head.logits === "angular" ? head.radius.kind : undefined;
   const parts = layout.thread.map((t) => ({

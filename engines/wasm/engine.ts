@@ -18,12 +18,21 @@
  * - host (_finish.ts): losses as log(1 + Σ_{j≠y} e^(z_j − z_y)) and 1 − p_y without
  *   cancellation, the sum of the partials, the row-norm backward of x, and each target's whole
  *   contribution in float64.
+ * A forward-only run (`forward`, AdaCos's first run) stops after the combine: the backward returns
+ * at once (SLOT_FORWARD_ONLY) and the host computes the losses alone.
  *
  * @module
  */
 import type { HeadSpec } from "../../losses/head_spec.ts";
 import { checkHeadSpec, optionsObject } from "../../losses/checks.ts";
-import type { Engine, EngineHead, EngineOptions, HeadShape } from "../engine.ts";
+import type {
+  Engine,
+  EngineHead,
+  EngineOptions,
+  HeadShape,
+  RunInput,
+  RunSettings,
+} from "../engine.ts";
 import * as L from "./assembly/layout.ts";
 import { CONTROL, PARAMS, type WasmLayout, wasmLayout } from "./_layout.ts";
 import {
@@ -35,7 +44,7 @@ import {
   runtimeProblem,
   threadingLine,
 } from "./_runtime.ts";
-import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
+import { checkScale, finishLosses, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
 import {
   checkSubCenters,
@@ -144,26 +153,35 @@ function wasmHead(
   // Dropped at dispose, so that a disposed head no longer holds the memory.
   let memory: WebAssembly.Memory | undefined = shared;
   let running: Promise<unknown> | undefined;
+  /** The kernels' passes of one run; everything read from the caller's arrays before its await. */
+  async function kernels(view: RunInput, settings: RunSettings, forwardOnly: boolean) {
+    if (!memory) throw new Error(`${RUN}: the head was disposed`);
+    if (running) {
+      throw new Error(`${RUN}: a run of this head is in flight (prepareHead queues runs)`);
+    }
+    const now = runHead(head, settings); // AdaCos's per-run scale, where given
+    const mine = memory;
+    const samples = layOutRun(now, layout, mine, view, settings.reduction, forwardOnly);
+    const task = pool.run(PARAMS);
+    running = task.catch(() => {});
+    try {
+      await task;
+    } finally {
+      running = undefined;
+    }
+    return { now, mine, samples };
+  }
   return {
     threads: pool.threads,
     async run(view, settings) {
-      if (!memory) throw new Error(`${RUN}: the head was disposed`);
-      if (running) {
-        throw new Error(`${RUN}: a run of this head is in flight (prepareHead queues runs)`);
-      }
-      // Everything read from the caller's arrays is read here, before the first await.
-      const now = runHead(head, settings); // AdaCos's per-run scale, where given
-      const mine = memory, samples = layOutRun(now, layout, mine, view, settings.reduction);
-      const base = kernelHead(now);
       const bias = view.bias !== undefined;
-      const task = pool.run(PARAMS);
-      running = task.catch(() => {});
-      try {
-        await task;
-      } finally {
-        running = undefined;
-      }
-      return finishRun(base, layout, mine, samples, { ...settings, bias });
+      const { now, mine, samples } = await kernels(view, settings, false);
+      return finishRun(kernelHead(now), layout, mine, samples, { ...settings, bias });
+    },
+    async forward(view, settings) {
+      const { mine, samples } = await kernels(view, settings, true);
+      const { loss, losses } = finishLosses(layout, mine, samples, settings.reduction);
+      return { loss, losses };
     },
     dispose() {
       if (!memory) return;

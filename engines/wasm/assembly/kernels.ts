@@ -17,6 +17,7 @@ import {
   SLOT_COS_LO,
   SLOT_CP,
   SLOT_DP,
+  SLOT_FORWARD_ONLY,
   SLOT_GB,
   SLOT_GW,
   SLOT_HARD_T,
@@ -452,6 +453,7 @@ export function combine(P: usize, tid: i32): void {
  * accumulated over tiles in float64.
  */
 export function backward(P: usize, tid: i32): void {
+  if (slot(P, SLOT_FORWARD_ONLY)) return; // the host wants the losses alone
   const Np = slot(P, SLOT_NP), Dp = slot(P, SLOT_DP), Cp = slot(P, SLOT_CP);
   const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_BACKWARD << 2);
   const K = slot(P, SLOT_SUBCENTERS);

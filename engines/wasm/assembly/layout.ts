@@ -64,9 +64,11 @@ export const SLOT_THR = 34;
  * cosine is their largest; tiles start at multiples of K.
  */
 export const SLOT_SUBCENTERS = 35;
+/** 1: a forward-only run (the losses alone: the backward pass returns at once); 0: a full run. */
+export const SLOT_FORWARD_ONLY = 36;
 /** Most threads of one head, and of the whole process's worker pool. */
 export const MAX_THREADS = 64;
-export const PARAM_SLOTS = 36;
+export const PARAM_SLOTS = 37;
 
 /** Offsets inside a thread's private region, in multiples of Np·4 bytes (see _layout.ts). */
 export const T_MAX = 0; // Np f32 running max
