@@ -1,8 +1,8 @@
-// Sub-center ArcFace (issue 13) on engine-wasm and engine-native: the kernels take each class's
-// largest sub-center cosine over the C·K rows of W, the host the target's in float64; the results
-// agree with the float64 reference (losses/_successor.ts) and the PyTorch fixtures to the float32
-// tolerance, every sub-center that is no class's arg-max gets an exactly zero row of ∂W, K = 1 is
-// ArcFace, and a tie goes to the first sub-center (as torch.max).
+// Sub-center ArcFace (issue 13) on engine-wasm, engine-native and engine-webgpu: the kernels (the
+// passes) take each class's largest sub-center cosine over the C·K rows of W, the host the target's
+// in float64; the results agree with the float64 reference (losses/_successor.ts) and the PyTorch
+// fixtures to the float32 tolerance, every sub-center that is no class's arg-max gets an exactly
+// zero row of ∂W, K = 1 is ArcFace, and a tie goes to the first sub-center (as torch.max).
 import assert from "node:assert";
 import {
   arcFaceHead,
@@ -75,7 +75,7 @@ async function run(
   head: SuccessorHeadSpec | ReturnType<typeof arcFaceHead>,
   input: HeadInput,
   reduction: Reduction,
-  options: EngineOptions & { tile?: number } = {},
+  options: Options = {},
 ) {
   await using prepared = await prepareOn(engine, head, shapeOf(input), options);
   return await prepared.run(input, { reduction, logits: true });
@@ -97,19 +97,24 @@ function assertZeroRows(
   return zero;
 }
 
-const CASES: [string, HeadInput, number, (EngineOptions & { tile?: number })?][] = [
+/** Small blocks: tiles and threads on the CPU engines; on engine-webgpu, chunks of W whose ends
+ * split a class's rows and ∂X slices likewise. */
+type Options = EngineOptions & { tile?: number; chunkClasses?: number; sliceClasses?: number };
+const SMALL = { cpu: { tile: 8, threads: 2 }, webgpu: { chunkClasses: 32, sliceClasses: 16 } };
+
+const CASES: [string, HeadInput, number, typeof SMALL?][] = [
   ["K 3", subCenterInput(7, 13, 11, 3, 1), 3],
   ["N 1", subCenterInput(1, 5, 4, 3, 2), 3],
   ["C 2", subCenterInput(9, 8, 2, 3, 3), 3],
   ["K 1", subCenterInput(6, 9, 5, 1, 4), 1],
   ["K 5, odd D", subCenterInput(5, 7, 6, 5, 5), 5],
   ["K 2, many classes", subCenterInput(17, 33, 300, 2, 6), 2],
-  ["K 3, tiles of 8 rows, 2 threads", subCenterInput(12, 16, 40, 3, 7), 3, { tile: 8, threads: 2 }],
+  ["K 3, small blocks", subCenterInput(12, 16, 40, 3, 7), 3, SMALL],
   ["past π − m", pastInput(8, 6, 5, 3, 8), 3],
   ["ties", tiedInput(8, 6, 5, 3, 9), 3],
 ];
 
-for (const engine of [ENGINES.wasm, ENGINES.native] as Engine[]) {
+for (const engine of [ENGINES.wasm, ENGINES.native, ENGINES.webgpu] as Engine[]) {
   const availability = await engine.availability();
   if (!availability.available) console.log(`SKIPPED ${engine.name}: ${availability.reason}`);
   const ignore = !availability.available;
@@ -124,7 +129,8 @@ for (const engine of [ENGINES.wasm, ENGINES.native] as Engine[]) {
         for (const head of heads(K)) {
           for (const reduction of REDUCTIONS) {
             const expected = await run(ENGINES.reference as Engine, head, input, reduction);
-            const actual = await run(engine, head, input, reduction, options);
+            const small = engine === ENGINES.webgpu ? options?.webgpu : options?.cpu;
+            const actual = await run(engine, head, input, reduction, small);
             const name = `${engine.name} ${JSON.stringify(head.successor)} ${what} ${reduction}`;
             worst = Math.max(
               worst,

@@ -1,12 +1,11 @@
 // The successor heads behind the engine contract: the per-sample kinds (ElasticFace, MagFace,
-// AdaFace, CurricularFace) run on engine-wasm and engine-native with their target terms from
-// losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp and CurricularFace's
-// hard negatives in the kernels), and agree with the float64 reference (losses/_successor.ts) to the
-// float32 tolerance, the state out equal to the reference's; engine-webgpu computes all but
-// CurricularFace; AdaCos runs on engine-wasm, engine-native and engine-webgpu (engines/adacos.ts),
-// its scale within the float32 tolerance of the reference's; sub-center ArcFace runs on engine-wasm
-// and engine-native (engines/subcenter_test.ts); every other hook, and every kind an engine does
-// not compute, is refused naming the hook.
+// AdaFace, CurricularFace) run on engine-wasm, engine-native and engine-webgpu with their target
+// terms from losses/successor_targets.ts on the host (AdaFace's non-target cosine clamp and
+// CurricularFace's hard negatives in the kernels), and agree with the float64 reference
+// (losses/_successor.ts) to the float32 tolerance, the state out equal to the reference's; AdaCos
+// runs on the same engines (engines/adacos.ts), its scale within the float32 tolerance of the
+// reference's; sub-center ArcFace too (engines/subcenter_test.ts); every other hook, and every kind
+// an engine does not compute, is refused naming the hook.
 import assert from "node:assert";
 import {
   adaCosHead,
@@ -278,42 +277,39 @@ for (const engine of HOST_ENGINES) {
     },
   });
 
-  // engine-webgpu refuses CurricularFace (its hard negatives need kernel work there).
-  if (engine !== ENGINES.webgpu) {
-    Deno.test({
-      name:
-        `${engine.name}: CurricularFace heads match the float64 reference, hard negatives, fallback and t included`,
-      ignore: !availability.available,
-      async fn() {
-        const inputs: [string, HeadInput][] = [
-          ["hard negatives", hardInput({ N: 8, D: 9, C: 13 }, 15)],
-          ["past π − m", hardInput({ N: 9, D: 7, C: 10 }, 16, true)],
-          ["many classes", hardInput({ N: 17, D: 33, C: 300 }, 24, true)],
-          ["N 1", hardInput({ N: 1, D: 5, C: 4 }, 1)],
-          ["C 2", hardInput({ N: 9, D: 8, C: 2 }, 4, true)],
-          ["random", spreadInput({ N: 7, D: 13, C: 11 }, 2)],
-        ];
-        for (const [what, input] of inputs.slice(0, 3)) {
-          const { hard, fallback } = hardCount(curricularFaceHead(), input);
-          assert.ok(hard >= 4 && (what === "hard negatives" || fallback >= 2), `${what}: ${hard}`);
-        }
-        const worst = await checkAgainstReference(engine, inputs, curricularHeads);
-        console.log(
-          `${engine.name}: CurricularFace's worst relative error vs the reference ` +
-            worst.toExponential(2),
-        );
-        // t goes along from step to step, as on the loss page.
-        const input = inputs[1][1];
-        let state = { t: 0 };
-        for (let step = 0; step < 3; step++) {
-          const r = await run(engine, curricularFaceHead({ state }), input, "mean");
-          const page = curricularFaceLoss(input, { state });
-          assert.deepEqual(r.state, page.state, `step ${step}`);
-          state = r.state as typeof state;
-        }
-      },
-    });
-  }
+  Deno.test({
+    name:
+      `${engine.name}: CurricularFace heads match the float64 reference, hard negatives, fallback and t included`,
+    ignore: !availability.available,
+    async fn() {
+      const inputs: [string, HeadInput][] = [
+        ["hard negatives", hardInput({ N: 8, D: 9, C: 13 }, 15)],
+        ["past π − m", hardInput({ N: 9, D: 7, C: 10 }, 16, true)],
+        ["many classes", hardInput({ N: 17, D: 33, C: 300 }, 24, true)],
+        ["N 1", hardInput({ N: 1, D: 5, C: 4 }, 1)],
+        ["C 2", hardInput({ N: 9, D: 8, C: 2 }, 4, true)],
+        ["random", spreadInput({ N: 7, D: 13, C: 11 }, 2)],
+      ];
+      for (const [what, input] of inputs.slice(0, 3)) {
+        const { hard, fallback } = hardCount(curricularFaceHead(), input);
+        assert.ok(hard >= 4 && (what === "hard negatives" || fallback >= 2), `${what}: ${hard}`);
+      }
+      const worst = await checkAgainstReference(engine, inputs, curricularHeads);
+      console.log(
+        `${engine.name}: CurricularFace's worst relative error vs the reference ` +
+          worst.toExponential(2),
+      );
+      // t goes along from step to step, as on the loss page.
+      const input = inputs[1][1];
+      let state = { t: 0 };
+      for (let step = 0; step < 3; step++) {
+        const r = await run(engine, curricularFaceHead({ state }), input, "mean");
+        const page = curricularFaceLoss(input, { state });
+        assert.deepEqual(r.state, page.state, `step ${step}`);
+        state = r.state as typeof state;
+      }
+    },
+  });
 
   Deno.test({
     name: `${engine.name}: the cosine clamp changes the logits and gradients of AdaFace only`,
@@ -364,23 +360,11 @@ Deno.test("reference engine: the successor heads give their loss pages' results,
   }
 });
 
-Deno.test("sub-center ArcFace runs on the reference, engine-wasm and engine-native (engines/subcenter_test.ts), CurricularFace not on engine-webgpu; every engine checks the heads", async () => {
+Deno.test("sub-center ArcFace (engines/subcenter_test.ts) and CurricularFace run on every engine; every engine checks the heads", async () => {
   const shape = { samples: 2, dims: 3, classes: 6 };
-  const others: [SuccessorHeadSpec, string][] = [
-    [subCenterArcFaceHead({ subCenters: 3 }), "subCenter"],
-  ];
   for (const engine of Object.values(ENGINES) as Engine[]) {
-    for (const [head, kind] of others) {
-      if (engine.name === "reference" || (kind === "subCenter" && engine !== ENGINES.webgpu)) {
-        await (await prepareOn(engine, head, shape, {})).dispose();
-        continue;
-      }
-      await assert.rejects(
-        () => prepareOn(engine, head, shape, {}),
-        new RegExp(
-          `head\\.successor \\("${kind}"\\) is a successor hook that ${engine.name} does not`,
-        ),
-      );
+    for (const head of [subCenterArcFaceHead({ subCenters: 3 }), curricularFaceHead()]) {
+      await (await prepareOn(engine, head, shape, {})).dispose();
     }
     await assert.rejects(
       () => prepareOn(engine, elasticFaceHead({ margins: [0.5, 0.5, 0.5] }), shape, {}),
@@ -393,10 +377,6 @@ Deno.test("sub-center ArcFace runs on the reference, engine-wasm and engine-nati
       /head\.successor \("magFace"\)/,
     );
   }
-  await assert.rejects(
-    () => prepareOn(ENGINES.webgpu as Engine, curricularFaceHead(), shape, {}),
-    /head\.successor \("curricular"\) is a successor hook that engine-webgpu does not/,
-  );
 });
 
 Deno.test("host target terms: AdaFace's state and targets are the reference's (for the engines' host)", () => {

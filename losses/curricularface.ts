@@ -55,8 +55,8 @@ export function curricularFaceInitialState(): CurricularFaceState {
 
 /**
  * The head description of {@linkcode curricularFaceLoss} for one step (its t is `options.state`'s);
- * `prepareHead` computes it on the reference engine, engine-wasm and engine-native (their kernels
- * change the hard negatives; engine-webgpu refuses it, naming the hook).
+ * `prepareHead` computes it on the reference engine, engine-wasm, engine-native and engine-webgpu
+ * (their kernels change the hard negatives, above thresholds and with t from the host).
  *
  * @example
  * ```ts

@@ -79,8 +79,8 @@ Deno.test("curricularFace: the options' state is not changed", () => {
   assert.notEqual(r.state, state);
 });
 
-Deno.test("curricularFace: the reference engine computes the head as the loss does; engine-webgpu refuses, naming the hook (engines/successor_test.ts runs wasm and native)", async () => {
+Deno.test("curricularFace: the reference engine computes the head as the loss does (engines/successor_test.ts runs wasm, native and webgpu)", async () => {
   const input = randomHeadInput({ N: 2, D: 3, C: 4 }, 7);
   const head = curricularFaceHead(), page = curricularFaceLoss(input);
-  await checkReferenceOnlySuccessor(head, page, input, ["wasm", "native"]);
+  await checkReferenceOnlySuccessor(head, page, input, ["wasm", "native", "webgpu"]);
 });

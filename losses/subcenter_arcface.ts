@@ -29,9 +29,9 @@ const KNOWN = [
 
 /**
  * The head description of {@linkcode subCenterArcFaceLoss}; `prepareHead` computes it on the
- * reference engine, engine-wasm and engine-native (their kernels take each class's largest
- * sub-center cosine over the C·K rows, the host the target's in float64); engine-webgpu refuses it,
- * naming the hook. Prepare it for `classes` = C·K, the rows of W.
+ * reference engine, engine-wasm, engine-native and engine-webgpu (their kernels take each class's
+ * largest sub-center cosine over the C·K rows, the host the target's in float64). Prepare it for
+ * `classes` = C·K, the rows of W.
  *
  * @example
  * ```ts

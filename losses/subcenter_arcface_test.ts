@@ -88,8 +88,13 @@ Deno.test("subCenterArcFace: bad input is an error naming the argument", () => {
   assert.ok(Array.from(r.gradFeatures.data).every(Number.isFinite));
 });
 
-Deno.test("subCenterArcFace: the reference engine computes the head as the loss does; the others refuse, naming the hook", async () => {
+Deno.test("subCenterArcFace: the reference engine computes the head as the loss does (engines/subcenter_test.ts runs wasm, native and webgpu)", async () => {
   // 2 classes of 3 sub-centers: 6 weight rows, labels in [0, 2)
   const input = { ...randomHeadInput({ N: 2, D: 3, C: 6 }, 7), labels: [1, 0] };
-  await checkReferenceOnlySuccessor(subCenterArcFaceHead(), subCenterArcFaceLoss(input), input);
+  await checkReferenceOnlySuccessor(
+    subCenterArcFaceHead(),
+    subCenterArcFaceLoss(input),
+    input,
+    ["wasm", "native", "webgpu"],
+  );
 });

@@ -8,7 +8,7 @@ import type { EngineResult, RunSettings } from "../engine.ts";
 import type { Layout } from "./_layout.ts";
 import { lossesOf } from "../host/losses.ts";
 import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
-import { type Samples, successorOutputs } from "../host/samples.ts";
+import { type Samples, successorOutputs, targetRow } from "../host/samples.ts";
 
 /**
  * loss = log(1 + e^{m − z_y}·R) = softplus(d + log R), with d = m − z_y (m the largest non-target
@@ -66,6 +66,7 @@ export function finishRun(
   successor?: Samples,
 ): EngineResult<Float32Array> {
   const { N, C, D } = layout;
+  const classes = layout.logitsBytes / 4 / N; // sub-center ArcFace: C/K
   let losses: Float64Array = new Float64Array(N), rows = new Float32Array(0);
   const gradWeights = new Float32Array(C * D);
   let gradFeatures: Float32Array = new Float32Array(0), gradBias: Float32Array | undefined;
@@ -100,8 +101,8 @@ export function finishRun(
   };
   if (gradBias) result.gradBias = gradBias;
   if (settings.logits) {
-    const logits = new Float32Array(range, offset, N * C);
-    result.logits = { rows: N, cols: C, data: finiteCopy(where, "logits", logits) };
+    const logits = new Float32Array(range, offset, N * classes);
+    result.logits = { rows: N, cols: classes, data: finiteCopy(where, "logits", logits) };
   }
   return result;
 }
@@ -137,8 +138,8 @@ function finishSuccessor(
   const gradFeatures = sampleGradients(s, "scale", { rest }, weight, reader, { gradWeights });
   checkFinite(where, "gradFeatures", gradFeatures);
   for (let i = 0; i < N; i++) {
-    const y = s.labels[i];
-    checkFinite(where, "gradWeights", gradWeights.subarray(y * D, y * D + D), y * D);
+    const r = targetRow(s, i);
+    checkFinite(where, "gradWeights", gradWeights.subarray(r * D, r * D + D), r * D);
   }
   return { losses, gradFeatures };
 }

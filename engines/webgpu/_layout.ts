@@ -101,6 +101,16 @@ export interface Layout {
   hostTargets: boolean;
   /** The range the non-target cosines are clamped to (slope 0 outside it), where the head has one. */
   clamp?: readonly [number, number];
+  /**
+   * Whether the non-targets above each sample's threshold are CurricularFace's hard negatives
+   * (thresholds in a `thresholds` buffer, t in the uniforms).
+   */
+  hard: boolean;
+  /**
+   * Sub-center ArcFace's K: C counts W's rows, C/K classes of K adjacent rows each, whose cosine is
+   * the largest of them; 0 for every other head.
+   */
+  subCenters: number;
   /** Classes per ∂X slice, and slices in all. */
   slice: number;
   slices: number;
@@ -133,6 +143,10 @@ export interface LayoutOptions {
   hostTargets?: boolean;
   /** See {@linkcode Layout.clamp}. */
   clamp?: readonly [number, number];
+  /** See {@linkcode Layout.hard}. @default {false} */
+  hard?: boolean;
+  /** See {@linkcode Layout.subCenters}. @default {0} */
+  subCenters?: number;
 }
 
 /** Plans the buffers and dispatches of a head of `shape`; check it with {@linkcode layoutProblem}. */
@@ -167,6 +181,8 @@ export function planLayout(shape: HeadShape, limits: GpuLimits, options: LayoutO
     });
   }
   const slices = chunks.reduce((s, c) => s + c.slices, 0);
+  const subCenters = options.subCenters ?? 0;
+  const logitsBytes = 4 * N * (C / Math.max(subCenters, 1)); // per class
   const read: ReadPart[] = [
     { name: "rows", bytes: 8 * N },
     { name: "gradFeatures", bytes: 4 * N * D },
@@ -183,6 +199,8 @@ export function planLayout(shape: HeadShape, limits: GpuLimits, options: LayoutO
     angular: options.angular,
     hostTargets: options.hostTargets ?? false,
     ...(options.clamp ? { clamp: options.clamp } : {}),
+    hard: options.hard ?? false,
+    subCenters,
     slice,
     slices,
     chunks,
@@ -191,11 +209,11 @@ export function planLayout(shape: HeadShape, limits: GpuLimits, options: LayoutO
       scores: 4 * Np * Cp,
       partials: 4 * slices * Np * Dp,
       gradFeatures: 4 * N * D,
-      logits: 4 * N * C,
+      logits: logitsBytes,
     },
     read,
     readBytes: read.reduce((s, p) => s + p.bytes, 0),
-    logitsBytes: 4 * N * C,
+    logitsBytes,
   };
 }
 
@@ -206,8 +224,11 @@ export function dispatches(layout: Layout, logits: boolean): Dispatch[] {
   const D4 = Dp / 4, line = (n: number) => Math.ceil(n / LINE_THREADS);
   const perChunk = (stage: StageName, of: (c: Chunk) => Omit<Dispatch, "stage" | "chunk">) =>
     chunks.map((c, chunk): Dispatch => ({ stage, chunk, ...of(c) }));
-  // The row pass: three loops over its share of the classes, five tree reductions of 8 steps.
-  const rowLoops = 3 * Math.ceil(C / ROW_THREADS) + 5 * Math.log2(ROW_THREADS);
+  // The row pass: three loops over its share of the classes (a sub-center head's loop over each
+  // class's K rows, twice more to claim its largest), five tree reductions of 8 steps.
+  const K = Math.max(layout.subCenters, 1), classes = C / K;
+  const perClass = layout.subCenters ? 3 + 4 * K : 3;
+  const rowLoops = perClass * Math.ceil(classes / ROW_THREADS) + 5 * Math.log2(ROW_THREADS);
   return [
     ...(layout.angular && !layout.hostTargets
       ? perChunk("targets", () => ({ groups: [line(N)], loops: D4 }))
@@ -217,7 +238,7 @@ export function dispatches(layout: Layout, logits: boolean): Dispatch[] {
       loops: D4,
     })),
     { stage: "row", groups: [N], loops: rowLoops },
-    ...(logits ? [{ stage: "logits" as const, groups: [line(C), N], loops: 0 }] : []),
+    ...(logits ? [{ stage: "logits" as const, groups: [line(classes), N], loops: K }] : []),
     { stage: "column", groups: [line(C)], loops: N },
     ...perChunk("gradFeatures", (c) => ({
       groups: [Math.ceil(Np / GI / TILE), Math.ceil(D4 / GQ / TY), c.slices],
@@ -245,6 +266,7 @@ export function layoutProblem(
 ): string | undefined {
   const { N, C, D, Np, Cp, Dp } = layout;
   const binding = limits.maxStorageBufferBindingSize;
+  const classes = C / Math.max(layout.subCenters, 1);
   const bound: [string, number][] = [
     [`the N×C score buffer (${count(Np)} × ${count(Cp)} floats)`, layout.bytes.scores],
     [`the features (${count(Np)} × ${count(Dp)} floats)`, layout.bytes.x],
@@ -254,7 +276,9 @@ export function layoutProblem(
       layout.bytes.partials,
     ],
     [`∂features (${count(N)} × ${count(D)} floats)`, layout.bytes.gradFeatures],
-    ...(logits ? [[`the logits (${count(N)} × ${count(C)} floats)`, layout.logitsBytes]] : []),
+    ...(logits
+      ? [[`the logits (${count(N)} × ${count(classes)} floats)`, layout.logitsBytes]]
+      : []),
   ] as [string, number][];
   for (const [what, bytes] of bound) {
     if (bytes > binding) {
@@ -266,7 +290,7 @@ export function layoutProblem(
   if (readBytes > limits.maxBufferSize) {
     return `the read-back of ${count(readBytes)} bytes (${mib(readBytes)}: losses, ∂features ` +
       `${count(N)} × ${count(D)}, ∂weights ${count(C)} × ${count(D)}` +
-      `${logits ? `, logits ${count(N)} × ${count(C)}` : ""}) is past this adapter's ` +
+      `${logits ? `, logits ${count(N)} × ${count(classes)}` : ""}) is past this adapter's ` +
       `maxBufferSize of ${count(limits.maxBufferSize)} bytes (${mib(limits.maxBufferSize)})`;
   }
   for (const d of dispatches(layout, logits)) {

@@ -84,6 +84,15 @@ Deno.test("layout: the dispatches in order, the logits pass only when asked for"
   const host = planLayout(shape(19, 37, 83), LAVAPIPE, { angular: true, hostTargets: true });
   assert.ok(host.hostTargets);
   assert.ok(!dispatches(host, false).some((d) => d.stage === "targets"));
+  // Sub-center ArcFace: S and W by rows (C·K = 84), the logits by class (28).
+  const sub = planLayout(shape(19, 37, 84), LAVAPIPE, {
+    angular: true,
+    hostTargets: true,
+    subCenters: 3,
+  });
+  assert.equal(sub.bytes.scores, 4 * sub.Np * sub.Cp);
+  assert.equal(sub.logitsBytes, 4 * 19 * 28);
+  assert.deepStrictEqual(dispatches(sub, true).find((d) => d.stage === "logits")!.groups, [1, 19]);
 });
 
 Deno.test("layout: each limit is named with the sizes that pass it", () => {

@@ -127,6 +127,8 @@ export function createHeadBuffers(gpu: Gpu, layout: Layout): HeadBuffers {
     gradBias: make(4 * Cp, output),
     // A successor head's f(c_iy), from the host.
     ...(layout.hostTargets ? { targets: make(4 * Np, input) } : {}),
+    // CurricularFace's thresholds of the hard negatives, from the host.
+    ...(layout.hard ? { thresholds: make(4 * Np, input) } : {}),
   };
   const chunks = layout.chunks.map((c) => ({
     uniform: make(UNIFORM_BYTES, U.UNIFORM | U.COPY_DST),
@@ -301,6 +303,7 @@ export function upload(
   queue.writeBuffer(named.labels!, 0, staged.labels);
   queue.writeBuffer(named.bias!, 0, staged.bias);
   if (named.targets) queue.writeBuffer(named.targets, 0, staged.targets);
+  if (named.thresholds) queue.writeBuffer(named.thresholds, 0, staged.thresholds);
 }
 
 /**

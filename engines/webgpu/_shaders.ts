@@ -19,6 +19,7 @@ export type BufferName =
   | "stats"
   | "halves"
   | "targets"
+  | "thresholds"
   | "rows"
   | "wFactor"
   | "gradBias"
@@ -195,17 +196,30 @@ const A_IS_NORM: bool = ${a === "nx[i]"};
 const B_IS_NORM: bool = ${b === "nw[j]"};`;
 }
 
-/** What of a head's structure beyond its HeadSpec the shaders read: host targets, a cosine clamp. */
-export type KernelVariant = Pick<Layout, "hostTargets" | "clamp">;
+/**
+ * What of a head's structure beyond its HeadSpec the shaders read: host targets, a cosine clamp,
+ * CurricularFace's hard negatives, sub-center ArcFace's K.
+ */
+export type KernelVariant =
+  & Pick<Layout, "hostTargets" | "clamp">
+  & Partial<Pick<Layout, "hard" | "subCenters">>;
 
 /** A head whose targets the GPU computes and whose cosines are not clamped. */
 const PLAIN: KernelVariant = { hostTargets: false };
 
 /**
  * A non-target cosine as its logit reads it and the slope of that: clamped to [p.cosLo, p.cosHi]
- * with slope 0 outside (AdaFace clamps every cosine), or as it is (the inputs are finite).
+ * with slope 0 outside (AdaFace clamps every cosine), c·(t + c) with slope t + 2c above the
+ * sample's threshold (CurricularFace's hard negatives; each pass sets `hardThreshold` with
+ * {@linkcode setThreshold}), or as it is (the inputs are finite).
  */
 function cosineFunctions(variant: KernelVariant): string {
+  if (variant.hard) {
+    return `
+var<private> hardThreshold: f32;
+fn nonTarget(c: f32) -> f32 { return select(c, c * (p.hardT + c), c > hardThreshold); }
+fn nonTargetSlope(c: f32) -> f32 { return select(1.0, p.hardT + 2.0 * c, c > hardThreshold); }`;
+  }
   return variant.clamp
     ? `
 fn nonTarget(c: f32) -> f32 { return clamp(c, p.cosLo, p.cosHi); }
@@ -213,6 +227,64 @@ fn nonTargetSlope(c: f32) -> f32 { return select(1.0, 0.0, c < p.cosLo || c > p.
     : `
 fn nonTarget(c: f32) -> f32 { return c; }
 fn nonTargetSlope(c: f32) -> f32 { return 1.0; }`;
+}
+
+/** A new line making sample i's threshold the hard negatives' (none without them). */
+const setThreshold = (variant: KernelVariant, indent = "  ") =>
+  variant.hard ? `\n${indent}hardThreshold = thresholds[i];` : "";
+
+/** The thresholds' binding of a pass with hard negatives. */
+const thresholdsOf = (variant: KernelVariant): Binding[] => variant.hard ? [r("thresholds")] : [];
+
+/**
+ * How the passes read a class's cosine from S: its entry (C classes), or for sub-center ArcFace
+ * the largest of its K rows j·K … j·K + K − 1 (C/K classes). The row pass `claim`s each class:
+ * the largest row (the first of equal ones, as torch.max) keeps it, the others get NOT_ARG_MAX,
+ * so the column pass gives the class's gradient to that row alone and exactly 0 to the others.
+ */
+interface Classes {
+  count: string;
+  /** Class `j`'s cosine in S's row starting at `row`; claiming it (the row pass's last loop). */
+  read: (row: string, j: string) => string;
+  claim: (row: string, j: string) => string;
+  /** The class of S's column `j`. */
+  ofColumn: (j: string) => string;
+  /** WGSL functions these read and claim with (`claimed` writes S: the row pass only). */
+  functions: (claimed: boolean) => string;
+}
+
+function classesOf(variant: KernelVariant): Classes {
+  if (!variant.subCenters) {
+    return {
+      count: "p.C",
+      read: (row, j) => `scores[${row} + ${j}]`,
+      claim: (row, j) => `scores[${row} + ${j}]`,
+      ofColumn: (j) => j,
+      functions: () => "",
+    };
+  }
+  const claim = `
+fn claimCosine(row: u32, j: u32) -> f32 {
+  let first = row + j * p.K;
+  var best = first;
+  for (var k = 1u; k < p.K; k++) { if (scores[first + k] > scores[best]) { best = first + k; } }
+  let c = scores[best];
+  for (var k = 0u; k < p.K; k++) { if (first + k != best) { scores[first + k] = NOT_ARG_MAX; } }
+  return c;
+}`;
+  return {
+    count: "(p.C / p.K)",
+    read: (row, j) => `classCosine(${row}, ${j})`,
+    claim: (row, j) => `claimCosine(${row}, ${j})`,
+    ofColumn: (j) => `${j} / p.K`,
+    functions: (claimed) => `
+const NOT_ARG_MAX: f32 = -4.0; // below every cosine
+fn classCosine(row: u32, j: u32) -> f32 {
+  var c = scores[row + j * p.K];
+  for (var k = 1u; k < p.K; k++) { c = max(c, scores[row + j * p.K + k]); }
+  return c;
+}${claimed ? claim : ""}`,
+  };
 }
 
 /** Whether a head is angular, narrowing its type. */
@@ -307,12 +379,15 @@ ${reduce("reduceMax", "max(a, b)")}
 ${reduce("reduceSum", "a + b")}`;
 }
 
-/** The angular part of the row pass: ∂loss/∂a_i and Σ_j ∂loss/∂c_ij · c_ij, compensated. */
-const ROW_NORM_TERMS = `
+/**
+ * The angular part of the row pass: ∂loss/∂a_i and Σ_j ∂loss/∂c_ij · c_ij, compensated (claiming
+ * each class's cosine, see {@linkcode Classes}).
+ */
+const rowNormTerms = (classes: Classes) => `
   var ga = vec2f(0.0);
   var gcc = vec2f(0.0);
-  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-    let c = scores[row + j];
+  for (var j = t; j < ${classes.count}; j += ${ROW_THREADS}u) {
+    let c = ${classes.claim("row", "j")};
     let isY = j == y;
     let value = select(nonTarget(c), tf.x, isY);
     let b = radiusB(j);
@@ -339,6 +414,8 @@ const ROW_NORM_TERMS = `
  */
 function rowShader(head: HeadSpec, variant: KernelVariant): Shader {
   const angular = isAngular(head), host = angular && variant.hostTargets;
+  const classes = classesOf(variant),
+    z = (j: string) => `a * radiusB(${j}) * nonTarget(${classes.read("row", j)})`;
   const targetsOf = host ? [r("targets")] : angular ? [r("halves", "vec2f")] : [];
   // Host targets: f(c_iy) only; the target's gradient through c_iy is the host's, in float64.
   const tf = host
@@ -348,35 +425,36 @@ function rowShader(head: HeadSpec, variant: KernelVariant): Shader {
     : "vec2f(cy, 1.0)";
   return shader(
     [
-      r("scores"),
+      // A sub-center head's row pass claims each class's largest row in S.
+      variant.subCenters ? rw("scores") : r("scores"),
       r("labels", "u32"),
       r("nx"),
       r("nw"),
       ...targetsOf,
+      ...thresholdsOf(variant),
       rw("stats"),
       rw("rows", "vec2f"),
     ],
     `${angular && !host ? targetFunction(head) : ""}
 ${radiusFunctions(head)}
-${cosineFunctions(variant)}
+${cosineFunctions(variant)}${classes.functions(true)}
 ${reductions()}
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let i = wid.x;
   let y = labels[i];
-  let row = i * p.Cp;
-  let cy = scores[row + y];
+  let row = i * p.Cp;${host ? "" : "\n  let cy = scores[row + y];"}
   let tf = ${tf};
   let a = radiusA(i);
-  let zy = a * radiusB(y) * tf.x;
+  let zy = a * radiusB(y) * tf.x;${setThreshold(variant)}
   var m = -3.0e38;
-  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-    if (j != y) { m = max(m, a * radiusB(j) * nonTarget(scores[row + j])); }
+  for (var j = t; j < ${classes.count}; j += ${ROW_THREADS}u) {
+    if (j != y) { m = max(m, ${z("j")}); }
   }
   m = reduceMax(t, m);
   var rest = vec2f(0.0);
-  for (var j = t; j < p.C; j += ${ROW_THREADS}u) {
-    if (j != y) { rest = kahan(rest, expOrZero(a * radiusB(j) * nonTarget(scores[row + j]) - m)); }
+  for (var j = t; j < ${classes.count}; j += ${ROW_THREADS}u) {
+    if (j != y) { rest = kahan(rest, expOrZero(${z("j")} - m)); }
   }
   let restSum = reduceSum(t, rest.x - rest.y);
   // The softmax over all classes, shifted by its maximum: sum = e^{z_y − top} + R·e^{m − top}.
@@ -384,7 +462,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let others = restSum * expOrZero(m - top);
   let sum = expOrZero(zy - top) + others;
   let targetGrad = -p.weight * others / sum;
-  ${angular ? ROW_NORM_TERMS : "let selfFactor = 0.0;\n  let rowScale = 1.0;"}
+  ${angular ? rowNormTerms(classes) : "let selfFactor = 0.0;\n  let rowScale = 1.0;"}
   if (t == 0u) {
     let o = i * ROW_STATS;
     stats[o] = top;
@@ -402,32 +480,47 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
 /** The N×C logits z_ij, for runs that ask for them (one invocation per entry). */
 function logitsShader(head: HeadSpec, variant: KernelVariant): Shader {
+  const classes = classesOf(variant), count = classes.count;
+  const cosine = classes.read("i * p.Cp", "j");
   return shader(
-    [r("scores"), r("labels", "u32"), r("nx"), r("nw"), r("stats"), rw("logits")],
+    [
+      r("scores"),
+      r("labels", "u32"),
+      r("nx"),
+      r("nw"),
+      ...thresholdsOf(variant),
+      r("stats"),
+      rw("logits"),
+    ],
     `${radiusFunctions(head)}
-${cosineFunctions(variant)}
+${cosineFunctions(variant)}${classes.functions(false)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   let i = g.y;
-  if (j >= p.C || i >= p.N) { return; }
-  let value = select(nonTarget(scores[i * p.Cp + j]), stats[i * ROW_STATS + 2u], labels[i] == j);
-  logits[i * p.C + j] = radiusA(i) * radiusB(j) * value;
+  if (j >= ${count} || i >= p.N) { return; }${setThreshold(variant)}
+  let value = select(nonTarget(${cosine}), stats[i * ROW_STATS + 2u], labels[i] == j);
+  logits[i * ${count} + j] = radiusA(i) * radiusB(j) * value;
 }`,
   );
 }
 
 /**
- * One invocation per class: turns the column of S into G = ∂loss/∂c (angular) or ∂loss/∂z
- * (linear) in place, and leaves the class's factors (1/‖w_j‖ on Gᵀ·X, the factor on ŵ_j) and ∂b.
+ * One invocation per class (per row of W for a sub-center head): turns the column of S into
+ * G = ∂loss/∂c (angular) or ∂loss/∂z (linear) in place, and leaves the class's factors (1/‖w_j‖ on
+ * Gᵀ·X, the factor on ŵ_j) and ∂b. A sub-center head's rows that the row pass marked NOT_ARG_MAX
+ * get G = 0.
  */
 function columnShader(head: HeadSpec, variant: KernelVariant): Shader {
-  const angular = isAngular(head);
+  const angular = isAngular(head), classes = classesOf(variant);
+  const slope = variant.subCenters
+    ? "select(0.0, select(nonTargetSlope(c), stats[o + 3u], isY), c != NOT_ARG_MAX)"
+    : "select(nonTargetSlope(c), stats[o + 3u], isY)";
   const body = angular
     ? `let value = select(nonTarget(c), stats[o + 2u], isY);
     let gz = select(p.weight * probability(a * b * value - stats[o], stats[o + 1u]), stats[o + 6u], isY);
     gb = kahan(gb, gz * a * value);
-    let gc = gz * a * b * select(nonTargetSlope(c), stats[o + 3u], isY);
+    let gc = gz * a * b * ${slope};
     gcc = kahan(gcc, gc * c);
     scores[i * p.Cp + j] = gc;`
     : `let gz = select(p.weight * probability(c - stats[o], stats[o + 1u]), stats[o + 6u], isY);
@@ -447,12 +540,13 @@ function columnShader(head: HeadSpec, variant: KernelVariant): Shader {
       r("labels", "u32"),
       r("nx"),
       r("nw"),
+      ...thresholdsOf(variant),
       r("stats"),
       rw("wFactor", "vec2f"),
       ...(angular ? [] : [rw("gradBias")]),
     ],
     `${radiusFunctions(head)}
-${cosineFunctions(variant)}
+${cosineFunctions(variant)}${classes.functions(false)}
 @compute @workgroup_size(${LINE_THREADS})
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
@@ -462,8 +556,8 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   var gcc = vec2f(0.0);
   for (var i = 0u; i < p.N; i++) {
     let o = i * ROW_STATS;
-    let isY = labels[i] == j;
-    let c = scores[i * p.Cp + j];
+    let isY = labels[i] == ${classes.ofColumn("j")};
+    let c = scores[i * p.Cp + j];${setThreshold(variant, "    ")}
     let a = radiusA(i);
     ${body}
   }

@@ -68,3 +68,31 @@ Deno.test("shaders: an unknown margin, radius or fallback kind is an error", () 
     );
   }
 });
+
+Deno.test("shaders: hard negatives and sub-centers are generated only for the heads that have them", () => {
+  const head = HEAD_CATALOG.find((e) => e.name === "normFace")!.head();
+  const fields = new Set<string>(UNIFORM_FIELDS.map((f) => f.name));
+  const hard = { hostTargets: true, hard: true };
+  const sub = { hostTargets: true, subCenters: 3 };
+  for (const stage of ["row", "logits", "column"] as const) {
+    const plain = stageShader(stage, head, { hostTargets: true }).code;
+    assert.doesNotMatch(plain, /hardThreshold|p\.hardT|NOT_ARG_MAX|p\.K\b/, stage);
+    const withHard = stageShader(stage, head, hard);
+    assert.ok(withHard.bindings.some((b) => b.name === "thresholds"), stage);
+    assert.match(withHard.code, /hardThreshold = thresholds\[i\];/, stage);
+    assert.match(withHard.code, /c \* \(p\.hardT \+ c\)/, stage);
+    const withSub = stageShader(stage, head, sub).code;
+    assert.match(withSub, /p\.K/, stage);
+    for (const code of [withHard.code, withSub]) {
+      for (const [, name] of code.matchAll(/\bp\.(\w+)/g)) {
+        assert.ok(fields.has(name), `${stage} reads p.${name}, not a field`);
+      }
+    }
+  }
+  // The row pass claims each class's largest sub-center in S; the column pass zeroes the others.
+  const row = stageShader("row", head, sub);
+  assert.equal(row.bindings.find((b) => b.name === "scores")!.access, "read_write");
+  assert.match(row.code, /claimCosine\(row, j\)/);
+  assert.match(stageShader("column", head, sub).code, /c != NOT_ARG_MAX/);
+  assert.match(stageShader("logits", head, sub).code, /logits\[i \* \(p\.C \/ p\.K\) \+ j\]/);
+});

@@ -8,7 +8,7 @@
 // and terms are kept for the finishing step (the targets' gradients, MagFace's terms, the state).
 import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
 import type { SuccessorHeadSpec } from "../../losses/head_spec.ts";
-import { type Samples, sampleTerms } from "../host/samples.ts";
+import { checkSubCenters, kernelSubCenters, type Samples, sampleTerms } from "../host/samples.ts";
 import type { Layout } from "./_layout.ts";
 
 /** The validated input of a run, as engines receive it. */
@@ -28,6 +28,8 @@ export interface Staged {
   bias: Float32Array<ArrayBuffer>;
   /** A successor head's f(c_iy) per sample, Np values (empty for other heads). */
   targets: Float32Array<ArrayBuffer>;
+  /** CurricularFace's threshold of the hard negatives per sample, Np values (else empty). */
+  thresholds: Float32Array<ArrayBuffer>;
 }
 
 /** Values at or above this round to Infinity in float32 (2¹²⁸ − 2¹⁰³, half an ulp past the max). */
@@ -44,6 +46,7 @@ export function createStaging(layout: Layout): Staged {
     labels: new Uint32Array(Np),
     bias: new Float32Array(Cp),
     targets: new Float32Array(layout.hostTargets ? Np : 0),
+    thresholds: new Float32Array(layout.hard ? Np : 0),
   };
 }
 
@@ -147,9 +150,11 @@ export function stageInput(where: string, layout: Layout, view: RunView, into: S
 
 /**
  * A successor head's rows and target terms of the staged run, in float64 (engines/host/samples.ts,
- * as on engine-wasm and engine-native), with each f(c_iy) staged into `into.targets`. The rows are
- * copies (x and the target rows of W gathered), since the caller's arrays may change after the
- * run's first await: the host adds the targets' part of ∂x and ∂W from them after the passes.
+ * as on engine-wasm and engine-native), with each f(c_iy) staged into `into.targets` (and
+ * CurricularFace's thresholds into `into.thresholds`). The rows are copies (x and the target rows
+ * of W gathered: sub-center ArcFace's K rows of the target class), since the caller's arrays may
+ * change after the run's first await: the host adds the targets' part of ∂x and ∂W from them after
+ * the passes.
  */
 export function stageTargets(
   where: string,
@@ -158,11 +163,16 @@ export function stageTargets(
   into: Staged,
 ): Samples {
   const { N, D, x, w } = view, labels = Int32Array.from(view.labels);
-  const rows = new Float64Array(N * D);
-  for (let i = 0; i < N; i++) rows.set(w.subarray(labels[i] * D, labels[i] * D + D), i * D);
-  const wRow = Int32Array.from({ length: N }, (_, i) => i);
-  const copy = { N, D, labels, x: Float64Array.from(x), w: rows, wRow };
+  const K = Math.max(kernelSubCenters(head), 1), size = K * D;
+  checkSubCenters(where, head, w.length / D, labels);
+  const rows = new Float64Array(N * size);
+  for (let i = 0; i < N; i++) {
+    rows.set(w.subarray(labels[i] * size, labels[i] * size + size), i * size);
+  }
+  const wRow = Int32Array.from({ length: N }, (_, i) => i * K);
+  const copy = { N, D, labels, x: Float64Array.from(x), w: rows, wRow, subCenters: K };
   const samples = sampleTerms(head, copy, undefined, where);
   for (let i = 0; i < N; i++) into.targets[i] = samples.tv[i];
+  if (samples.hardNegatives) into.thresholds.set(samples.hardNegatives.threshold);
   return samples;
 }

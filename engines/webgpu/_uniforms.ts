@@ -55,6 +55,10 @@ export const UNIFORM_FIELDS = [
   // The range of the non-target cosines of a head that clamps them (AdaFace), else [−1, 1] unread.
   { name: "cosLo", type: "f32" },
   { name: "cosHi", type: "f32" },
+  // CurricularFace's t of this run (its hard negatives' c·(t + c)), else 0 unread.
+  { name: "hardT", type: "f32" },
+  // Sub-center ArcFace's K (rows per class; C counts rows), else 1 unread.
+  { name: "K", type: "u32" },
   // 1, unknown to the shader compiler: compensated sums multiply by it so that it cannot fold
   // (a + b) − a into b (lavapipe's NIR does) and lose the compensation.
   { name: "one", type: "f32" },
@@ -123,12 +127,16 @@ export function packUniforms<F extends readonly UniformField[]>(
   return buffer;
 }
 
-/** The `Params` of one chunk of a head (its clamp is the layout's), for a run with `reduction`. */
+/**
+ * The `Params` of one chunk of a head (its clamp and K are the layout's), for a run with
+ * `reduction` and, for CurricularFace, the run's `hardT`.
+ */
 export function headUniforms(
   head: HeadSpec,
   layout: Layout,
   chunk: Chunk,
   reduction: Reduction,
+  hardT = 0,
 ): ArrayBuffer {
   const { scale, m1, m2, m3, cosM2, sinM2, threshold, shift, psiMargin, lambda } = marginParams(
     head,
@@ -161,6 +169,8 @@ export function headUniforms(
     lambda,
     cosLo,
     cosHi,
+    hardT,
+    K: Math.max(layout.subCenters, 1),
     one: 1,
   });
 }

@@ -17,11 +17,16 @@
  * one read-back. The device and its pipelines are shared by the process (see
  * {@linkcode releaseWebgpuDevice}); each prepared head owns its buffers and frees them on dispose.
  *
- * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace) runs as on engine-wasm and
- * engine-native: the passes compute its scale-s head without margin, each sample's f(c_iy), f′(c_iy)
- * come from the host in float64 (engines/host/samples.ts) instead of the targets pass, AdaFace's
- * clamp of the non-target cosines travels in the uniforms, and the host finishes MagFace's
- * regulariser and radial term and returns the state and margins.
+ * A successor head of a per-sample kind (ElasticFace, MagFace, AdaFace, CurricularFace) and
+ * sub-center ArcFace run as on engine-wasm and engine-native: the passes compute its scale-s head
+ * without margin, each sample's f(c_iy), f′(c_iy) come from the host in float64
+ * (engines/host/samples.ts) instead of the targets pass, AdaFace's clamp of the non-target cosines
+ * and CurricularFace's t travel in the uniforms (its per-sample thresholds of the hard negatives in
+ * a buffer), and the host finishes MagFace's regulariser and radial term and returns the state and
+ * margins. Sub-center ArcFace's S has a column per row of W (C·K); the row pass takes each class's
+ * largest sub-center cosine and leaves it at that row alone, so the column pass gives the class's
+ * gradient to that row and exactly 0 to its K − 1 others; the logits are N × C per class. AdaCos is
+ * two runs of its scale-only head (engines/adacos.ts).
  *
  * W and ∂W are split into chunks of classes where they exceed the adapter's storage binding limit
  * (128 MiB on lavapipe); the N×C buffer and X must fit it whole (N·C ≤ 32 Mi on lavapipe), N ≤
@@ -62,18 +67,18 @@ import { headUniforms } from "./_uniforms.ts";
 import { createExternal, type ExternalHead, prepareExternal } from "./_external.ts";
 import { checkHeadSpec } from "../../losses/checks.ts";
 import {
+  checkSubCenters,
   type HostHeadSpec,
   hostSuccessorSupport,
   kernelClamp,
+  kernelHardNegatives,
   kernelHead,
+  kernelSubCenters,
   type Samples,
 } from "../host/samples.ts";
 import { prepareAdaCos, runHead } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
-
-/** The hooks whose non-target logits need kernel work the WGSL passes do not have yet. */
-const KERNEL_HOOKS: readonly string[] = ["subCenter", "curricular"];
 
 /** Options of the WebGPU engine; the two sizes exist for tests, which force small chunks. */
 export interface WebgpuEngineOptions extends EngineOptions {
@@ -110,7 +115,7 @@ function sizeOption(name: string, value: unknown): number | undefined {
 
 /**
  * Plans the layout and checks it against the device's limits, before allocating anything. A
- * successor head's layout has host targets and its kernel head's clamp.
+ * successor head's layout has host targets and its kernel head's clamp, hard negatives or K.
  */
 function planChecked(
   shape: HeadShape,
@@ -119,10 +124,13 @@ function planChecked(
   options: WebgpuEngineOptions,
 ): Layout {
   const clamp = kernelClamp(head);
+  checkSubCenters(PREPARE, head, shape.classes);
   const layout = planLayout(shape, limits, {
     angular: head.logits === "angular",
     hostTargets: "successor" in head,
     ...(clamp ? { clamp } : {}),
+    hard: kernelHardNegatives(head),
+    subCenters: kernelSubCenters(head),
     chunkClasses: sizeOption("chunkClasses", options.chunkClasses),
     sliceClasses: sizeOption("sliceClasses", options.sliceClasses),
   });
@@ -161,14 +169,17 @@ async function prepare(
 
 /**
  * Each chunk's uniforms of `head` for a run's settings, packed once per reduction; a run with its
- * own scale (AdaCos) is packed for that run only.
+ * own scale (AdaCos) or its own t (CurricularFace's `hardT`) is packed for that run only.
  */
-function uniformCache(head: HeadSpec, layout: Layout): (settings: RunSettings) => ArrayBuffer[] {
+function uniformCache(
+  head: HeadSpec,
+  layout: Layout,
+): (settings: RunSettings, hardT?: number) => ArrayBuffer[] {
   const packed = new Map<Reduction, ArrayBuffer[]>();
-  return ({ reduction, scale }) => {
-    if (scale !== undefined) {
-      const now = runHead(head, { reduction, logits: false, scale });
-      return layout.chunks.map((c) => headUniforms(now, layout, c, reduction));
+  return ({ reduction, scale }, hardT) => {
+    if (scale !== undefined || hardT !== undefined) {
+      const now = scale === undefined ? head : runHead(head, { reduction, logits: false, scale });
+      return layout.chunks.map((c) => headUniforms(now, layout, c, reduction, hardT));
     }
     const each = packed.get(reduction) ??
       layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
@@ -203,7 +214,7 @@ function preparedHead(
     if (gpu.released) {
       throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
     }
-    upload(gpu, layout, buffers, staged, uniforms(settings));
+    upload(gpu, layout, buffers, staged, uniforms(settings, successor?.hardNegatives?.t));
     if (settings.logits && !withLogits) {
       withLogits = await scoped(gpu, "preparing the logits", () => {
         addLogitsBuffers(gpu, layout, buffers);
@@ -265,12 +276,7 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   checksValues: true,
   availability,
   supports: () => true,
-  supportsSuccessor: (head) =>
-    KERNEL_HOOKS.includes(head.successor.kind)
-      ? `head.successor (${JSON.stringify(head.successor.kind)}) is a successor hook that ` +
-        "engine-webgpu does not compute: its passes have no sub-center reduction or hard-negative " +
-        "change of the non-target logits; the reference, engine-wasm and engine-native do"
-      : hostSuccessorSupport("engine-webgpu", head),
+  supportsSuccessor: (head) => hostSuccessorSupport("engine-webgpu", head),
   prepare,
   // AdaCos: two runs of its scale-only head (engines/adacos.ts), the scale per run in the uniforms;
   // the per-sample kinds: host targets.
