@@ -2,22 +2,27 @@
 // head at M (N 128, D 512, C 10 000) on engine "wasm" vs engine "reference", with the head rebuilt
 // every step (ElasticFace's margins drawn anew, AdaFace's state passed along through onState), and
 // what preparing a new engine-wasm head every step would cost instead (the loss disposed after each
-// step, so the next one prepares again). ArcFace on engine "wasm" for scale. Not a test.
+// step, so the next one prepares again). ArcFace on engine "wasm" for scale. Sub-center ArcFace
+// (K = 3) runs on C·K = 30 000 rows of W; AdaCos's scale goes along through onState. Not a test.
 // deno run -A bench/tfjs_successor_step.ts [backend: cpu|wasm] [wasm steps] [reference steps]
+//   [heads whose name contains this]
 import { tf, useTfjsBackend } from "../train/tfjs_setup.ts";
 import { tfjsHeadLoss, type TfjsLossEngine } from "../train/tfjs_loss.ts";
 import {
+  adaCosHead,
   adaFaceHead,
   arcFaceHead,
   elasticFaceHead,
   elasticFaceMargins,
   type HeadSpec,
   magFaceHead,
+  subCenterArcFaceHead,
   type SuccessorHeadSpec,
 } from "../mod.ts";
 
 const backend = (Deno.args[0] ?? "wasm") as "cpu" | "wasm";
 const wasmSteps = Number(Deno.args[1] ?? 10), referenceSteps = Number(Deno.args[2] ?? 3);
+const only = Deno.args[3] ?? "";
 const N = 128, D = 512, C = 10_000;
 const availability = await useTfjsBackend(backend);
 if (!availability.available) throw new Error(availability.reason);
@@ -25,7 +30,9 @@ if (!availability.available) throw new Error(availability.reason);
 const x = tf.randomNormal([N, D], 0, 1, "float32", 1);
 // Feature norms spread over AdaFace's and MagFace's ranges.
 const xs = tf.mul(x, tf.linspace(0.5, 5, N).reshape([N, 1])) as tf.Tensor2D;
+const K = 3;
 const w = tf.randomNormal([C, D], 0, 1, "float32", 2) as tf.Tensor2D;
+const wK = tf.randomNormal([C * K, D], 0, 1, "float32", 3) as tf.Tensor2D; // sub-center rows
 const y = tf.tensor1d(Array.from({ length: N }, (_, i) => (i * 7919) % C), "int32");
 
 type Make = (
@@ -43,10 +50,17 @@ const heads: [string, Make][] = [
     (_step, state) => adaFaceHead({ state: state as { mean: number; std: number } | undefined }),
   ],
   ["magFace", () => magFaceHead()],
+  [`subCenterArcFace K = ${K} (${C * K} rows)`, () => subCenterArcFaceHead({ subCenters: K })],
+  [
+    "adaCos, scale passed along",
+    (_step, state) => adaCosHead({ state: state as { scale: number } | undefined }),
+  ],
 ];
 
 /** Median ms of `steps` timed steps after one warm-up; `fresh`: a new loss (new head) each step. */
 function time(make: Make, engine: TfjsLossEngine, steps: number, fresh = false): number {
+  const head = make(0, undefined);
+  const weights = "successor" in head && head.successor.kind === "subCenter" ? wK : w;
   let state: Record<string, number> | undefined, step = 0;
   const newLoss = () =>
     tfjsHeadLoss(() => make(step, state), {
@@ -58,7 +72,7 @@ function time(make: Make, engine: TfjsLossEngine, steps: number, fresh = false):
   let loss = newLoss();
   const run = () => {
     const grads = tf.valueAndGrads((a, b) => loss(a as tf.Tensor2D, b as tf.Tensor2D, y));
-    const { value, grads: g } = grads([xs, w]);
+    const { value, grads: g } = grads([xs, weights]);
     value.dataSync();
     g.forEach((t) => t.dataSync());
     tf.dispose([value, ...g]);
@@ -84,7 +98,7 @@ console.log(
   `tfjs-${backend}, N ${N}, D ${D}, C ${C}, ${navigator.hardwareConcurrency} logical cores; ` +
     `median ms per step (forward + backward through tfjsHeadLoss)`,
 );
-for (const [name, make] of heads) {
+for (const [name, make] of heads.filter(([name]) => name.includes(only))) {
   const wasm = time(make, "wasm", wasmSteps);
   const fresh = time(make, "wasm", Math.max(3, Math.floor(wasmSteps / 2)), true);
   const reference = name.startsWith("arcFace") ? NaN : time(make, "reference", referenceSteps);
@@ -97,4 +111,4 @@ for (const [name, make] of heads) {
         }× the wasm step)`),
   );
 }
-tf.dispose([x, xs, w, y]);
+tf.dispose([x, xs, w, wK, y]);

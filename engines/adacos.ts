@@ -13,7 +13,9 @@
  * ({@linkcode EngineHead.forward}: no backward pass, no gradient products) where it has one
  * (engine-wasm, engine-native), else a full run whose gradients are dropped. The prepared head
  * keeps a copy of W (the second run starts after an await, when the caller may have changed its
- * arrays). `updateScale: false` is one run at s.
+ * arrays). `updateScale: false` is one run at s. A head whose runs return at once (engine-wasm's
+ * synchronous head, for tfjsHeadLoss) makes the same two runs through {@linkcode runAdaCosSync},
+ * without the copies (its first run is a full one).
  *
  * @module
  */
@@ -38,6 +40,81 @@ export function runHead<H extends HostHeadSpec>(head: H, settings: RunSettings):
   return { ...head, radius: { kind: "scale", scale } };
 }
 
+/** AdaCos's base head: angular, of scale radius, without margin. */
+export type AdaCosBase = Extract<HeadSpec, { logits: "angular" }> & {
+  radius: { kind: "scale"; scale: number };
+};
+
+/** What AdaCos's next scale reads of a run's input: x (N×D), W and the labels. */
+export interface AdaCosInput {
+  N: number;
+  D: number;
+  x: Float32Array | Float64Array;
+  w: Float32Array | Float64Array;
+  labels: Int32Array;
+}
+
+/**
+ * AdaCos's scale-only angular head without margin (NormFace's) at the scale before the batch, for
+ * a checked `adaCos` successor head on `classes` classes: every run of an AdaCos head is a run of
+ * this head, at this scale or at the batch's new one.
+ */
+export function adaCosBaseHead(
+  where: string,
+  head: SuccessorHeadSpec,
+  classes: number,
+): AdaCosBase {
+  const hook = head.successor;
+  if (hook.kind !== "adaCos") {
+    throw new RangeError(`${where}: head.successor (${JSON.stringify(hook.kind)}) is not AdaCos`);
+  }
+  return {
+    name: head.name,
+    logits: "angular",
+    radius: { kind: "scale", scale: adaCosOldScale(where, hook.scale, classes) },
+    margin: { kind: "none" },
+    marginGradient: head.marginGradient,
+  };
+}
+
+/**
+ * The batch's new scale from a run of the base head at the old scale (its per-sample `losses`):
+ * each sample's non-target sum ln Σ_{j≠y} e^(s·c_ij) = s·c_iy + ln expm1(ℓ_i), then
+ * losses/adacos_scale.ts.
+ */
+export function adaCosScaleAfter(
+  base: AdaCosBase,
+  input: AdaCosInput,
+  losses: ArrayLike<number>,
+): number {
+  const old = base.radius.scale, { N, D, x, w, labels } = input;
+  const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
+  // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
+  const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
+  return adaCosNextScale(old, logSums, targets);
+}
+
+/**
+ * An AdaCos run on a head whose runs return at once (engine-wasm's synchronous head): `run` of the
+ * base head at the old scale, then at the new one (or one run at the old scale without
+ * `updateScale`), its result with `state: { scale }`. The caller's arrays cannot change in
+ * between, so nothing is copied.
+ */
+export function runAdaCosSync<R extends { losses: ArrayLike<number> }>(
+  where: string,
+  head: SuccessorHeadSpec,
+  input: AdaCosInput & { C: number },
+  run: (head: HeadSpec) => R,
+): R & { state: { scale: number } } {
+  const base = adaCosBaseHead(where, head, input.C);
+  const old = base.radius.scale;
+  if (!(head.successor as { updateScale: boolean }).updateScale) {
+    return { ...run(base), state: { scale: old } };
+  }
+  const scale = adaCosScaleAfter(base, input, run(base).losses);
+  return { ...run({ ...base, radius: { kind: "scale", scale } }), state: { scale } };
+}
+
 /**
  * Prepares an AdaCos head (a checked `adaCos` successor head) on an engine, from its `prepare` of
  * a plain head and its shape: see the module doc.
@@ -48,18 +125,8 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
   shape: HeadShape,
   prepare: (base: HeadSpec) => Promise<EngineHead<T>>,
 ): Promise<EngineHead<T>> {
-  const hook = head.successor;
-  if (hook.kind !== "adaCos") {
-    throw new RangeError(`${where}: head.successor (${JSON.stringify(hook.kind)}) is not AdaCos`);
-  }
-  const old = adaCosOldScale(where, hook.scale, shape.classes);
-  const base: HeadSpec = {
-    name: head.name,
-    logits: "angular",
-    radius: { kind: "scale", scale: old },
-    margin: { kind: "none" },
-    marginGradient: head.marginGradient,
-  };
+  const base = adaCosBaseHead(where, head, shape.classes);
+  const old = base.radius.scale, { updateScale } = head.successor as { updateScale: boolean };
   const inner = await prepare(base);
   const { samples: N, dims: D, classes: C } = shape;
   // The run at the new scale starts after an await, so each run copies the caller's arrays into
@@ -70,7 +137,7 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
   return {
     threads: inner.threads,
     async run(view, settings) {
-      if (!hook.updateScale) return { ...await inner.run(view, settings), state: { scale: old } };
+      if (!updateScale) return { ...await inner.run(view, settings), state: { scale: old } };
       if (w?.constructor !== view.w.constructor) {
         w = view.w instanceof Float32Array ? new Float32Array(C * D) : new Float64Array(C * D);
       }
@@ -78,12 +145,9 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
       w.set(view.w);
       labels.set(view.labels);
       const input: RunInput = { ...view, x, w, labels };
-      const targets = sampleTerms(base, { N, D, labels, x, w, wRow: labels }).tc;
       const first: RunSettings = { reduction: settings.reduction, logits: false };
       const { losses } = await (inner.forward?.(input, first) ?? inner.run(input, first));
-      // ℓ_i ≥ 0 (a rounding below 0 would make ln expm1 NaN).
-      const logSums = targets.map((c, i) => old * c + logExpm1(Math.max(losses[i], 0)));
-      const scale = adaCosNextScale(old, logSums, targets);
+      const scale = adaCosScaleAfter(base, { N, D, x, w, labels }, losses);
       return { ...await inner.run(input, { ...settings, scale }), state: { scale } };
     },
     dispose: () => inner.dispose(),

@@ -233,3 +233,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "engine-wasm runSync: a head prepared with sub-center ArcFace is laid out for its tile; one prepared with another refuses a sub-center run that needs more memory (not a hang)",
+  ignore: !(await ENGINES.wasm.availability()).available,
+  async fn() {
+    // At N 4, D 256, 150 rows, the sub-center tile (132 rows) needs one page more than ArcFace's.
+    const input = subCenterInput(4, 256, 50, 3, 14), shape = shapeOf(input);
+    const next = subCenterArcFaceHead({ subCenters: 3 });
+    const prepared = await prepareSyncWasmHead(next, shape, { threads: 2 });
+    try {
+      const expected = await run(ENGINES.reference as Engine, next, input, "mean");
+      const { logits: _, ...rest } = expected;
+      assertMatchesReference(prepared.runSync(next, input), rest as HeadResult, {
+        name: next.name,
+        rtol: toleranceOf(ENGINES.wasm).rtol,
+      });
+    } finally {
+      prepared.dispose();
+    }
+    const other = await prepareSyncWasmHead(arcFaceHead(), shape, { threads: 2 });
+    try {
+      assert.throws(
+        () => other.runSync(next, input),
+        /^RangeError: wasm runSync: head "subCenterArcFace" \(angular scale subCenters 3\) needs another layout than this head was prepared for; prepare a head for it$/,
+      );
+    } finally {
+      other.dispose();
+    }
+  },
+});

@@ -4,11 +4,12 @@
 // waits in Atomics.wait; one thread, this one, where it may not block), and the gradients handed to
 // the backward pass as new tensors. A successor head of a kind engine-wasm computes runs the same
 // way: the head of each call is handed to the run (its margins and state are read per run, nothing
-// is prepared again), and its state after the batch goes to onState in the backward pass.
+// is prepared again), and its state after the batch goes to onState in the backward pass. Sub-center
+// ArcFace runs on its C·K rows of W (the gradient for W is C·K×D too); AdaCos as two runs of its
+// scale-only head, the first at the old scale (engines/adacos.ts through runSync).
 import type { HeadShape } from "../engines/engine.ts";
 import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import { isSuccessorHead } from "../losses/successor_head.ts";
-import { kernelHead } from "../engines/host/samples.ts";
 import { createSyncWasmHead, type SyncMode, type SyncWasmHead } from "../engines/wasm/engine.ts";
 import { prepareSyncWasmHead } from "../engines/wasm/engine.ts";
 import { tf } from "./tfjs_setup.ts";
@@ -57,7 +58,10 @@ export class WasmPath {
   }
 
   /** Prepares a head of `shape` ahead, asynchronously. */
-  async prepare(call: Pick<Call, "spec">, shape: HeadShape): Promise<void> {
+  async prepare(
+    call: Pick<Call<HeadSpec | SuccessorHeadSpec>, "spec">,
+    shape: HeadShape,
+  ): Promise<void> {
     const key = `${shape.samples}×${shape.dims}×${shape.classes}`;
     if (this.heads.has(key)) return;
     this.heads.set(key, await prepareSyncWasmHead(call.spec, shape, this.#options()));
@@ -79,11 +83,10 @@ export class WasmPath {
   ): Step {
     const { features, labels, N, D, C, spec, reduction, center } = call;
     this.#touch();
-    // A new head is prepared with the kernels' view of a successor head; runSync reads the rest.
-    const base = isSuccessorHead(spec) ? kernelHead(spec) : spec;
+    // Prepared for this head's structure (a sub-center tile, …); runSync reads each run's head.
     const head = this.heads.get(
       shapeKey(call),
-      () => createSyncWasmHead(base, { samples: N, dims: D, classes: C }, this.#options()),
+      () => createSyncWasmHead(spec, { samples: N, dims: D, classes: C }, this.#options()),
     );
     const x = features.dataSync() as Float32Array, y = labels.dataSync();
     const result = head.runSync(spec, {

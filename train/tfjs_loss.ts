@@ -5,14 +5,13 @@
  * (nothing read back); on tfjs-wasm and tfjs-cpu, engine-wasm on a prepared synchronous head; or,
  * on request, the float64 reference. The successor heads of issue 13 (CurricularFace, AdaFace,
  * sub-center ArcFace, MagFace, AdaCos, ElasticFace: a `…Head` builder's {@linkcode SuccessorHeadSpec})
- * run on engine-wasm where it computes them (`supportsSuccessor`), else on the float64 reference,
+ * run on engine-wasm (all of them: `supportsSuccessor`) or on request on the float64 reference,
  * their state handed back through {@linkcode TfjsHeadLossOptions.onState}.
  *
  * @module
  */
 import type { HeadSpec, SuccessorHeadSpec, SuccessorHook } from "../losses/head_spec.ts";
 import { checkSuccessorHead, isSuccessorHead } from "../losses/successor_head.ts";
-import { isPerSampleHook } from "../losses/successor_targets.ts";
 import {
   checkHeadSpec,
   checkMatrix,
@@ -25,7 +24,6 @@ import type { Reduction } from "../losses/types.ts";
 import type { Engine, HeadShape } from "../engines/engine.ts";
 import { wasmEngine } from "../engines/wasm/engine.ts";
 import { webgpuEngine } from "../engines/webgpu/engine.ts";
-import { kernelHead } from "../engines/host/samples.ts";
 import { tf } from "./tfjs_setup.ts";
 import type { Call, CheckedCenter } from "./_steps.ts";
 import { referenceStep, successorStep } from "./_reference_step.ts";
@@ -77,8 +75,9 @@ export interface TfjsHeadLossOptions {
    * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
    * tfjs-cpu) or `"reference"` (the float64 reference, as exact as the library gets).
    * A successor head runs on "reference", and on "wasm" where engine-wasm computes its kind (its
-   * `supportsSuccessor`: ElasticFace and MagFace, and the kinds added since); an engine that does
-   * not compute it refuses it, naming the head and the engine's reason ("webgpu" refuses them all).
+   * `supportsSuccessor`: every successor kind, sub-center ArcFace on C·K rows of weights, AdaCos
+   * as two runs of its scale-only head); an engine that does not compute it refuses it, naming the
+   * head and the engine's reason ("webgpu" refuses them all).
    * @default {for a successor head "wasm" where engine-wasm computes it and SharedArrayBuffer exists, else "reference"; for any other head "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
    */
   engine?: TfjsLossEngine;
@@ -279,23 +278,20 @@ const ENGINE_OF: Record<Exclude<TfjsLossEngine, "reference">, Engine> = {
 
 /**
  * Whether `engine` computes a checked successor head, or why not: the engine's own answer
- * (`supportsSuccessor`), asked only about the per-sample kinds its contract covers; the reference
- * computes them all.
+ * (`supportsSuccessor`: engine-wasm's synchronous head computes what its prepareHead computes);
+ * the reference computes them all.
  */
 function successorSupport(spec: SuccessorHeadSpec, engine: TfjsLossEngine): true | string {
   if (engine === "reference") return true;
   const e = ENGINE_OF[engine];
-  if (!isPerSampleHook(spec.successor)) {
-    return `${e.name} does not compute this hook; only the float64 reference does so far`;
-  }
-  if (engine === "webgpu") {
-    // prepareHead's engine-webgpu computes the per-sample kinds; the runs on tfjs-webgpu's own
-    // buffers (prepareExternalHead) have no host targets yet.
-    return `${e.name} on tfjs-webgpu's buffers (prepareExternalHead) computes no successor head`;
-  }
   const answer = e.supportsSuccessor?.(spec);
   if (typeof answer === "string") return answer;
-  return answer === true && e.prepareSuccessor ? true : `${e.name} computes no successor head`;
+  if (answer !== true || !e.prepareSuccessor) return `${e.name} computes no successor head`;
+  // prepareHead's engine-webgpu computes these; the runs on tfjs-webgpu's own buffers
+  // (prepareExternalHead) have no host targets yet.
+  return engine === "webgpu"
+    ? `${e.name} on tfjs-webgpu's buffers (prepareExternalHead) computes no successor head`
+    : true;
 }
 
 function checkEngineOptions(where: string, o: Record<string, unknown>) {
@@ -375,11 +371,14 @@ function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
  *   synchronously (`dataSync`; not on tfjs-webgpu without a canvas: a clear error there).
  *
  * A successor head (issue 13: CurricularFace, AdaFace, sub-center ArcFace with C·K rows of
- * weights, MagFace, AdaCos, ElasticFace) runs on engine-wasm where that engine computes its kind
- * (asked through its `supportsSuccessor`; ElasticFace and MagFace at least), else on the reference;
- * an engine that does not compute it ("webgpu": none of them) refuses it with an error naming the
+ * weights and a C·K×D gradient for them, MagFace, AdaCos, ElasticFace) runs on engine-wasm where
+ * that engine computes its kind (asked through its `supportsSuccessor`; all six: the per-sample
+ * kinds through host targets, sub-center ArcFace in the kernels, AdaCos as two runs of its
+ * scale-only head, the first at the old scale giving the new one), else on the reference; an
+ * engine that does not compute it ("webgpu": none of them) refuses it with an error naming the
  * head and the engine's reason. On engine-wasm the head is read at every call like any other, so a
- * head that changes every step (ElasticFace's margins, AdaFace's state) costs no new preparation.
+ * head that changes every step (ElasticFace's margins, AdaFace's or AdaCos's state) costs no new
+ * preparation.
  * Its state is explicit, optax-style: the head carries the state before the batch, and
  * {@linkcode TfjsHeadLossOptions.onState} receives the state after it once per training step (not
  * on evaluation-only calls), on either engine, so the caller keeps the state in a variable that a
@@ -510,12 +509,9 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
     engine: () => engineFor(engine, specNow()),
     async prepare(shape: HeadShape) {
       const spec = specNow(), chosen = engineFor(engine, spec);
-      if (isSuccessorHead(spec)) {
-        checkSuccessorEngine(where, spec, chosen);
-        // engine-wasm's kernels run a successor head as its kernel head (scale s, no margin).
-        if (chosen === "wasm") await wasm.prepare({ spec: kernelHead(spec) }, shape);
-      } else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
-      else if (chosen === "wasm") await wasm.prepare({ spec }, shape);
+      if (isSuccessorHead(spec)) checkSuccessorEngine(where, spec, chosen);
+      else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
+      if (chosen === "wasm") await wasm.prepare({ spec }, shape);
     },
     prepared: () => [
       ...wasm.heads.keys().map((key) => `wasm ${key}`),

@@ -5,7 +5,7 @@
 //   when it is done (_thread.ts). Deno's and Node's main threads and every worker may block.
 // - "calling-thread": the calling thread instantiates the kernels itself and runs them alone, as
 //   one thread. A browser's main thread may not block (Atomics.wait throws there): this is its way.
-import type { HeadSpec } from "../../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
 import type { HeadInput } from "../../losses/types.ts";
 import { checkSuccessorHead, isSuccessorHead } from "../../losses/successor_head.ts";
 import {
@@ -29,6 +29,7 @@ import { attachHeadSync, type HeadThreads, type KernelBuild, kernelsModule } fro
 import { runThread, type ThreadHead } from "./_thread.ts";
 import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import type { Reduction } from "../../losses/types.ts";
+import { adaCosBaseHead, runAdaCosSync } from "../adacos.ts";
 
 const RUN = "wasm runSync";
 /** The longest a blocked caller waits for the threads before it gives up. */
@@ -138,7 +139,7 @@ function kernelsNow(where: string, build?: KernelBuild): WebAssembly.Module {
  */
 export async function prepareBlocking(
   where: string,
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   settings: SyncSettings,
 ): Promise<SyncWasmHead> {
@@ -155,7 +156,7 @@ export async function prepareBlocking(
  */
 export function prepareNow(
   where: string,
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   settings: SyncSettings,
 ): { head: SyncWasmHead; attached: Promise<void> } {
@@ -165,10 +166,13 @@ export function prepareNow(
     throw new Error(`${where}: this thread may not block (Atomics.wait); use "calling-thread"`);
   }
   const threads = mode === "blocking" ? settings.threads : 1;
-  checkScale(where, head);
-  let layout = wasmLayout(where, head, shape, { tile: settings.tile, threads });
+  // Laid out for the head's kernel view (a sub-center tile, the hard-negative thresholds): a run
+  // of another structure lays out again within this memory and these threads.
+  const first = kernelView(where, head, shape.classes), sizes = { tile: settings.tile, threads };
+  const initial = wasmLayout(where, first.base, shape, { ...sizes, ...first.kernel });
+  let layout = initial;
   let memory: WebAssembly.Memory | undefined = headMemory(layout);
-  writeSlots(head, layout, memory);
+  writeSlots(first.base, layout, memory);
   const module = kernelsNow(where, settings.kernels);
   let pool: HeadThreads | undefined, thread: ThreadHead | undefined;
   let attached = Promise.resolve();
@@ -176,24 +180,28 @@ export function prepareNow(
     ({ head: pool, attached } = attachHeadSync(where, module, memory, CONTROL, layout.threads));
   } else thread = callingThread(module, memory);
   const control = new Int32Array(memory.buffer, CONTROL, 3);
-  let structure = structureOf(head, {});
+  let structure = structureOf(first.base, first.kernel);
 
-  function runSync(head: HostHeadSpec, input: HeadInput, reduction: Reduction = "mean") {
+  function runSync(
+    head: HostHeadSpec,
+    input: HeadInput,
+    reduction: Reduction = "mean",
+  ): EngineResult<Float32Array> {
     if (!memory) throw new Error(`${RUN}: the head was disposed`);
     // A successor head runs the kernels as its kernel head (scale s, no margin); its targets,
     // state and margins are the host's, from the head of this run.
-    const checked = checkedHead(head);
-    const next = kernelHead(checked), clamp = kernelClamp(checked);
-    const subCenters = kernelSubCenters(checked);
-    const hard = kernelHardNegatives(checked);
-    checkScale(RUN, next);
-    checkSubCenters(RUN, checked, shape.classes);
+    const checked = checkSyncHead(RUN, head);
+    if (isAdaCos(checked)) {
+      // Two runs of AdaCos's scale-only head, the first at the old scale (engines/adacos.ts).
+      const view = checkedView(adaCosBaseHead(RUN, checked, shape.classes), layout, input);
+      return runAdaCosSync(RUN, checked, view, (base) => runSync(base, input, reduction));
+    }
+    const { base: next, kernel } = kernelView(RUN, checked, shape.classes);
     const view = checkedView(next, layout, input);
-    const kernel = { clamp, subCenters, hard };
     if (structureOf(next, kernel) !== structure) {
       // The kernels read the head's structure (linear or angular, radius kind, the non-targets'
       // step, the sub-centers) from the slots.
-      layout = wasmLayout(RUN, next, shape, { tile: settings.tile, threads, ...kernel });
+      layout = relayout(next, kernel, shape, sizes, initial);
       writeSlots(next, layout, memory);
       structure = structureOf(next, kernel);
     }
@@ -223,15 +231,59 @@ export function prepareNow(
 }
 
 /**
- * A run's head, checked: a successor head by its loss page's ranges and by engine-wasm's test of
- * its kind (the one `wasmEngine.supportsSuccessor` runs).
+ * The layout of a run whose head's structure differs from the last run's, within the memory and
+ * the threads of the layout the head was prepared with (`prepared`).
  */
-function checkedHead(head: HostHeadSpec): HostHeadSpec {
-  if (!isSuccessorHead(head)) return checkHeadSpec(RUN, head);
-  const checked = checkSuccessorHead(RUN, head);
+function relayout(
+  head: HeadSpec,
+  kernel: ReturnType<typeof kernelView>["kernel"],
+  shape: HeadShape,
+  options: { tile: number; threads: number },
+  prepared: WasmLayout,
+): WasmLayout {
+  const layout = wasmLayout(RUN, head, shape, { ...options, ...kernel });
+  if (layout.pages > prepared.pages || layout.threads !== prepared.threads) {
+    // Past the memory the threads would fault, and the caller would wait for them in vain.
+    throw new RangeError(
+      `${RUN}: head "${head.name}" (${structureOf(head, kernel)}) needs another layout than ` +
+        `this head was prepared for; prepare a head for it`,
+    );
+  }
+  return layout;
+}
+
+/**
+ * A synchronous head's head (a run's, or the one it is prepared with), checked: a successor head
+ * by its loss page's ranges and by engine-wasm's test of its kind (the one
+ * `wasmEngine.supportsSuccessor` runs).
+ */
+export function checkSyncHead(where: string, head: HostHeadSpec): HostHeadSpec {
+  if (!isSuccessorHead(head)) return checkHeadSpec(where, head);
+  const checked = checkSuccessorHead(where, head);
   const supported = hostSuccessorSupport("engine-wasm", checked);
-  if (supported !== true) throw new RangeError(`${RUN}: ${supported}`);
+  if (supported !== true) throw new RangeError(`${where}: ${supported}`);
   return checked;
+}
+
+function isAdaCos(head: HostHeadSpec): head is SuccessorHeadSpec {
+  return isSuccessorHead(head) && head.successor.kind === "adaCos";
+}
+
+/**
+ * What the kernels compute of a head (checked) on `rows` rows of W: the head itself, a successor
+ * head's scale-s head without margin (AdaCos's at the scale before the batch), and the kernels'
+ * options (AdaFace's clamp, sub-center ArcFace's K, CurricularFace's hard negatives).
+ */
+function kernelView(where: string, head: HostHeadSpec, rows: number) {
+  const base = isAdaCos(head) ? adaCosBaseHead(where, head, rows) : kernelHead(head);
+  checkScale(where, base);
+  checkSubCenters(where, head, rows);
+  const kernel = {
+    clamp: kernelClamp(head),
+    subCenters: kernelSubCenters(head),
+    hard: kernelHardNegatives(head),
+  };
+  return { base, kernel };
 }
 
 /**

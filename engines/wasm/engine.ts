@@ -23,8 +23,7 @@
  *
  * @module
  */
-import type { HeadSpec } from "../../losses/head_spec.ts";
-import { checkHeadSpec, optionsObject } from "../../losses/checks.ts";
+import { optionsObject } from "../../losses/checks.ts";
 import type {
   Engine,
   EngineHead,
@@ -45,7 +44,13 @@ import {
   threadingLine,
 } from "./_runtime.ts";
 import { checkScale, finishLosses, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
-import { prepareBlocking, prepareNow, type SyncMode, type SyncWasmHead } from "./_blocking.ts";
+import {
+  checkSyncHead,
+  prepareBlocking,
+  prepareNow,
+  type SyncMode,
+  type SyncWasmHead,
+} from "./_blocking.ts";
 import {
   checkSubCenters,
   type HostHeadSpec,
@@ -210,8 +215,12 @@ export interface SyncWasmOptions extends WasmEngineOptions {
 
 /**
  * Prepares `head` on engine-wasm for runs that return synchronously (`runSync`), for callers that
- * cannot await, such as the forward function of `tf.customGrad`. The head's numbers, and even its
- * structure, may change from run to run; its sizes may not.
+ * cannot await, such as the forward function of `tf.customGrad`. `head` may be any head engine-wasm
+ * computes, a successor head included (`wasmEngine.supportsSuccessor`; AdaCos runs as two runs of
+ * its scale-only head). The head's numbers may change from run to run, and its structure within
+ * the memory prepared for the first head's (a run whose structure needs more, such as sub-center
+ * ArcFace's larger tile on a head prepared for another, is refused: prepare with the runs' head);
+ * its sizes may not.
  *
  * @example
  * ```ts
@@ -236,7 +245,7 @@ export interface SyncWasmOptions extends WasmEngineOptions {
  * @returns The prepared head; release it with `dispose()`.
  */
 export async function prepareSyncWasmHead(
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   options?: SyncWasmOptions,
 ): Promise<SyncWasmHead> {
@@ -256,7 +265,7 @@ export async function prepareSyncWasmHead(
  * @returns The prepared head; release it with `dispose()`.
  */
 export function createSyncWasmHead(
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   options?: SyncWasmOptions,
 ): SyncWasmHead {
@@ -266,11 +275,11 @@ export function createSyncWasmHead(
 
 function syncSettings(
   where: string,
-  head: HeadSpec,
+  head: HostHeadSpec,
   shape: HeadShape,
   options: SyncWasmOptions | undefined,
 ) {
-  checkHeadSpec(where, head);
+  checkSyncHead(where, head);
   for (const name of ["samples", "dims", "classes"] as const) {
     if (!Number.isInteger(shape?.[name]) || shape[name] < 1) {
       throw new RangeError(
