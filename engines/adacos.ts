@@ -116,6 +116,21 @@ export function runAdaCosSync<R extends { losses: ArrayLike<number> }>(
 }
 
 /**
+ * An engine's `prepareSuccessor` from its `prepare` (which takes a plain head or a successor head
+ * the engine computes itself): AdaCos through {@linkcode prepareAdaCos}, any other head straight
+ * to `prepare`.
+ */
+export function successorPreparer<T extends Float32Array | Float64Array, O>(
+  where: string,
+  prepare: (head: HostHeadSpec, shape: HeadShape, options: O) => Promise<EngineHead<T>>,
+): (head: SuccessorHeadSpec, shape: HeadShape, options: O) => Promise<EngineHead<T>> {
+  return (head, shape, options) =>
+    head.successor.kind === "adaCos"
+      ? prepareAdaCos(where, head, shape, (base) => prepare(base, shape, options))
+      : prepare(head, shape, options);
+}
+
+/**
  * Prepares an AdaCos head (a checked `adaCos` successor head) on an engine, from its `prepare` of
  * a plain head and its shape: see the module doc.
  */

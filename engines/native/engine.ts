@@ -75,7 +75,7 @@ import {
   successorOutputs,
   targetRow,
 } from "../host/samples.ts";
-import { prepareAdaCos, runHead } from "../adacos.ts";
+import { runHead, successorPreparer } from "../adacos.ts";
 
 export { defaultTile } from "./_layout.ts";
 
@@ -398,8 +398,5 @@ export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
   supports: () => true,
   prepare,
   supportsSuccessor: (head) => hostSuccessorSupport(WHERE, head),
-  prepareSuccessor: (head, shape, options) =>
-    head.successor.kind === "adaCos"
-      ? prepareAdaCos(WHERE, head, shape, (base) => prepare(base, shape, options))
-      : prepare(head, shape, options),
+  prepareSuccessor: successorPreparer(WHERE, prepare),
 };

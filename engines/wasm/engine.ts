@@ -60,7 +60,7 @@ import {
   kernelHead,
   kernelSubCenters,
 } from "../host/samples.ts";
-import { prepareAdaCos, runHead } from "../adacos.ts";
+import { runHead, successorPreparer } from "../adacos.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -116,10 +116,7 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
   supports: () => true,
   prepare: (head, shape, options) => prepareWasm(head, shape, options),
   supportsSuccessor: (head) => hostSuccessorSupport("engine-wasm", head),
-  prepareSuccessor: (head, shape, options) =>
-    head.successor.kind === "adaCos"
-      ? prepareAdaCos(PREPARE, head, shape, (base) => prepareWasm(base, shape, options))
-      : prepareWasm(head, shape, options),
+  prepareSuccessor: successorPreparer(PREPARE, prepareWasm),
 };
 
 /**

@@ -76,7 +76,7 @@ import {
   kernelSubCenters,
   type Samples,
 } from "../host/samples.ts";
-import { prepareAdaCos, runHead } from "../adacos.ts";
+import { runHead, successorPreparer } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -280,10 +280,7 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   prepare,
   // AdaCos: two runs of its scale-only head (engines/adacos.ts), the scale per run in the uniforms;
   // the per-sample kinds: host targets.
-  prepareSuccessor: (head, shape, options) =>
-    head.successor.kind === "adaCos"
-      ? prepareAdaCos(PREPARE, head, shape, (base) => prepare(base, shape, options))
-      : prepare(head, shape, options),
+  prepareSuccessor: successorPreparer(PREPARE, prepare),
 };
 
 // ── Runs on a caller's device and GPU buffers, without a read-back (train/tfjs_loss.ts runs the
