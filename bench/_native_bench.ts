@@ -26,6 +26,7 @@ import { findBlas, NO_TRANS, ROW_MAJOR, setBlasThreads, TRANS } from "../engines
 import { ortNodeEngine } from "../adapters/onnxruntime_node.ts";
 import { benchInput } from "./_inputs.ts";
 import { peakRssMiB } from "./_peak_rss.ts";
+import { pytorchAllocator } from "./_pytorch.ts";
 
 interface Size {
   name: string;
@@ -215,7 +216,7 @@ async function runPytorch(sizes: Size[], losses: string[], budgetS: number) {
   const flags = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(
     /^flags\s*:(.*)$/m,
   )?.[1].split(/\s+/) ?? [];
-  const env: Record<string, string> = { OMP_WAIT_POLICY: "PASSIVE" };
+  const env: Record<string, string> = { OMP_WAIT_POLICY: "PASSIVE", ...pytorchAllocator() };
   if (flags.includes("avx512f")) env.OPENBLAS_CORETYPE = "SkylakeX";
   const out = await new Deno.Command("/usr/bin/python3", {
     args: [

@@ -4,11 +4,12 @@
 #   python3-torch         the fixtures' generator and the bench's PyTorch column
 #   python3-onnx          the ONNX graphs of fixtures/onnx
 #   libopenblas0-pthread  a fast BLAS for PyTorch (Debian's torch links the generic libblas.so.3)
+#   libjemalloc2          the allocator the bench preloads for PyTorch (glibc malloc faults in every large tensor)
 #   mesa-vulkan-drivers   lavapipe, a CPU Vulkan: WebGPU where there is no GPU
 #   fonts-dejavu-core     the charts' font
 #   chromium              the browser test of the page (site/browser_e2e.ts)
 set -euo pipefail
-packages=(python3-torch python3-onnx libopenblas0-pthread mesa-vulkan-drivers fonts-dejavu-core chromium)
+packages=(python3-torch python3-onnx libopenblas0-pthread libjemalloc2 mesa-vulkan-drivers fonts-dejavu-core chromium)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "setup: no dpkg here (not Debian or Ubuntu); install the equivalents of: ${packages[*]}"
   exit 0

@@ -26,6 +26,7 @@ import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts
 import { type TfjsHeadLoss, tfjsHeadLoss } from "../train/tfjs_loss.ts";
 import { headLosses } from "../adapters/tfjs_head.ts";
 import { arcFaceHead } from "../losses/arcface.ts";
+import { pytorchAllocator } from "./_pytorch.ts";
 
 /** The body's input and hidden widths. */
 const IN = 128, HIDDEN = 256, SEED = 5;
@@ -116,6 +117,7 @@ async function pytorchTrainer(size: Size): Promise<Trainer> {
   const script = new URL("./train_pytorch.py", import.meta.url).pathname;
   const child = new Deno.Command("/usr/bin/python3", {
     args: [script, ...[size.N, size.D, size.C, IN, HIDDEN, SEED].map(String)],
+    env: pytorchAllocator(),
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
