@@ -165,8 +165,8 @@ export function checkHeadSpec(where: string, head: unknown): HeadSpec {
     const hook = h.successor as { kind?: unknown } | null;
     const kind = hook !== null && typeof hook === "object" ? describe(hook.kind) : describe(hook);
     throw new RangeError(
-      `${where}: head.successor (${kind}) is a successor hook that only the float64 reference ` +
-        `loss of ${describe(h.name)} computes so far; no engine supports it yet`,
+      `${where}: head.successor (${kind}) is a successor hook, and ${where} takes a head without ` +
+        "one (a successor head runs through its loss page, prepareHead, headLoss or tfjsHeadLoss)",
     );
   }
   const logits = oneOf(where, "head.logits", h.logits, LOGITS);
