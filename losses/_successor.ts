@@ -4,10 +4,10 @@
 import type { SuccessorHeadSpec, SuccessorHook } from "./head_spec.ts";
 import type { HeadInput, HeadResult, MarginGradient, Reduction } from "./types.ts";
 import { reduce, reductionWeight, softmaxCrossEntropy } from "./cross_entropy.ts";
-import { targetFunction } from "./target.ts";
 import { assertFiniteOutput, checkLabels, checkMatrix, rowNorms } from "./_validate.ts";
 import { NORM_EPS } from "./_constants.ts";
 import {
+  arcFaceTargets,
   hardNegative,
   isPerSampleHook,
   type PerSampleHook,
@@ -104,11 +104,12 @@ function arcTargets(
   gradient: MarginGradient,
 ) {
   const { z, slope } = plainLogits(cos, scale);
-  const f = targetFunction({ kind: "angular", m1: 1, m2: margin, m3: 0, fallback }, gradient);
+  const cy = Float64Array.from(b.labels, (y, i) => cos[i * b.C + y]);
+  const t = arcFaceTargets(cy, margin, fallback, gradient);
   for (let i = 0; i < b.N; i++) {
-    const k = i * b.C + b.labels[i], u = unitCosine(cos[k]), t = f(u.c);
-    z[k] = scale * t.value;
-    slope[k] = scale * t.slope * u.pass;
+    const k = i * b.C + b.labels[i];
+    z[k] = scale * t.value[i];
+    slope[k] = scale * t.slope[i];
   }
   return { z, slope };
 }

@@ -249,6 +249,37 @@ function adaFace(
  * use, the target cos(θ_y + m) with ArcFace's fallback c − m·sin m past π − m, and each sample's
  * hard-negative threshold, the plain cos(θ_y + m) even past π − m (as the official mask compares).
  */
+/**
+ * ArcFace's target cos(θ + m) (with `fallback` past π − m) on each target cosine, clamped to
+ * [−1, 1] first as the references clamp it, and its slope (0 where the clamp binds): the target
+ * of sub-center ArcFace (on the largest sub-center's cosine) and of CurricularFace.
+ */
+export function arcFaceTargets(
+  cy: ArrayLike<number>,
+  margin: number,
+  fallback: "insightface" | "easy" | "none",
+  gradient: MarginGradient,
+): { value: Float64Array; slope: Float64Array } {
+  const f = targetFunction({ kind: "angular", m1: 1, m2: margin, m3: 0, fallback }, gradient);
+  const N = cy.length, value = new Float64Array(N), slope = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    const u = unitCosine(cy[i]), t = f(u.c);
+    value[i] = t.value;
+    slope[i] = t.slope * u.pass;
+  }
+  return { value, slope };
+}
+
+/** Sub-center ArcFace's target terms from each sample's class cosine (its largest sub-center's). */
+export function subCenterTargets(
+  hook: Extract<SuccessorHook, { kind: "subCenter" }>,
+  gradient: MarginGradient,
+  cy: ArrayLike<number>,
+): SuccessorTargets {
+  const { value, slope } = arcFaceTargets(cy, hook.margin, hook.fallback, gradient);
+  return { scale: hook.scale, clamp: [-1, 1], value, slope, state: {} };
+}
+
 function curricular(
   hook: Extract<PerSampleHook, { kind: "curricular" }>,
   gradient: MarginGradient,
@@ -258,17 +289,9 @@ function curricular(
   let mean = 0;
   for (let i = 0; i < N; i++) mean += unitCosine(cy[i]).c;
   const t = alpha * (mean / N) + (1 - alpha) * hook.t;
-  const f = targetFunction(
-    { kind: "angular", m1: 1, m2: m, m3: 0, fallback: "insightface" },
-    gradient,
-  );
-  const value = new Float64Array(N), slope = new Float64Array(N), threshold = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    const u = unitCosine(cy[i]), target = f(u.c);
-    value[i] = target.value;
-    slope[i] = target.slope * u.pass;
-    threshold[i] = arcMargin(u.c, m).value;
-  }
+  const { value, slope } = arcFaceTargets(cy, m, "insightface", gradient);
+  const threshold = new Float64Array(N);
+  for (let i = 0; i < N; i++) threshold[i] = arcMargin(unitCosine(cy[i]).c, m).value;
   return {
     scale: hook.scale,
     clamp: [-1, 1],

@@ -58,6 +58,28 @@ const SPACES = [
   ["cosine", "cosine space (cos θ₁, cos θ₂)"],
 ] as const;
 
+/**
+ * One row per point of both classes' boundary curves, with `fields`; a band's rows (`margin` given)
+ * also name their edge.
+ */
+function curveRows(
+  curves: {
+    class1: readonly { x: number; y: number }[];
+    class2: readonly { x: number; y: number }[];
+  },
+  fields: Record<string, unknown>,
+  margin?: number,
+): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  for (const [curve, points] of [["class 1", curves.class1], ["class 2", curves.class2]] as const) {
+    const edge = margin === undefined ? {} : { edge: `${curve} ${margin}` };
+    for (const p of points) {
+      rows.push({ ...fields, curve: `${curve} boundary`, ...edge, x: p.x, y: p.y });
+    }
+  }
+  return rows;
+}
+
 if (import.meta.main) {
   const lines: Record<string, unknown>[] = [], gaps: Record<string, unknown>[] = [];
   for (const [loss, head, options, band] of PANELS) {
@@ -66,33 +88,10 @@ if (import.meta.main) {
       // ElasticFace's band: the boundaries of the margins m − σ and m + σ, dashed.
       for (const margin of band ?? []) {
         const edge = decisionBoundaries(head, { samples: 181, ...options, margin })[space];
-        for (const [curve, points] of [["class 1", edge.class1], ["class 2", edge.class2]]) {
-          for (const p of points as { x: number; y: number }[]) {
-            lines.push({
-              kind: "band",
-              loss,
-              space: title,
-              curve: `${curve} boundary`,
-              edge: `${curve} ${margin}`,
-              x: p.x,
-              y: p.y,
-            });
-          }
-        }
+        lines.push(...curveRows(edge, { kind: "band", loss, space: title }, margin));
       }
       const curves = boundaries[space];
-      for (const [curve, points] of [["class 1", curves.class1], ["class 2", curves.class2]]) {
-        for (const p of points as { x: number; y: number }[]) {
-          lines.push({
-            kind: "line",
-            loss,
-            space: title,
-            curve: `${curve} boundary`,
-            x: p.x,
-            y: p.y,
-          });
-        }
-      }
+      lines.push(...curveRows(curves, { kind: "line", loss, space: title }));
       for (const g of curves.gap) gaps.push({ kind: "gap", loss, space: title, ...g });
     }
   }

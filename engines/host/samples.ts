@@ -16,8 +16,7 @@
  *
  * @module
  */
-import type { HeadSpec, SuccessorHeadSpec } from "../../losses/head_spec.ts";
-import type { SuccessorHook, TargetMargin } from "../../losses/head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec, SuccessorHook } from "../../losses/head_spec.ts";
 import { checkLabels, NORM_EPS } from "../../losses/checks.ts";
 import { targetFunction } from "../../losses/target.ts";
 import {
@@ -26,8 +25,8 @@ import {
   type HardNegatives,
   isPerSampleHook,
   type PerSampleHook,
+  subCenterTargets,
   successorTargets,
-  unitCosine,
 } from "../../losses/successor_targets.ts";
 
 /**
@@ -80,6 +79,28 @@ export function checkSubCenters(
     );
   }
   if (labels) checkLabels(where, labels, { N: labels.length, C: rows / K });
+}
+
+/**
+ * Each sample's target rows gathered from W in float64 (sub-center ArcFace: the K rows of its
+ * class, the sizes checked first), as {@linkcode SampleRows} read them: a copy the finishing step
+ * may read after an await, whatever the caller does to its arrays.
+ */
+export function gatherTargetRows(
+  where: string,
+  head: HostHeadSpec,
+  w: Float32Array | Float64Array,
+  D: number,
+  labels: Int32Array,
+): { w: Float64Array; wRow: Int32Array; subCenters: number } {
+  const K = Math.max(kernelSubCenters(head), 1), size = K * D, N = labels.length;
+  checkSubCenters(where, head, w.length / D, labels);
+  const rows = new Float64Array(N * size);
+  for (let i = 0; i < N; i++) {
+    rows.set(w.subarray(labels[i] * size, (labels[i] + 1) * size), i * size);
+  }
+  const wRow = Int32Array.from({ length: N }, (_, i) => i * K);
+  return { w: rows, wRow, subCenters: K };
 }
 
 /**
@@ -289,33 +310,15 @@ export function targetRow(s: SampleRows & TargetTerms, i: number): number {
 /** A successor head's target terms, from the target cosines and norms already in `s`. */
 function successorTerms(where: string, head: SuccessorHeadSpec, s: TargetTerms): void {
   const hook = head.successor;
-  if (hook.kind === "subCenter") {
-    // ArcFace's target on the class cosine (as losses/_successor.ts: clamped to [−1, 1], slope 0
-    // past it), scale s.
-    const margin: TargetMargin = {
-      kind: "angular",
-      m1: 1,
-      m2: hook.margin,
-      m3: 0,
-      fallback: hook.fallback,
-    };
-    const f = targetFunction(margin, head.marginGradient);
-    for (let i = 0; i < s.zy.length; i++) {
-      const u = unitCosine(s.tc[i]), t = f(u.c);
-      s.tv[i] = t.value;
-      s.slope[i] = t.slope * u.pass;
-      s.a[i] = hook.scale;
-      s.b[i] = 1;
-      s.zy[i] = hook.scale * t.value;
-    }
-    return;
-  }
-  if (!isPerSampleHook(hook)) {
+  if (hook.kind !== "subCenter" && !isPerSampleHook(hook)) {
     throw new RangeError(
       `${where}: head.successor (${JSON.stringify(hook.kind)}) has no host terms`,
     );
   }
-  const t = successorTargets(where, hook, head.marginGradient, s.tc, s.nx);
+  // Sub-center ArcFace: ArcFace's target on the class cosine (the largest sub-center's).
+  const t = hook.kind === "subCenter"
+    ? subCenterTargets(hook, head.marginGradient, s.tc)
+    : successorTargets(where, hook, head.marginGradient, s.tc, s.nx);
   const scale = t.scale;
   s.tv.set(t.value);
   s.slope.set(t.slope);

@@ -3,9 +3,8 @@
 // x̂ and W for the kernels. Pure: plain arrays in, plain arrays out; the float64 copies it returns
 // are all that the finishing step reads, never the caller's arrays.
 import {
-  checkSubCenters,
+  gatherTargetRows,
   type HostHeadSpec,
-  kernelSubCenters,
   type Samples as HostSamples,
   sampleTerms,
 } from "../host/samples.ts";
@@ -78,18 +77,15 @@ export interface SampleInput {
  * target's cosine, f, f′ and logit.
  */
 export function sampleMaths(where: string, head: HostHeadSpec, input: SampleInput): Samples {
-  const { N, D } = input, K = Math.max(kernelSubCenters(head), 1), rows = K * D;
-  checkSubCenters(where, head, input.w.length / D, input.labels);
-  const labels = Int32Array.from(input.labels), x = Float64Array.from(input.x);
-  const wy = new Float64Array(N * rows);
+  const { N, D } = input, labels = Int32Array.from(input.labels);
+  const gathered = gatherTargetRows(where, head, input.w, D, labels);
+  const x = Float64Array.from(input.x), size = gathered.subCenters * D;
   checkFloat32(where, "features", x, D);
   for (let i = 0; i < N; i++) {
-    const y = labels[i], row = input.w.subarray(y * rows, y * rows + rows);
-    wy.set(row, i * rows);
-    checkFloat32(where, "weights", row, D, y * rows);
+    const row = gathered.w.subarray(i * size, (i + 1) * size);
+    checkFloat32(where, "weights", row, D, labels[i] * size);
   }
-  const wRow = Int32Array.from({ length: N }, (_, i) => i * K);
-  const rowsOf = { N, D, labels, x, w: wy, wRow, subCenters: K };
+  const rowsOf = { N, D, labels, x, ...gathered };
   const s = sampleTerms(head, rowsOf, input.bias, where);
   const big = s.a.findIndex((a) => !fitsFloat32(a));
   if (head.logits === "angular" && !("successor" in head) && big >= 0) {

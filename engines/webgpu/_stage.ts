@@ -8,7 +8,7 @@
 // and terms are kept for the finishing step (the targets' gradients, MagFace's terms, the state).
 import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
 import type { SuccessorHeadSpec } from "../../losses/head_spec.ts";
-import { checkSubCenters, kernelSubCenters, type Samples, sampleTerms } from "../host/samples.ts";
+import { gatherTargetRows, type Samples, sampleTerms } from "../host/samples.ts";
 import type { Layout } from "./_layout.ts";
 
 /** The validated input of a run, as engines receive it. */
@@ -163,14 +163,8 @@ export function stageTargets(
   into: Staged,
 ): Samples {
   const { N, D, x, w } = view, labels = Int32Array.from(view.labels);
-  const K = Math.max(kernelSubCenters(head), 1), size = K * D;
-  checkSubCenters(where, head, w.length / D, labels);
-  const rows = new Float64Array(N * size);
-  for (let i = 0; i < N; i++) {
-    rows.set(w.subarray(labels[i] * size, labels[i] * size + size), i * size);
-  }
-  const wRow = Int32Array.from({ length: N }, (_, i) => i * K);
-  const copy = { N, D, labels, x: Float64Array.from(x), w: rows, wRow, subCenters: K };
+  const rows = gatherTargetRows(where, head, w, D, labels);
+  const copy = { N, D, labels, x: Float64Array.from(x), ...rows };
   const samples = sampleTerms(head, copy, undefined, where);
   for (let i = 0; i < N; i++) into.targets[i] = samples.tv[i];
   if (samples.hardNegatives) into.thresholds.set(samples.hardNegatives.threshold);
