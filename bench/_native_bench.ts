@@ -70,12 +70,13 @@ function engineContender(
         dims: size.D,
         classes: size.C,
       }, options);
-      let calls = 0;
+      let calls = 0, last: EngineResult | undefined;
       return {
-        run: () =>
-          prepared.run(sets[calls++ % 2], { reduction: "mean" }).then((r: EngineResult) => {
-            if (!Number.isFinite(r.loss)) throw new Error(`${name}: loss ${r.loss}`);
-          }),
+        run: async () => {
+          const into = e.writesInto ? last : undefined;
+          last = await prepared.run(sets[calls++ % 2], { reduction: "mean", into });
+          if (!Number.isFinite(last.loss)) throw new Error(`${name}: loss ${last.loss}`);
+        },
         dispose: () => prepared.dispose(),
       };
     },

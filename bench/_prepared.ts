@@ -1,5 +1,7 @@
 // The path users take, as the bench times it: a head prepared once, run on new features AND weights
-// every time (training changes both each step): two input sets of one size, alternated.
+// every time (training changes both each step): two input sets of one size, alternated. Our engines
+// write each run's gradients into the previous run's arrays (`run(input, { into })`, as a training
+// loop does; PyTorch's allocator reuses memory the same way); a peer returns new arrays.
 import type { HeadSpec, SuccessorHeadSpec } from "../mod.ts";
 import type { Engine, EngineResult } from "../engines/engine.ts";
 import { prepareOn } from "../engines/prepare_head.ts";
@@ -50,9 +52,12 @@ export async function prepareBenchHead(
     dims: size.D,
     classes: size.C * rowsPerClass,
   }, {});
-  let calls = 0;
+  let calls = 0, last: EngineResult | undefined;
   return {
-    run: () => prepared.run(sets[calls++ % 2], { reduction: "mean" }),
+    run: async () => {
+      const into = engine.writesInto ? last : undefined;
+      return last = await prepared.run(sets[calls++ % 2], { reduction: "mean", into });
+    },
     dispose: () => prepared.dispose(),
   };
 }

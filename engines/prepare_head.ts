@@ -19,6 +19,7 @@ import type {
 import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
 import { checkHeadSpec } from "../losses/checks.ts";
 import { checkSuccessorHead } from "../losses/successor_head.ts";
+import { checkInto, placeInto } from "./_into.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -34,7 +35,7 @@ export interface PreparedHead<T extends Float32Array | Float64Array = Float32Arr
   /**
    * Forward and backward on new features, weights, labels (and bias, for a linear head). The
    * arrays are read before the returned promise is created, so the caller may reuse them at once;
-   * results are new arrays. Runs of one prepared head queue one after another.
+   * results are new arrays, or `options.into`'s. Runs of one prepared head queue one after another.
    */
   run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>>;
   /** Releases the engine's workers, memory or GPU buffers; a later `run` is an error. */
@@ -93,7 +94,7 @@ function snapshot(view: CheckedHeadView): CheckedHeadView {
 }
 
 function runSettings(where: string, options: RunOptions | undefined): RunSettings {
-  const o = optionsObject(where, options, ["reduction", "logits"]);
+  const o = optionsObject(where, options, ["reduction", "logits", "into"]);
   return {
     reduction: reductionOption(where, o.reduction),
     logits: booleanOption(where, "logits", o.logits, false),
@@ -114,27 +115,17 @@ export async function prepareOn<
   shape: HeadShape,
   options: O,
 ): Promise<PreparedHead<T>> {
-  const where = `prepareHead (${engine.name})`;
-  const successor = head !== null && typeof head === "object" && "successor" in head;
-  if (!successor) checkHeadSpec(where, head);
-  const checkedShape = checkShape(where, shape);
-  // A successor head is checked and copied (its margins and state cannot change under the runs).
-  const hooked = successor ? checkEngineSuccessor(where, head, checkedShape.samples) : undefined;
-  const supported = hooked
-    ? supportsSuccessor(engine as Engine, hooked)
-    : engine.supports(head as HeadSpec);
-  if (supported !== true) throw new RangeError(`${where}: ${supported}`);
-  if (options.threads !== undefined && !engine.threaded) {
-    throw new TypeError(
-      `${where}: options.threads is not an option of ${engine.name}, which has no threads`,
-    );
-  }
+  const { checkedShape, hooked } = checkPrepare(engine as Engine, head, shape, options);
   const inner: EngineHead<T> = hooked
     ? await engine.prepareSuccessor!(hooked, checkedShape, options)
     : await engine.prepare(head as HeadSpec, checkedShape, options);
   let disposed = false;
   let busy: Promise<unknown> | undefined;
   const runWhere = `${engine.name} run`;
+  const pending = new Set<ArrayBufferView>(); // `into` arrays of the runs not finished
+  // The logits' columns: sub-center ArcFace's W has K rows per class.
+  const classes = checkedShape.classes /
+    (hooked?.successor.kind === "subCenter" ? hooked.successor.subCenters : 1);
 
   async function run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>> {
     if (disposed) throw new Error(`${runWhere}: the head was disposed`);
@@ -144,12 +135,26 @@ export async function prepareOn<
       shape: checkedShape,
       checksValues: engine.checksValues,
     });
+    const into = checkInto(runWhere, options?.into, {
+      shape: checkedShape,
+      classes,
+      precision: engine.precision,
+      input,
+      pending,
+    });
     if (busy) view = snapshot(view);
     const waitFor = busy;
+    const targets = into ? Object.values(into) as ArrayBufferView[] : [];
+    for (const array of targets) pending.add(array);
     const task = (async () => {
-      if (waitFor) await waitFor.catch(() => {});
-      if (disposed) throw new Error(`${runWhere}: the head was disposed`);
-      return await inner.run(view, settings);
+      try {
+        if (waitFor) await waitFor.catch(() => {});
+        if (disposed) throw new Error(`${runWhere}: the head was disposed`);
+        if (!into) return await inner.run(view, settings);
+        return placeInto(await inner.run(view, { ...settings, into }), into);
+      } finally {
+        for (const array of targets) pending.delete(array);
+      }
     })();
     const current = task.catch(() => {}).finally(() => {
       if (busy === current) busy = undefined;
@@ -174,6 +179,32 @@ export async function prepareOn<
     [Symbol.dispose]: () => void dispose().catch(() => {}),
     [Symbol.asyncDispose]: dispose,
   };
+}
+
+/**
+ * What `prepareOn` checks before the engine prepares: the head (a successor head checked and
+ * copied: its margins and state cannot change under the runs), the shape, whether the engine
+ * computes the head, and the options the engine takes.
+ */
+function checkPrepare(
+  engine: Engine,
+  head: HeadSpec | SuccessorHeadSpec,
+  shape: HeadShape,
+  options: EngineOptions,
+): { checkedShape: HeadShape; hooked?: SuccessorHeadSpec } {
+  const where = `prepareHead (${engine.name})`;
+  const successor = head !== null && typeof head === "object" && "successor" in head;
+  if (!successor) checkHeadSpec(where, head);
+  const checkedShape = checkShape(where, shape);
+  const hooked = successor ? checkEngineSuccessor(where, head, checkedShape.samples) : undefined;
+  const supported = hooked ? supportsSuccessor(engine, hooked) : engine.supports(head as HeadSpec);
+  if (supported !== true) throw new RangeError(`${where}: ${supported}`);
+  if (options.threads !== undefined && !engine.threaded) {
+    throw new TypeError(
+      `${where}: options.threads is not an option of ${engine.name}, which has no threads`,
+    );
+  }
+  return { checkedShape, hooked };
 }
 
 /**

@@ -269,7 +269,8 @@ function runSync(
     logitsOut: logits,
   });
   const { loss, losses, rest } = statistics;
-  const gradWeights = new Float32Array(C * D);
+  // The kernels write every element of ∂W: `into`'s array needs no clearing.
+  const gradWeights = (settings.into?.gradWeights as Float32Array) ?? new Float32Array(C * D);
   slots[SLOT_GW] = address(gradWeights);
   pool.phase(BACKWARD);
   if (Atomics.load(ctl, BAD) & BAD_GRAD) {
@@ -394,6 +395,7 @@ export const nativeEngine: Engine<Float32Array, NativeEngineOptions> = {
   precision: "float32",
   threaded: true,
   checksValues: true,
+  writesInto: true,
   availability: () => probe ??= availability(),
   supports: () => true,
   prepare,

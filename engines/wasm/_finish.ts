@@ -82,10 +82,18 @@ export function logitsOf(
   return out;
 }
 
-/** The C×D rows out of the kernels' C×Dp array, as a new array. */
-export function unpad(padded: Float32Array, rows: number, D: number, Dp: number): Float32Array {
-  if (D === Dp) return padded.slice(0, rows * D);
-  const out = new Float32Array(rows * D);
+/** The C×D rows out of the kernels' C×Dp array, into `out` (a new array by default). */
+export function unpad(
+  padded: Float32Array,
+  rows: number,
+  D: number,
+  Dp: number,
+  out: Float32Array = new Float32Array(rows * D),
+): Float32Array {
+  if (D === Dp) {
+    out.set(padded.subarray(0, rows * D));
+    return out;
+  }
   for (let j = 0; j < rows; j++) out.set(padded.subarray(j * Dp, j * Dp + D), j * D);
   return out;
 }

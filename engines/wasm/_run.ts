@@ -142,7 +142,8 @@ export function finishRun(
     sumx: new Float64Array(buffer, t.sumx, Np),
     grada: new Float64Array(buffer, t.grada, Np),
   }));
-  const gradWeights = unpad(new Float32Array(buffer, o.gw, Cp * Dp), C, D, Dp);
+  const into = settings.into?.gradWeights as Float32Array | undefined;
+  const gradWeights = unpad(new Float32Array(buffer, o.gw, Cp * Dp), C, D, Dp, into);
   const gradBias = settings.bias ? new Float32Array(buffer, o.gb, C).slice() : undefined;
   const targets = { gradWeights, gradBias };
   const gradFeatures = gradFeaturesOf(s, radius, parts, losses, weight, Dp, targets);

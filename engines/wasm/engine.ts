@@ -103,6 +103,7 @@ export const wasmEngine: Engine<Float32Array, WasmEngineOptions> = {
   precision: "float32",
   threaded: true,
   checksValues: true,
+  writesInto: true,
   async availability() {
     const problem = runtimeProblem();
     if (problem) return { available: false, reason: problem };

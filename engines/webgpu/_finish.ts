@@ -68,7 +68,7 @@ export function finishRun(
   const { N, C, D } = layout;
   const classes = layout.logitsBytes / 4 / N; // sub-center ArcFace: C/K
   let losses: Float64Array = new Float64Array(N), rows = new Float32Array(0);
-  const gradWeights = new Float32Array(C * D);
+  const gradWeights = (settings.into?.gradWeights as Float32Array) ?? new Float32Array(C * D);
   let gradFeatures: Float32Array = new Float32Array(0), gradBias: Float32Array | undefined;
   let offset = 0, filled = 0;
   for (const part of layout.read) {

@@ -274,6 +274,7 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
   precision: "float32",
   threaded: false,
   checksValues: true,
+  writesInto: true,
   availability,
   supports: () => true,
   supportsSuccessor: (head) => hostSuccessorSupport("engine-webgpu", head),
