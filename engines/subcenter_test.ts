@@ -220,7 +220,7 @@ Deno.test({
     const head = await prepareSyncWasmHead(arcFaceHead(), shape, { threads: 2 });
     try {
       for (const next of [subCenterArcFaceHead({ subCenters: 3 }), arcFaceHead()]) {
-        const actual = head.runSync(next, input, "sum");
+        const actual = head.runSync(next, input, { reduction: "sum" });
         const expected = await run(ENGINES.reference as Engine, next, input, "sum");
         const { logits: _, ...rest } = expected;
         assertMatchesReference(actual, rest as HeadResult, {

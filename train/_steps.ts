@@ -40,13 +40,28 @@ export interface Step {
   gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => tf.Tensor[];
 }
 
-/** W's values as one C×D array (the shards' values copied in order, or the one shard's own). */
-export function weightValues(call: Call<unknown>): Float32Array {
-  if (call.weights.length === 1) return call.weights[0].dataSync() as Float32Array;
-  const out = new Float32Array(call.C * call.D);
+/**
+ * A float32 tensor's values without a copy where the backend allows: on tfjs-wasm a view of tfjs's
+ * heap (a `dataSync` there copies into a new array, whose first touch costs ~3 ms per MB here),
+ * elsewhere `dataSync()`. Valid only until tfjs allocates again: read it at once.
+ */
+export function valuesNow(tensor: tf.Tensor): Float32Array {
+  const backend = tf.backend() as { typedArrayFromHeap?: (t: tf.TensorInfo) => unknown };
+  const view = tf.getBackend() === "wasm" && tensor.dtype === "float32" && !tensor.isDisposed &&
+    typeof backend.typedArrayFromHeap === "function";
+  return (view ? backend.typedArrayFromHeap!(tensor) : tensor.dataSync()) as Float32Array;
+}
+
+/**
+ * W's values as one C×D array, read at once (see {@linkcode valuesNow}): the one shard's own values,
+ * or the shards' values copied in order into `stage` (a new array when it is absent or too small).
+ */
+export function weightValues(call: Call<unknown>, stage?: Float32Array): Float32Array {
+  if (call.weights.length === 1) return valuesNow(call.weights[0]);
+  const out = stage?.length === call.C * call.D ? stage : new Float32Array(call.C * call.D);
   let at = 0;
   for (const shard of call.weights) {
-    const data = shard.dataSync() as Float32Array;
+    const data = valuesNow(shard);
     out.set(data, at);
     at += data.length;
   }

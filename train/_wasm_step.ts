@@ -29,6 +29,9 @@ export interface WasmSettings {
   mode?: SyncMode;
 }
 
+const RECYCLED = "this step's gradient was taken once and its memory since reused by a later " +
+  "step (tfjs-wasm copies each gradient); take a step's gradient before the next step runs";
+
 /**
  * How long the heads stay prepared without a call. Their worker threads keep a Deno process
  * alive, so a training script that never calls dispose() still ends this long after its last
@@ -49,12 +52,28 @@ function unrefTimer(fn: () => void, ms: number): number {
 export class WasmPath {
   readonly heads = new HeadCache<SyncWasmHead>();
   #idle?: number;
+  /** A ∂W array whose values tfjs has copied, with its step: the next step writes it again. */
+  #spare?: { array: Float32Array; owner: { recycled: boolean } };
+  /** The shards of W copied into one array (W in several tensors), kept from step to step. */
+  #stage?: Float32Array;
   constructor(readonly settings: WasmSettings) {}
 
   /** Re-arms the release of the heads after {@linkcode IDLE_RELEASE_MS} without a call. */
   #touch(): void {
     clearTimeout(this.#idle);
     this.#idle = unrefTimer(() => this.heads.clear(), IDLE_RELEASE_MS);
+  }
+
+  /**
+   * The spare ∂W array when it has `size` elements, taken from its step (whose gradient, if taken
+   * again, is then an error instead of another step's values).
+   */
+  #takeSpare(size: number): Float32Array | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare?.array.length !== size) return undefined;
+    spare.owner.recycled = true;
+    return spare.array;
   }
 
   /** Prepares a head of `shape` ahead, asynchronously. */
@@ -89,12 +108,17 @@ export class WasmPath {
       () => createSyncWasmHead(spec, { samples: N, dims: D, classes: C }, this.#options()),
     );
     const x = features.dataSync() as Float32Array, y = labels.dataSync();
+    const spare = this.#takeSpare(C * D);
+    if (call.weights.length > 1 && this.#stage?.length !== C * D) this.#stage = undefined;
+    const weights = weightValues(call, this.#stage);
+    if (call.weights.length > 1) this.#stage = weights;
     const result = head.runSync(spec, {
       features: { rows: N, cols: D, data: x },
-      weights: { rows: C, cols: D, data: weightValues(call) },
+      weights: { rows: C, cols: D, data: weights },
       labels: y,
-    }, reduction);
+    }, { reduction, gradWeightsInto: spare });
     const gradFeatures = result.gradFeatures.data, gradWeights = result.gradWeights.data;
+    const mine = { recycled: false };
     const state = isSuccessorHead(spec) ? { ...result.state } : undefined;
     let loss = result.loss, moveCenters = () => {};
     if (center) {
@@ -106,15 +130,19 @@ export class WasmPath {
     return {
       value: tf.scalar(loss),
       gradFunc: (dy: tf.Scalar) => {
+        if (mine.recycled) throw new Error(`${call.where}: ${RECYCLED}`);
         moveCenters();
         if (state) onState?.({ ...state });
         const scale = dy.dataSync()[0];
         const gx = tf.tensor2d(gradFeatures, [N, D]);
-        return [
+        const grads = [
           scale === 1 ? gx : tf.mul(gx, scale),
           tf.zerosLike(labels),
           ...weightGradients(call, gradWeights, scale),
         ];
+        // tfjs-wasm copied ∂W into its heap: the next step may write this array.
+        if (tf.getBackend() === "wasm") this.#spare = { array: gradWeights, owner: mine };
+        return grads;
       },
     };
   }

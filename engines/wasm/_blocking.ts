@@ -23,7 +23,7 @@ import {
   checkLabels,
   viewHeadInput,
 } from "../../losses/checks.ts";
-import type { EngineResult, HeadShape } from "../engine.ts";
+import type { EngineResult, HeadShape, RunTargets } from "../engine.ts";
 import { CONTROL, PARAMS, type WasmLayout, wasmLayout } from "./_layout.ts";
 import { attachHeadSync, type HeadThreads, type KernelBuild, kernelsModule } from "./_runtime.ts";
 import { runThread, type ThreadHead } from "./_thread.ts";
@@ -37,6 +37,18 @@ const WAIT_LIMIT_MS = 600_000;
 
 /** How a synchronous head runs: see {@linkcode SyncWasmHead.mode}. */
 export type SyncMode = "blocking" | "calling-thread";
+
+/** Options of {@linkcode SyncWasmHead.runSync}. */
+export interface SyncRunOptions {
+  /** How per-sample losses are combined. @default {"mean"} */
+  reduction?: Reduction;
+  /**
+   * A C×D array the caller gives up, sharing no memory with the input: ∂W is written there (and
+   * returned as `gradWeights`) instead of into a new array, whose first touch costs more than
+   * the run at large C (see `RunOptions.into` of a prepared head).
+   */
+  gradWeightsInto?: Float32Array;
+}
 
 /** A head of engine-wasm whose runs return their result synchronously. */
 export interface SyncWasmHead {
@@ -55,9 +67,35 @@ export interface SyncWasmHead {
    * of this step): its numbers are read at every run. A successor head must be of a kind the
    * engine computes (`wasmEngine.supportsSuccessor`); its state and margins come back in the result.
    */
-  runSync(head: HostHeadSpec, input: HeadInput, reduction?: Reduction): EngineResult<Float32Array>;
+  runSync(
+    head: HostHeadSpec,
+    input: HeadInput,
+    options?: SyncRunOptions,
+  ): EngineResult<Float32Array>;
   /** Releases the threads and the memory; idempotent. */
   dispose(): void;
+}
+
+/** `options.gradWeightsInto` of a run, checked: C×D float32 sharing no memory with the input. */
+function gradWeightsInto(
+  array: Float32Array | undefined,
+  layout: { C: number; D: number },
+  input: HeadInput,
+): Pick<RunTargets, "gradWeights"> | undefined {
+  if (array === undefined) return undefined;
+  if (!(array instanceof Float32Array) || array.length !== layout.C * layout.D) {
+    throw new TypeError(
+      `${RUN}: options.gradWeightsInto must be a Float32Array of C×D = ${layout.C * layout.D}`,
+    );
+  }
+  for (
+    const [name, data] of [["features", input.features?.data], ["weights", input.weights?.data]]
+  ) {
+    if (ArrayBuffer.isView(data) && data.buffer === array.buffer) {
+      throw new RangeError(`${RUN}: options.gradWeightsInto shares memory with input.${name}`);
+    }
+  }
+  return { gradWeights: array };
 }
 
 /** Whether this thread may block in Atomics.wait (a browser's main thread may not). */
@@ -185,7 +223,7 @@ export function prepareNow(
   function runSync(
     head: HostHeadSpec,
     input: HeadInput,
-    reduction: Reduction = "mean",
+    options: SyncRunOptions = {},
   ): EngineResult<Float32Array> {
     if (!memory) throw new Error(`${RUN}: the head was disposed`);
     // A successor head runs the kernels as its kernel head (scale s, no margin); its targets,
@@ -194,7 +232,7 @@ export function prepareNow(
     if (isAdaCos(checked)) {
       // Two runs of AdaCos's scale-only head, the first at the old scale (engines/adacos.ts).
       const view = checkedView(adaCosBaseHead(RUN, checked, shape.classes), layout, input);
-      return runAdaCosSync(RUN, checked, view, (base) => runSync(base, input, reduction));
+      return runAdaCosSync(RUN, checked, view, (base) => runSync(base, input, options));
     }
     const { base: next, kernel } = kernelView(RUN, checked, shape.classes);
     const view = checkedView(next, layout, input);
@@ -205,6 +243,8 @@ export function prepareNow(
       writeSlots(next, layout, memory);
       structure = structureOf(next, kernel);
     }
+    const reduction = options.reduction ?? "mean";
+    const into = gradWeightsInto(options.gradWeightsInto, layout, input);
     const samples = layOutRun(checked, layout, memory, view, reduction);
     if (thread) runThread(thread, PARAMS);
     else {
@@ -213,7 +253,7 @@ export function prepareNow(
       waitForThreads(control, layout.threads);
     }
     const bias = view.bias !== undefined;
-    return finishRun(next, layout, memory, samples, { reduction, logits: false, bias });
+    return finishRun(next, layout, memory, samples, { reduction, logits: false, bias, into });
   }
 
   const prepared: SyncWasmHead = {

@@ -5,7 +5,7 @@ import type { HeadSpec } from "../../losses/head_spec.ts";
 import type { Reduction } from "../../losses/types.ts";
 import { reductionWeight } from "../../losses/cross_entropy.ts";
 import type { CheckedHeadView } from "../../losses/checks.ts";
-import type { EngineResult, RunSettings } from "../engine.ts";
+import type { EngineResult, RunSettings, RunTargets } from "../engine.ts";
 import * as L from "./assembly/layout.ts";
 import { PARAMS, type WasmLayout } from "./_layout.ts";
 import {
@@ -130,7 +130,7 @@ export function finishRun(
   layout: WasmLayout,
   memory: WebAssembly.Memory,
   s: Samples,
-  settings: RunSettings & { bias: boolean },
+  settings: Omit<RunSettings, "into"> & { bias: boolean; into?: Pick<RunTargets, "gradWeights"> },
 ): EngineResult<Float32Array> {
   const { N, D, C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
   const params = new Int32Array(buffer, PARAMS, L.PARAM_SLOTS);
