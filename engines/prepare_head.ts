@@ -259,23 +259,27 @@ export const PREPARE_OPTIONS = ["engine", "threads", "library"] as const;
  * exists) and `"native"` (the machine's BLAS through Deno's FFI, with a WebAssembly epilogue). The
  * float32 engines agree with the reference to the error the README states.
  *
- * @example ArcFace on the WebAssembly engine, run twice with new inputs
+ * @example ArcFace on the WebAssembly engine, run twice with new inputs, the second run writing
+ * into the first one's arrays (`into`: no new C×D gradient each step)
  * ```ts
- * import { arcFaceHead, matrix, prepareHead } from "../mod.ts";
+ * import { arcFaceHead, type EngineResult, matrix, prepareHead } from "../mod.ts";
  * import assert from "node:assert";
  *
  * await using head = await prepareHead(arcFaceHead(), { samples: 2, dims: 3, classes: 4 }, {
  *   engine: "wasm",
  *   threads: 1,
  * });
+ * let result: EngineResult | undefined;
  * for (const shift of [0, 0.5]) {
- *   const { loss, gradWeights } = await head.run({
+ *   const last = result?.gradWeights.data;
+ *   result = await head.run({
  *     features: matrix(2, 3, [1, shift, 0, 0, 1, shift]),
  *     weights: matrix(4, 3, [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]),
  *     labels: [0, 1],
- *   });
- *   assert.ok(Number.isFinite(loss));
- *   assert.equal(gradWeights.rows, 4);
+ *   }, { into: result });
+ *   assert.ok(Number.isFinite(result.loss));
+ *   assert.equal(result.gradWeights.rows, 4);
+ *   if (last) assert.strictEqual(result.gradWeights.data, last);
  * }
  * ```
  *
