@@ -143,11 +143,16 @@ function ortEngine(provider: Provider): Engine<Float32Array> {
       };
     };
     const featuresOf = matrixTensor([N, D]), weightsOf = matrixTensor([C, D]);
+    // The caller's arrays copied at once into arrays kept from run to run (runs never overlap:
+    // prepareOn queues them); a new C×D array per run would cost its first touch.
+    const stage = { x: new Float32Array(N * D), w: new Float32Array(C * D) };
     return {
       async run(view, { reduction }) {
+        stage.x.set(view.x);
+        stage.w.set(view.w);
         const tensors: Record<string, ortWasm.Tensor> = {
-          features: featuresOf(Float32Array.from(view.x)),
-          weights: weightsOf(Float32Array.from(view.w)),
+          features: featuresOf(stage.x),
+          weights: weightsOf(stage.w),
           labels: new ort.Tensor("int64", BigInt64Array.from(view.labels, (y) => BigInt(y)), [N]),
           bias: new ort.Tensor(
             "float32",

@@ -38,10 +38,14 @@ function tfjsEngine(name: TfjsBackendName, kind: EngineKind): Engine<Float32Arra
     const { samples: N, dims: D, classes: C } = shape;
     if (name === "webgpu") checkBindingLimit(where, N, D, C);
     const labelTensors = (labels: Int32Array) => tf.tensor1d(labels, "int32");
+    // Copied before the first await (the caller may reuse its arrays at once) into arrays kept from
+    // run to run: runs never overlap (prepareOn queues them) and each run's tensors are disposed
+    // before it ends; a new C×D array per run would cost its first touch.
+    const x = new Float32Array(N * D), w = new Float32Array(C * D);
     return {
       async run(view, { reduction }) {
-        // Copied before the first await: the caller may reuse its arrays at once.
-        const x = Float32Array.from(view.x), w = Float32Array.from(view.w);
+        x.set(view.x);
+        w.set(view.w);
         const labels = view.labels.slice(), bias = view.bias && Float32Array.from(view.bias);
         await useTfjsBackend(name); // another tfjs backend may have run since
         const outputs = tf.tidy(() => {

@@ -420,7 +420,9 @@ if (import.meta.main) {
     `## Benchmark (${profile.name} job), ${subtitle}`,
     "",
     `Each figure: median of one run (sample count in parentheses) of \`await prepared.run()\` ` +
-    `(forward + backward, results read back); GFLOP/s at 6·N·D·C. Budget ${result.budgetS} s ` +
+    `(forward + backward, results read back; our engines write each run's gradients into the ` +
+    `last run's arrays, \`{ into }\`, as a training loop does, a peer returns new arrays); ` +
+    `GFLOP/s at 6·N·D·C. Budget ${result.budgetS} s ` +
     `per bench.${setup ? ` ${setup}.` : ""}${result.commit ? ` Commit ${result.commit}.` : ""}`,
     "",
     "Median ms per backend:",
