@@ -1,11 +1,13 @@
 // One-off: Partial FC at C = 1 000 000, D = 512, N = 128, rate 0.1 (issue 13): time per step and
 // peak RSS on one engine. Not a test. W is C×D float32 (2 GB).
-// deno run -A bench/partial_fc_scale.ts wasm|webgpu [steps] [classes]
+// Each step after the first writes into the last one's arrays (`into`), as a training loop does.
+// deno run -A bench/partial_fc_scale.ts wasm|webgpu|native [steps] [classes]
 import {
   arcFaceHead,
   partialFc,
   partialFcClasses,
   partialFcInput,
+  type PartialFcResult,
   preparePartialFc,
 } from "../mod.ts";
 import type { EngineName } from "../engines/registry.ts";
@@ -50,9 +52,10 @@ await using pfc = await preparePartialFc(
   { engine },
 );
 console.log(`${engine}: prepared in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+let last: PartialFcResult | undefined;
 for (let step = 0; step < steps; step++) {
   t = performance.now();
-  const r = await pfc.run(input, { step });
+  const r = last = await pfc.run(input, { step, into: last });
   const s = (performance.now() - t) / 1000;
   console.log(
     `${engine} step ${step}: ${s.toFixed(2)} s, loss ${r.loss.toFixed(4)}, ` +

@@ -37,6 +37,12 @@ export interface PartialFcRunOptions {
   reduction?: Reduction;
   /** Also return the N×|classes| logits of the sub-head. @default {false} */
   logits?: boolean;
+  /**
+   * An earlier step's result that the caller gives back: this step writes its gradients into its
+   * arrays (`RunOptions.into` of a prepared head) where this step's class count is the same, and
+   * into new arrays where it is not (a step whose positives outnumber ⌊rate·C⌋).
+   */
+  into?: PartialFcResult;
 }
 
 /**
@@ -69,6 +75,34 @@ export interface PreparedPartialFc extends Disposable, AsyncDisposable {
   run(input: HeadInput, options?: PartialFcRunOptions): Promise<PartialFcResult>;
   /** Releases every prepared sub-head; a later `run` is an error. */
   dispose(): Promise<void>;
+}
+
+const RUN_OPTIONS = ["step", "classes", "reduction", "logits", "into"] as const;
+
+/**
+ * The gathered sub-head weights, kept from step to step: a new |classes|×D array per step (200 MB
+ * at C = 10⁶, rate 0.1) would cost its first touch, page by page. A step holds the stage from its
+ * gather until its sub-head's run is called (which reads its input at once); a step gathered
+ * meanwhile gets a new array.
+ */
+class GatherStage {
+  #array?: Float32Array | Float64Array;
+  #holder?: object;
+
+  gather(where: string, input: HeadInput, classes: Int32Array) {
+    const holds = this.#holder === undefined ? {} : undefined;
+    const sub = gatherPartialFc(where, "options.classes", input, classes, {
+      weightsInto: holds && this.#array,
+    });
+    if (holds) {
+      this.#array = sub.weights.data as Float32Array | Float64Array; // kept, or its successor
+      this.#holder = holds;
+    }
+    const release = () => {
+      if (holds && this.#holder === holds) this.#holder = undefined;
+    };
+    return { sub, release };
+  }
 }
 
 /** How many sub-shapes (class counts) stay prepared: the usual one and the last other one. */
@@ -177,19 +211,26 @@ export async function preparePartialFc(
   const stable = Math.floor(spec.rate * full.classes);
   if (stable >= Math.min(full.samples, full.classes)) await subHead(stable).head;
   const runWhere = `partialFc run (${engine.name})`;
+  const stage = new GatherStage();
 
   function run(input: HeadInput, runOptions?: PartialFcRunOptions): Promise<PartialFcResult> {
     if (disposed) return Promise.reject(new Error(`${runWhere}: the view was disposed`));
     try {
       checkInputShape(runWhere, input, full);
-      const o = optionsObject(runWhere, runOptions, ["step", "classes", "reduction", "logits"]);
+      const o = optionsObject(runWhere, runOptions, RUN_OPTIONS);
       const classes = classSet(runWhere, input, full, spec, o);
-      const sub = gatherPartialFc(runWhere, "options.classes", input, classes);
+      const { sub, release } = stage.gather(runWhere, input, classes);
       const entry = subHead(classes.length);
       const features = { ...sub.features, data: sub.features.data.slice() };
-      const task = entry.head.then((h) =>
-        h.run({ ...sub, features }, { reduction: o.reduction, logits: o.logits })
-      );
+      const into = o.into?.gradWeights?.rows === classes.length ? o.into : undefined;
+      const task = entry.head.then((h) => {
+        try {
+          return h.run({ ...sub, features }, { reduction: o.reduction, logits: o.logits, into });
+        } finally {
+          release(); // the sub-head has read the stage
+        }
+      });
+      task.catch(release); // a sub-head that failed to prepare
       entry.last = task.catch(() => {});
       return task.then((r) => ({ ...r, classes, labels: sub.labels }));
     } catch (error) {

@@ -10,8 +10,10 @@ import {
   type HeadSpec,
   marginSoftmaxLoss,
   partialFc,
+  partialFcClasses,
   partialFcInput,
   partialFcLoss,
+  type PartialFcResult,
   partialFcSize,
   preparePartialFc,
   type Reduction,
@@ -95,11 +97,14 @@ for (const engine of engines.filter((e) => e.precision === "float32")) {
         SHAPE,
         options(engine),
       );
-      let rel = 0;
+      let rel = 0, last: PartialFcResult | undefined;
       for (const step of [0, 1, 2]) {
-        const r = await pfc.run(input, { step });
+        // Each step after the first writes into the last one's arrays (same class count).
+        const r = await pfc.run(input, { step, into: last });
+        if (last) assert.strictEqual(r.gradWeights.data, last.gradWeights.data);
         const expected = marginSoftmaxLoss(partialFcInput(input, r.classes), head);
         rel = Math.max(rel, assertMatchesReference(r, expected, { name: entry.name, rtol }));
+        last = r;
       }
       worst.push(`${entry.name} ${rel.toExponential(1)}`);
       assert.equal(snapshot(input), before);
@@ -112,10 +117,12 @@ Deno.test("partialFc: more positives than ⌊r·C⌋ (the sub-shape changes), di
   const head = HEAD_CATALOG.find((e) => e.name === "arcFace")!.head();
   const view = partialFc(head, { rate: 0.05, seed: 1 }); // ⌊0.05·150⌋ = 7 < up to 12 positives
   const pfc = await preparePartialFc(view, SHAPE);
+  let last: PartialFcResult | undefined;
   for (const [k, seed] of [3, 4, 5, 3].entries()) {
     const input = randomHeadInput(SIZE, seed);
     input.labels = Array.from(input.labels, (y, i) => i < k + 4 ? y : input.labels[0]);
-    const r = await pfc.run(input, { step: k });
+    // `into` of another class count: new arrays instead.
+    const r = last = await pfc.run(input, { step: k, into: last });
     assert.equal(r.classes.length, Math.max(7, new Set(Array.from(input.labels)).size));
     const expected = marginSoftmaxLoss(partialFcInput(input, r.classes), head);
     assertMatchesReference(r, expected, { name: `step ${k}`, rtol: 1e-12 });
@@ -207,5 +214,27 @@ Deno.test("partialFc fixtures: PyTorch partial_fc_v2 on its class set, every eng
       worst = Math.max(worst, compareCase(c, r, rtol));
     }
     console.log(`${engine.name}: worst relative error on the Partial FC fixtures ${worst}`);
+  }
+});
+
+Deno.test("partialFc: steps started together each run on their own gathered rows (the view's gather stage is held until its sub-head reads it)", async () => {
+  const head = HEAD_CATALOG.find((e) => e.name === "arcFace")!.head();
+  for (const engine of engines) {
+    const view = partialFc(head, { rate: 0.1, seed: 5 });
+    await using pfc = await preparePartialFc(view, SHAPE, options(engine));
+    const inputs = [21, 22, 23].map((seed) => randomHeadInput(SIZE, seed));
+    const expected = inputs.map((input, step) => {
+      const classes = partialFcClasses(input.labels, SIZE.C, { rate: 0.1, seed: 5, step });
+      return marginSoftmaxLoss(partialFcInput(input, classes), head);
+    });
+    for (let round = 0; round < 2; round++) {
+      const results = await Promise.all(inputs.map((input, step) => pfc.run(input, { step })));
+      results.forEach((r, step) =>
+        assertMatchesReference(r, expected[step], {
+          name: `${engine.name} round ${round} step ${step}`,
+          rtol: toleranceOf(engine).rtol,
+        })
+      );
+    }
   }
 });

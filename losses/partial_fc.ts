@@ -278,9 +278,13 @@ function gatherRows<T extends Float32Array | Float64Array>(
   data: T,
   D: number,
   rows: Int32Array,
+  into?: Float32Array | Float64Array,
 ): T {
+  const fits = into?.constructor === data.constructor && into.length === rows.length * D;
   const out =
-    (data instanceof Float32Array
+    (fits
+      ? into
+      : data instanceof Float32Array
       ? new Float32Array(rows.length * D)
       : new Float64Array(rows.length * D)) as T;
   for (let k = 0; k < rows.length; k++) {
@@ -337,6 +341,10 @@ export function gatherPartialFc(
   name: string,
   input: HeadInput,
   classes: ArrayLike<number>,
+  options: {
+    /** An array the gathered weights may be written into, where it has their type and size. */
+    weightsInto?: Float32Array | Float64Array;
+  } = {},
 ): HeadInput & { weights: Matrix; labels: Int32Array } {
   if (input === null || typeof input !== "object") {
     throw new TypeError(`${where}: input must be an object {features, weights, labels}`);
@@ -365,7 +373,7 @@ export function gatherPartialFc(
     weights: {
       rows: set.length,
       cols: w.cols,
-      data: gatherRows(where, "weights", w.data, w.cols, set),
+      data: gatherRows(where, "weights", w.data, w.cols, set, options.weightsInto),
     },
     labels: labels.map((y) => searchSorted(set, y)),
   };
