@@ -127,7 +127,10 @@ export interface RunSettings {
  * reuse them as soon as `run` returns its promise.
  */
 export interface EngineHead<T extends Float32Array | Float64Array = Float32Array | Float64Array> {
-  /** Forward and backward on new features, weights, labels (and bias); results are new arrays. */
+  /**
+   * Forward and backward on new features, weights, labels (and bias); results are new arrays, or
+   * ∂W in `settings.into.gradWeights` where given (engines that write it in place: `writesInto`).
+   */
   run(input: RunInput, settings: RunSettings): Promise<EngineResult<T>>;
   /**
    * The forward pass alone (no backward, no gradient products), where the engine has one: the

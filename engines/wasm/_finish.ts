@@ -1,6 +1,6 @@
 // engine-wasm's host work after the kernels: the threads' partial sums read for the float64
 // finishing step (engines/host/losses.ts and gradients.ts), the logits, ∂W out of its padded rows,
-// and the checks of the outputs. Pure: plain arrays in, new arrays out.
+// and the checks of the outputs. Pure: plain arrays in, new arrays out (∂W into a given array).
 import type { Losses } from "../host/losses.ts";
 import {
   type RadiusKind,

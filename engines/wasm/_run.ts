@@ -124,7 +124,10 @@ export function finishLosses(
   return lossesOf(stats, s.zy, layout.N, reduction, s.extraLoss);
 }
 
-/** Reads the kernels' results into new arrays and finishes them in float64. */
+/**
+ * Reads the kernels' results into new arrays (∂W into `settings.into`'s where given) and finishes
+ * them in float64.
+ */
 export function finishRun(
   head: HeadSpec,
   layout: WasmLayout,
