@@ -163,7 +163,9 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
       const first: RunSettings = { reduction: settings.reduction, logits: false };
       const { losses } = await (inner.forward?.(input, first) ?? inner.run(input, first));
       const scale = adaCosScaleAfter(base, { N, D, x, w, labels }, losses);
-      return { ...await inner.run(input, { ...settings, scale }), state: { scale } };
+      // The same input again: an engine may take the cosines from its forward pass.
+      const second = { ...settings, scale, sameInput: true };
+      return { ...await inner.run(input, second), state: { scale } };
     },
     dispose: () => inner.dispose(),
   };

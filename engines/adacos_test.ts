@@ -22,6 +22,7 @@ import { ENGINES } from "./registry.ts";
 import type { Engine, EngineHead, EngineResult, RunInput, RunSettings } from "./engine.ts";
 
 const REDUCTIONS: Reduction[] = ["mean", "sum", "none"];
+const SIZE_B = { N: 9, D: 16, C: 200 };
 
 /**
  * The engines with a forward-only run, in several tiles; on one thread a run is deterministic (with
@@ -99,6 +100,41 @@ for (const { engine, options, deterministic } of ENGINES_FORWARD) {
         } finally {
           await prepared.dispose();
         }
+      }
+    },
+  });
+
+  Deno.test({
+    name: `${engine.name} ${JSON.stringify(options)}: a run marked sameInput reuses the forward ` +
+      "pass's cosines only for that pass's arrays",
+    ignore: !availability.available,
+    async fn() {
+      const head = normFaceHead();
+      const a = randomHeadInput({ N: 9, D: 16, C: 200 }, 6), b = randomHeadInput({ ...SIZE_B }, 7);
+      const settings: RunSettings = { reduction: "mean", logits: false, scale: 9 };
+      const fresh = await engine.prepare(head, shapeOf(a), options);
+      const reusing = await engine.prepare(head, shapeOf(a), options);
+      try {
+        for (const input of [a, b]) {
+          const expected = await fresh.run(runInput(input), settings);
+          const view = runInput(a); // the forward pass's arrays
+          await reusing.forward!(view, { ...settings, scale: 4 });
+          // Its own arrays: the cosines are reused (only the scale changed); other arrays holding
+          // another input: computed again.
+          const next = input === a ? view : runInput(input);
+          const actual = await reusing.run(next, { ...settings, sameInput: true });
+          const name = `${engine.name} ${input === a ? "same arrays" : "other arrays"}`;
+          if (deterministic) {
+            assertSameGradients(actual, expected, name);
+            assert.deepEqual(actual.losses, expected.losses, name);
+          } else {assertClose(actual.gradWeights.data, expected.gradWeights.data, {
+              rtol: 1e-4,
+              name,
+            });}
+        }
+      } finally {
+        await fresh.dispose();
+        await reusing.dispose();
       }
     },
   });

@@ -60,7 +60,7 @@ export function layOutRun(
   memory: WebAssembly.Memory,
   view: CheckedHeadView,
   reduction: Reduction,
-  forwardOnly = false,
+  passes: { forwardOnly?: boolean; reuseCosines?: boolean } = {},
 ): Samples {
   const { C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
   const samples = sampleMaths(RUN, head, view);
@@ -69,7 +69,10 @@ export function layOutRun(
     checkFloat32(RUN, "bias", view.bias);
     bias.set(view.bias);
   } else bias.fill(0);
-  layOutWeights(new Float32Array(buffer, o.w, Cp * Dp), view.w, layout.D, Dp);
+  // Reusing the last pass's cosines: W (and its norms) are in place from that pass.
+  if (!passes.reuseCosines) {
+    layOutWeights(new Float32Array(buffer, o.w, Cp * Dp), view.w, layout.D, Dp);
+  }
   packSamples(
     samples,
     {
@@ -87,7 +90,8 @@ export function layOutRun(
   if (layout.hard) writeHardNegatives(samples, layout, buffer, params);
   for (const slot of [L.SLOT_BAD, L.SLOT_BAD_W, L.SLOT_BAD_Z]) params[slot] = 0;
   params[L.SLOT_NEXT_FORWARD] = params[L.SLOT_NEXT_BACKWARD] = 0;
-  params[L.SLOT_FORWARD_ONLY] = forwardOnly ? 1 : 0;
+  params[L.SLOT_FORWARD_ONLY] = passes.forwardOnly ? 1 : 0;
+  params[L.SLOT_REUSE_COS] = passes.reuseCosines ? 1 : 0;
   return samples;
 }
 

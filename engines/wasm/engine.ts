@@ -156,6 +156,8 @@ function wasmHead(
   // Dropped at dispose, so that a disposed head no longer holds the memory.
   let memory: WebAssembly.Memory | undefined = shared;
   let running: Promise<unknown> | undefined;
+  // The input whose cosines the memory holds: the last call's, a forward-only pass that completed.
+  let cosinesOf: RunInput | undefined;
   /** The kernels' passes of one run; everything read from the caller's arrays before its await. */
   async function kernels(view: RunInput, settings: RunSettings, forwardOnly: boolean) {
     if (!memory) throw new Error(`${RUN}: the head was disposed`);
@@ -164,7 +166,13 @@ function wasmHead(
     }
     const now = runHead(head, settings); // AdaCos's per-run scale, where given
     const mine = memory;
-    const samples = layOutRun(now, layout, mine, view, settings.reduction, forwardOnly);
+    const reuseCosines = settings.sameInput === true && cosinesOf?.x === view.x &&
+      cosinesOf.w === view.w && cosinesOf.labels === view.labels;
+    cosinesOf = undefined;
+    const samples = layOutRun(now, layout, mine, view, settings.reduction, {
+      forwardOnly,
+      reuseCosines,
+    });
     const task = pool.run(PARAMS);
     running = task.catch(() => {});
     try {
@@ -172,6 +180,7 @@ function wasmHead(
     } finally {
       running = undefined;
     }
+    if (forwardOnly) cosinesOf = view;
     return { now, mine, samples };
   }
   return {

@@ -29,6 +29,7 @@ import {
   SLOT_NP,
   SLOT_NW,
   SLOT_RADIUS,
+  SLOT_REUSE_COS,
   SLOT_STATS,
   SLOT_SUBCENTERS,
   SLOT_THR,
@@ -282,7 +283,7 @@ function high(v: v128): v128 {
 export function forward(P: usize, tid: i32): void {
   const Np = slot(P, SLOT_NP), C = slot(P, SLOT_C), Cp = slot(P, SLOT_CP);
   const tile = slot(P, SLOT_TILE), next = P + (<usize> SLOT_NEXT_FORWARD << 2);
-  const K = slot(P, SLOT_SUBCENTERS);
+  const K = slot(P, SLOT_SUBCENTERS), reuse = slot(P, SLOT_REUSE_COS) != 0;
   const unit = <usize> Np << 2, tb = threadBase(P, tid);
   const tmax = tb + <usize> T_MAX * unit, tsum = tb + <usize> T_SUM * unit;
   for (let i = 0; i < Np; i++) {
@@ -292,8 +293,10 @@ export function forward(P: usize, tid: i32): void {
   // Threads take class tiles from a shared counter, so a busy core holds no one up.
   for (let jt = atomic.add<i32>(next, 1) * tile; jt < Cp; jt = atomic.add<i32>(next, 1) * tile) {
     const je = min(jt + tile, Cp);
-    rowNorms(P, jt, je);
-    cosTile(P, jt, je);
+    if (!reuse) {
+      rowNorms(P, jt, je);
+      cosTile(P, jt, je);
+    }
     if (min(je, C) > jt) {
       if (K) tileStatsSub(P, tmax, tsum, jt, min(je, C), K);
       else tileStats(P, tmax, tsum, jt, min(je, C));

@@ -66,9 +66,14 @@ export const SLOT_THR = 34;
 export const SLOT_SUBCENTERS = 35;
 /** 1: a forward-only run (the losses alone: the backward pass returns at once); 0: a full run. */
 export const SLOT_FORWARD_ONLY = 36;
+/**
+ * 1: the forward pass takes W's norms and the cosines from the head's last pass, a forward-only
+ * pass on the same input (AdaCos's second run: only the scale changed); 0: computes them.
+ */
+export const SLOT_REUSE_COS = 37;
 /** Most threads of one head, and of the whole process's worker pool. */
 export const MAX_THREADS = 64;
-export const PARAM_SLOTS = 37;
+export const PARAM_SLOTS = 38;
 
 /** Offsets inside a thread's private region, in multiples of Np·4 bytes (see _layout.ts). */
 export const T_MAX = 0; // Np f32 running max
