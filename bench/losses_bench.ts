@@ -330,7 +330,8 @@ for (let round = 1; round <= rounds; round++) {
         const n = Math.max(1, Math.ceil(plan.n / rounds));
         plannedMs += plan.plannedMs / rounds + (rounds > 1 ? plan.warmup * plan.estimateMs : 0);
         if (round === 1) planned++;
-        const name = `${loss.name} ${size.name} ${benchName(backend)} fwd+bwd, read back` +
+        const into = backend.writesInto ? ", into the last run's arrays" : "";
+        const name = `${loss.name} ${size.name} ${benchName(backend)} fwd+bwd, read back${into}` +
           (rounds > 1 ? ` (round ${round})` : "");
         const entry: BenchSidecar["benches"][number] = {
           name,
