@@ -95,24 +95,29 @@ export function adaCosScaleAfter(
 }
 
 /**
- * An AdaCos run on a head whose runs return at once (engine-wasm's synchronous head): `run` of the
- * base head at the old scale, then at the new one (or one run at the old scale without
- * `updateScale`), its result with `state: { scale }`. The caller's arrays cannot change in
- * between, so nothing is copied.
+ * An AdaCos run on a head whose runs return at once (engine-wasm's synchronous head): `first` (the
+ * per-sample losses alone) of the base head at the old scale, then `run` at the new one with
+ * `afterFirst` set (the same input: the engine may reuse that pass's cosines), or one `run` at the
+ * old scale without `updateScale`; its result with `state: { scale }`. The caller's arrays cannot
+ * change in between, so nothing is copied.
  */
-export function runAdaCosSync<R extends { losses: ArrayLike<number> }>(
+export function runAdaCosSync<R>(
   where: string,
   head: SuccessorHeadSpec,
   input: AdaCosInput & { C: number },
-  run: (head: HeadSpec) => R,
+  passes: {
+    first: (head: HeadSpec) => { losses: ArrayLike<number> };
+    run: (head: HeadSpec, afterFirst: boolean) => R;
+  },
 ): R & { state: { scale: number } } {
   const base = adaCosBaseHead(where, head, input.C);
   const old = base.radius.scale;
   if (!(head.successor as { updateScale: boolean }).updateScale) {
-    return { ...run(base), state: { scale: old } };
+    return { ...passes.run(base, false), state: { scale: old } };
   }
-  const scale = adaCosScaleAfter(base, input, run(base).losses);
-  return { ...run({ ...base, radius: { kind: "scale", scale } }), state: { scale } };
+  const scale = adaCosScaleAfter(base, input, passes.first(base).losses);
+  const next = passes.run({ ...base, radius: { kind: "scale", scale } }, true);
+  return { ...next, state: { scale } };
 }
 
 /**

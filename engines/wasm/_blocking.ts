@@ -27,7 +27,7 @@ import type { EngineResult, HeadShape, RunTargets } from "../engine.ts";
 import { CONTROL, PARAMS, type WasmLayout, wasmLayout } from "./_layout.ts";
 import { attachHeadSync, type HeadThreads, type KernelBuild, kernelsModule } from "./_runtime.ts";
 import { runThread, type ThreadHead } from "./_thread.ts";
-import { checkScale, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
+import { checkScale, finishLosses, finishRun, headMemory, layOutRun, writeSlots } from "./_run.ts";
 import type { Reduction } from "../../losses/types.ts";
 import { adaCosBaseHead, runAdaCosSync } from "../adacos.ts";
 
@@ -208,66 +208,113 @@ export function prepareNow(
   // of another structure lays out again within this memory and these threads.
   const first = kernelView(where, head, shape.classes), sizes = { tile: settings.tile, threads };
   const initial = wasmLayout(where, first.base, shape, { ...sizes, ...first.kernel });
-  let layout = initial;
-  let memory: WebAssembly.Memory | undefined = headMemory(layout);
-  writeSlots(first.base, layout, memory);
+  const memory = headMemory(initial);
+  writeSlots(first.base, initial, memory);
   const module = kernelsNow(where, settings.kernels);
   let pool: HeadThreads | undefined, thread: ThreadHead | undefined;
   let attached = Promise.resolve();
   if (mode === "blocking") {
-    ({ head: pool, attached } = attachHeadSync(where, module, memory, CONTROL, layout.threads));
+    ({ head: pool, attached } = attachHeadSync(where, module, memory, CONTROL, initial.threads));
   } else thread = callingThread(module, memory);
-  const control = new Int32Array(memory.buffer, CONTROL, 3);
-  let structure = structureOf(first.base, first.kernel);
+  const state = { shape, sizes, initial, memory, pool, thread };
+  return { head: new SyncHead(mode, structureOf(first.base, first.kernel), state), attached };
+}
 
-  function runSync(
-    head: HostHeadSpec,
-    input: HeadInput,
-    options: SyncRunOptions = {},
-  ): EngineResult<Float32Array> {
-    if (!memory) throw new Error(`${RUN}: the head was disposed`);
+/** What a synchronous head runs on: its memory, its threads (or the calling thread), its layout. */
+interface SyncState {
+  shape: HeadShape;
+  sizes: { tile: number; threads: number };
+  /** The layout it was prepared with: a run of another structure lays out within its memory. */
+  initial: WasmLayout;
+  memory?: WebAssembly.Memory;
+  pool?: HeadThreads;
+  thread?: ThreadHead;
+}
+
+/** A prepared synchronous head of engine-wasm ({@linkcode SyncWasmHead}). */
+class SyncHead implements SyncWasmHead {
+  readonly shape: Readonly<HeadShape>;
+  readonly threads: number;
+  #layout: WasmLayout;
+
+  constructor(readonly mode: SyncMode, private structure: string, private state: SyncState) {
+    this.shape = Object.freeze({ ...state.shape });
+    this.#layout = state.initial;
+    this.threads = state.initial.threads;
+  }
+
+  runSync(head: HostHeadSpec, input: HeadInput, options: SyncRunOptions = {}) {
+    if (!this.state.memory) throw new Error(`${RUN}: the head was disposed`);
     // A successor head runs the kernels as its kernel head (scale s, no margin); its targets,
     // state and margins are the host's, from the head of this run.
     const checked = checkSyncHead(RUN, head);
-    if (isAdaCos(checked)) {
-      // Two runs of AdaCos's scale-only head, the first at the old scale (engines/adacos.ts).
-      const view = checkedView(adaCosBaseHead(RUN, checked, shape.classes), layout, input);
-      return runAdaCosSync(RUN, checked, view, (base) => runSync(base, input, options));
-    }
-    const { base: next, kernel } = kernelView(RUN, checked, shape.classes);
-    const view = checkedView(next, layout, input);
-    if (structureOf(next, kernel) !== structure) {
-      // The kernels read the head's structure (linear or angular, radius kind, the non-targets'
-      // step, the sub-centers) from the slots.
-      layout = relayout(next, kernel, shape, sizes, initial);
-      writeSlots(next, layout, memory);
-      structure = structureOf(next, kernel);
-    }
-    const reduction = options.reduction ?? "mean";
-    const into = gradWeightsInto(options.gradWeightsInto, layout, input);
-    const samples = layOutRun(checked, layout, memory, view, reduction);
-    if (thread) runThread(thread, PARAMS);
-    else {
-      Atomics.store(control, 2, 0);
-      pool!.post(PARAMS);
-      waitForThreads(control, layout.threads);
-    }
-    const bias = view.bias !== undefined;
-    return finishRun(next, layout, memory, samples, { reduction, logits: false, bias, into });
+    const run = (spec: HostHeadSpec, reuseCosines: boolean) => {
+      const { next, view, samples, reduction, memory, into } = this.#pass(spec, input, options, {
+        reuseCosines,
+      });
+      const bias = view.bias !== undefined;
+      return finishRun(next, this.#layout, memory, samples, {
+        reduction,
+        logits: false,
+        bias,
+        into,
+      });
+    };
+    if (!isAdaCos(checked)) return run(checked, false);
+    // AdaCos: its scale-only head, the losses alone at the old scale, then the run at the new one
+    // on that pass's cosines (engines/adacos.ts).
+    const classes = this.shape.classes;
+    const view = checkedView(adaCosBaseHead(RUN, checked, classes), this.#layout, input);
+    return runAdaCosSync(RUN, checked, view, {
+      first: (base) => {
+        const { samples, reduction, memory } = this.#pass(base, input, options, {
+          forwardOnly: true,
+        });
+        return finishLosses(this.#layout, memory, samples, reduction);
+      },
+      run,
+    });
   }
 
-  const prepared: SyncWasmHead = {
-    shape: Object.freeze({ ...shape }),
-    threads: layout.threads,
-    mode,
-    runSync,
-    dispose() {
-      memory = undefined;
-      thread = undefined;
-      pool?.detach();
-    },
-  };
-  return { head: prepared, attached };
+  /**
+   * One pass of the kernels on a checked head, laid out for it: a full run, one on the cosines of
+   * the pass just before (`reuseCosines`: the same input and head structure), or the losses alone.
+   */
+  #pass(
+    checked: HostHeadSpec,
+    input: HeadInput,
+    options: SyncRunOptions,
+    passes: { forwardOnly?: boolean; reuseCosines?: boolean },
+  ) {
+    const { memory, shape, sizes, initial, thread, pool } = this.state;
+    if (!memory) throw new Error(`${RUN}: the head was disposed`);
+    const { base: next, kernel } = kernelView(RUN, checked, shape.classes);
+    const view = checkedView(next, this.#layout, input);
+    if (structureOf(next, kernel) !== this.structure) {
+      // The kernels read the head's structure (linear or angular, radius kind, the non-targets'
+      // step, the sub-centers) from the slots.
+      this.#layout = relayout(next, kernel, shape, sizes, initial);
+      writeSlots(next, this.#layout, memory);
+      this.structure = structureOf(next, kernel);
+    }
+    const reduction = options.reduction ?? "mean";
+    const into = gradWeightsInto(options.gradWeightsInto, this.#layout, input);
+    const samples = layOutRun(checked, this.#layout, memory, view, reduction, passes);
+    if (thread) runThread(thread, PARAMS);
+    else {
+      const control = new Int32Array(memory.buffer, CONTROL, 3);
+      Atomics.store(control, 2, 0);
+      pool!.post(PARAMS);
+      waitForThreads(control, this.#layout.threads);
+    }
+    return { next, view, samples, reduction, memory, into };
+  }
+
+  dispose(): void {
+    this.state.memory = undefined;
+    this.state.thread = undefined;
+    this.state.pool?.detach();
+  }
 }
 
 /**
