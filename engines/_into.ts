@@ -77,9 +77,9 @@ export function checkInto(
   // Optional parts of another size (or absent) get new arrays.
   const logits = matrixData("logits", N, classes).data;
   if (logits) targets.logits = logits;
-  const taken: [string, ArrayBufferView][] = [];
+  const inputs = inputArrays(input), taken: [string, ArrayBufferView][] = [];
   for (const [name, data] of Object.entries(targets) as [string, Data][]) {
-    const clash = inputArrays(input).find(([, array]) => overlaps(data, array))?.[0] ??
+    const clash = inputs.find(([, array]) => overlaps(data, array))?.[0] ??
       taken.find(([, array]) => overlaps(data, array))?.[0] ??
       ([...pending].some((array) => overlaps(data, array)) ? IN_FLIGHT : undefined);
     if (clash) {
