@@ -25,12 +25,15 @@ import type { EngineHead, HeadShape, RunInput, RunSettings } from "./engine.ts";
 import { type HostHeadSpec, sampleTerms } from "./host/samples.ts";
 
 /**
- * The head a run computes: `head`, or with {@linkcode RunSettings.scale} the same head at that
- * scale (which needs a head of scale radius).
+ * The head a run computes: the run's own successor head ({@linkcode RunSettings.head}: new state
+ * or margins) or the prepared `head`, and with {@linkcode RunSettings.scale} the prepared head at
+ * that scale (which needs a head of scale radius).
  */
-export function runHead<H extends HostHeadSpec>(head: H, settings: RunSettings): H {
+export function runHead(head: HeadSpec, settings: Omit<RunSettings, "head">): HeadSpec;
+export function runHead(head: HostHeadSpec, settings: RunSettings): HostHeadSpec;
+export function runHead(head: HostHeadSpec, settings: RunSettings): HostHeadSpec {
   const scale = settings.scale;
-  if (scale === undefined) return head;
+  if (scale === undefined) return settings.head ?? head;
   if ("successor" in head || head.logits !== "angular" || head.radius.kind !== "scale") {
     throw new RangeError(`a run's scale needs a head of scale radius, got head "${head.name}"`);
   }
@@ -156,8 +159,13 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
   let w: Float32Array | Float64Array | undefined;
   return {
     threads: inner.threads,
-    async run(view, settings) {
-      if (!updateScale) return { ...await inner.run(view, settings), state: { scale: old } };
+    async run(view, { head: own, ...settings }) {
+      // A run's own state: its scale, the base head's at that scale (everything else the same).
+      const before = own ? adaCosBaseHead(where, own, C).radius.scale : old;
+      const atBefore = own ? { scale: before } : {};
+      if (!updateScale) {
+        return { ...await inner.run(view, { ...settings, ...atBefore }), state: { scale: before } };
+      }
       if (w?.constructor !== view.w.constructor) {
         w = view.w instanceof Float32Array ? new Float32Array(C * D) : new Float64Array(C * D);
       }
@@ -165,9 +173,10 @@ export async function prepareAdaCos<T extends Float32Array | Float64Array>(
       w.set(view.w);
       labels.set(view.labels);
       const input: RunInput = { ...view, x, w, labels };
-      const first: RunSettings = { reduction: settings.reduction, logits: false };
+      const first: RunSettings = { reduction: settings.reduction, logits: false, ...atBefore };
+      const runBase: AdaCosBase = { ...base, radius: { kind: "scale", scale: before } };
       const { losses } = await (inner.forward?.(input, first) ?? inner.run(input, first));
-      const scale = adaCosScaleAfter(base, { N, D, x, w, labels }, losses);
+      const scale = adaCosScaleAfter(runBase, { N, D, x, w, labels }, losses);
       // The same input again: an engine may take the cosines from its forward pass.
       const second = { ...settings, scale, sameInput: true };
       return { ...await inner.run(input, second), state: { scale } };

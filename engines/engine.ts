@@ -87,6 +87,19 @@ export interface RunOptions {
    * must share no memory with the input or with a run of this head still in flight.
    */
   into?: EngineResult;
+  /**
+   * A successor head with state: this run's state instead of the prepared head's (CurricularFace's
+   * `{ t }`, AdaFace's `{ mean, std }`, AdaCos's `{ scale }`), so that a training loop passes each
+   * run's `result.state` to the next without preparing again. Checked as the loss's builder checks
+   * `options.state`. @default {the prepared head's state}
+   */
+  state?: Readonly<Record<string, number>>;
+  /**
+   * An ElasticFace head: this run's per-sample margins (one per sample) instead of the prepared
+   * head's, as a training loop draws new ones every step (`elasticFaceMargins`).
+   * @default {the prepared head's margins}
+   */
+  margins?: ArrayLike<number>;
 }
 
 /** The arrays a run writes into: checked, of the engine's precision and the run's sizes. */
@@ -126,6 +139,13 @@ export interface RunSettings {
    * there directly; `prepareOn` copies whatever else into place.
    */
   into?: RunTargets;
+  /**
+   * This run's successor head where `RunOptions.state` or `margins` gave new numbers: the prepared
+   * head's loss and options with only its state or margins changed (checked by `prepareOn`), so
+   * the prepared structure (kernels, clamp, tiles) still fits. Engines read a run's head as
+   * `settings.head ?? head`.
+   */
+  head?: SuccessorHeadSpec;
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import type { HeadInput, Reduction } from "../losses/types.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
 import {
   checkClassSet,
   gatherPartialFc,
@@ -14,6 +15,8 @@ import {
   type PartialFcSpec,
 } from "../losses/partial_fc.ts";
 import { checkHeadSpec, checkLabels, optionsObject } from "../losses/checks.ts";
+import { checkSuccessorHead, isSuccessorHead } from "../losses/successor_head.ts";
+import { adaCosOldScale } from "../losses/adacos_scale.ts";
 import type { EngineResult, HeadShape } from "./engine.ts";
 import { inputShape } from "./_input_shape.ts";
 import {
@@ -37,6 +40,13 @@ export interface PartialFcRunOptions {
   reduction?: Reduction;
   /** Also return the N×|classes| logits of the sub-head. @default {false} */
   logits?: boolean;
+  /**
+   * A successor head with state: this step's (`RunOptions.state` of the sub-head), e.g. the last
+   * step's `result.state`. @default {the view's head's state}
+   */
+  state?: Readonly<Record<string, number>>;
+  /** ElasticFace: this step's per-sample margins. @default {the view's head's margins} */
+  margins?: ArrayLike<number>;
   /**
    * An earlier step's result that the caller gives back: this step writes its gradients into its
    * arrays (`RunOptions.into` of a prepared head) where this step's class count is the same, and
@@ -77,7 +87,15 @@ export interface PreparedPartialFc extends Disposable, AsyncDisposable {
   dispose(): Promise<void>;
 }
 
-const RUN_OPTIONS = ["step", "classes", "reduction", "logits", "into"] as const;
+const RUN_OPTIONS = [
+  "step",
+  "classes",
+  "reduction",
+  "logits",
+  "into",
+  "state",
+  "margins",
+] as const;
 
 /**
  * The gathered sub-head weights, kept from step to step: a new |classes|×D array per step (200 MB
@@ -89,10 +107,11 @@ class GatherStage {
   #array?: Float32Array | Float64Array;
   #holder?: object;
 
-  gather(where: string, input: HeadInput, classes: Int32Array) {
+  gather(where: string, input: HeadInput, classes: Int32Array, subCenters: number) {
     const holds = this.#holder === undefined ? {} : undefined;
     const sub = gatherPartialFc(where, "options.classes", input, classes, {
       weightsInto: holds && this.#array,
+      subCenters,
     });
     if (holds) {
       this.#array = sub.weights.data as Float32Array | Float64Array; // kept, or its successor
@@ -188,6 +207,8 @@ export async function preparePartialFc(
   const where = "preparePartialFc";
   checkSpec(where, spec);
   const full = checkFullShape(where, shape);
+  const { head, K } = viewHead(where, spec.head, full.classes);
+  const C = full.classes / K; // the classes the sampler draws from
   const { engine: name, ...rest } = optionsObject(where, options, PREPARE_OPTIONS);
   const engine = engineNamed(where, name);
   const subs = new Map<number, SubHead>();
@@ -197,8 +218,8 @@ export async function preparePartialFc(
     if (sub) {
       subs.delete(classes); // re-inserted: the map's order is the order of use
     } else {
-      const head = prepareOn(engine, spec.head, { ...full, classes }, rest);
-      sub = { head, last: head };
+      const prepared = prepareOn(engine, head, { ...full, classes: classes * K }, rest);
+      sub = { head: prepared, last: prepared };
     }
     subs.set(classes, sub);
     for (const [size, old] of subs) {
@@ -208,8 +229,8 @@ export async function preparePartialFc(
     }
     return sub;
   };
-  const stable = Math.floor(spec.rate * full.classes);
-  if (stable >= Math.min(full.samples, full.classes)) await subHead(stable).head;
+  const stable = Math.floor(spec.rate * C);
+  if (stable >= Math.min(full.samples, C)) await subHead(stable).head;
   const runWhere = `partialFc run (${engine.name})`;
   const stage = new GatherStage();
 
@@ -218,14 +239,15 @@ export async function preparePartialFc(
     try {
       checkInputShape(runWhere, input, full);
       const o = optionsObject(runWhere, runOptions, RUN_OPTIONS);
-      const classes = classSet(runWhere, input, full, spec, o);
-      const { sub, release } = stage.gather(runWhere, input, classes);
+      const classes = classSet(runWhere, input, { N: full.samples, C }, spec, o);
+      const { sub, release } = stage.gather(runWhere, input, classes, K);
       const entry = subHead(classes.length);
       const features = { ...sub.features, data: sub.features.data.slice() };
-      const into = o.into?.gradWeights?.rows === classes.length ? o.into : undefined;
+      const into = o.into?.gradWeights?.rows === sub.weights.rows ? o.into : undefined;
+      const { reduction, logits, state, margins } = o;
       const task = entry.head.then((h) => {
         try {
-          return h.run({ ...sub, features }, { reduction: o.reduction, logits: o.logits, into });
+          return h.run({ ...sub, features }, { reduction, logits, into, state, margins });
         } finally {
           release(); // the sub-head has read the stage
         }
@@ -264,15 +286,40 @@ function checkSpec(where: string, spec: PartialFcSpec): void {
   if (spec === null || typeof spec !== "object" || !("rate" in spec) || !("head" in spec)) {
     throw new TypeError(`${where}: spec must be a Partial FC view, partialFc(head, {rate, seed})`);
   }
-  checkHeadSpec(where, spec.head);
+  if (isSuccessorHead(spec.head)) checkSuccessorHead(where, spec.head);
+  else checkHeadSpec(where, spec.head);
   partialFc(spec.head, { rate: spec.rate, seed: spec.seed }); // a hand-built view: rate and seed
 }
 
-/** The step's class set: the caller's (checked) or the view's sample for `o.step`. */
+/**
+ * The head the sub-heads compute and the weights' rows per class (sub-center ArcFace's K, else 1),
+ * for `rows` rows of full weights: AdaCos without a state starts from √2·ln(C − 1) of the full C
+ * classes, not of a sub-head's.
+ */
+function viewHead(
+  where: string,
+  head: HeadSpec | SuccessorHeadSpec,
+  rows: number,
+): { head: HeadSpec | SuccessorHeadSpec; K: number } {
+  if (!isSuccessorHead(head)) return { head, K: 1 };
+  const hook = head.successor;
+  const K = hook.kind === "subCenter" ? hook.subCenters : 1;
+  if (rows % K !== 0) {
+    throw new RangeError(
+      `${where}: shape.classes (the weights' rows) must be a multiple of subCenters (${K}), ` +
+        `got ${rows}`,
+    );
+  }
+  if (hook.kind !== "adaCos" || hook.scale !== null) return { head, K };
+  const scale = adaCosOldScale(where, null, rows);
+  return { head: { ...head, successor: { ...hook, scale } }, K };
+}
+
+/** The step's class set among C classes: the caller's (checked) or the view's sample. */
 function classSet(
   where: string,
   input: HeadInput,
-  shape: HeadShape,
+  { N, C }: { N: number; C: number },
   spec: PartialFcSpec,
   o: PartialFcRunOptions,
 ): Int32Array {
@@ -280,14 +327,14 @@ function classSet(
     if (o.step !== undefined) {
       throw new TypeError(`${where}: give options.classes or options.step, not both`);
     }
-    const labels = checkLabels(where, input.labels, { N: shape.samples, C: shape.classes });
-    return checkClassSet(where, "options.classes", o.classes, { C: shape.classes, labels });
+    const labels = checkLabels(where, input.labels, { N, C });
+    return checkClassSet(where, "options.classes", o.classes, { C, labels });
   }
   const step = o.step ?? 0;
   if (!Number.isInteger(step) || step < 0 || step > 0xffffffff) {
     throw new RangeError(`${where}: options.step must be an integer in [0, 2³²), got ${o.step}`);
   }
-  return partialFcClasses(input.labels, shape.classes, { rate: spec.rate, seed: spec.seed, step });
+  return partialFcClasses(input.labels, C, { rate: spec.rate, seed: spec.seed, step });
 }
 
 /** Options of {@linkcode partialFcLoss}. */
@@ -326,14 +373,12 @@ export async function partialFcLoss(
   options?: PartialFcLossOptions,
 ): Promise<PartialFcResult> {
   const where = "partialFcLoss";
-  const { step, classes, reduction, logits, ...prepare } = optionsObject(where, options, [
-    ...PREPARE_OPTIONS,
-    "step",
-    "classes",
-    "reduction",
-    "logits",
-  ]);
+  const { step, classes, reduction, logits, state, margins, ...prepare } = optionsObject(
+    where,
+    options,
+    [...PREPARE_OPTIONS, "step", "classes", "reduction", "logits", "state", "margins"],
+  );
   const shape = inputShape(where, input);
   await using view = await preparePartialFc(spec, shape, prepare);
-  return await view.run(input, { step, classes, reduction, logits });
+  return await view.run(input, { step, classes, reduction, logits, state, margins });
 }

@@ -3,11 +3,18 @@
 // head; the PyTorch fixtures (partial_fc_v2.py on a given class set, float64 autograd) at 1e-10.
 import assert from "node:assert";
 import {
+  adaCosHead,
+  adaCosInitialState,
+  adaFaceHead,
+  curricularFaceHead,
+  elasticFaceHead,
+  elasticFaceMargins,
   type EngineName,
   ENGINES,
   HEAD_CATALOG,
   type HeadInput,
   type HeadSpec,
+  magFaceHead,
   marginSoftmaxLoss,
   partialFc,
   partialFcClasses,
@@ -17,6 +24,8 @@ import {
   partialFcSize,
   preparePartialFc,
   type Reduction,
+  subCenterArcFaceHead,
+  type SuccessorHeadSpec,
 } from "../mod.ts";
 import type { Engine, EngineResult } from "./engine.ts";
 import { assertMatchesReference } from "../testing/engine_checks.ts";
@@ -24,6 +33,8 @@ import { randomHeadInput } from "../testing/loss_checks.ts";
 import { toleranceOf } from "../testing/tolerances.ts";
 import { fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
 import { closeness } from "../testing/assert_close.ts";
+import { successorHeadLoss } from "../losses/successor_head.ts";
+import { successorSupport } from "../testing/parity.ts";
 
 const engines: (Engine & { key: EngineName })[] = [];
 for (const [key, engine] of Object.entries(ENGINES) as [EngineName, Engine][]) {
@@ -68,6 +79,79 @@ Deno.test("partialFc: on the reference, the head's loss on the gathered sub-head
     }
   }
 });
+
+/** Successor heads through Partial FC: the head, rows per class, the head the sub-head computes. */
+function successorViews(N: number, C: number) {
+  const margins = elasticFaceMargins(N, { seed: 4 });
+  return [
+    { head: curricularFaceHead({ scale: 16, state: { t: 0.2 } }), K: 1 },
+    { head: adaFaceHead({ scale: 16 }), K: 1 },
+    { head: magFaceHead({ scale: 16 }), K: 1 },
+    { head: elasticFaceHead({ scale: 16, margins, plus: true }), K: 1 },
+    { head: subCenterArcFaceHead({ scale: 16, subCenters: 3 }), K: 3 },
+    // Its initial scale counts the full C classes, not a sub-head's.
+    { head: adaCosHead(), K: 1, sub: adaCosHead({ state: adaCosInitialState(C) }) },
+  ].map((v) => ({ ...v, sub: v.sub ?? v.head }));
+}
+
+/** A random input whose weights hold K rows per class. */
+function subCenterInput(K: number, seed: number): HeadInput {
+  const input = randomHeadInput({ ...SIZE, C: SIZE.C * K }, seed);
+  input.labels = Array.from(input.labels, (y) => y % SIZE.C);
+  return input;
+}
+
+Deno.test("partialFc of the successor heads: on the reference, the loss on the gathered sub-head exactly", async () => {
+  for (const { head, K, sub } of successorViews(SIZE.N, SIZE.C)) {
+    for (const reduction of ["mean", "sum", "none"] as Reduction[]) {
+      const input = subCenterInput(K, 14);
+      const before = snapshot(input);
+      const view = partialFc(head, { rate: 0.1, seed: 5 });
+      const r = await partialFcLoss(input, view, { step: 3, reduction, logits: true });
+      assert.equal(
+        r.classes.length,
+        partialFcSize(SIZE.C, 0.1, new Set(Array.from(input.labels)).size),
+      );
+      assert.equal(r.gradWeights.rows, r.classes.length * K);
+      const gathered = partialFcInput(input, r.classes, { subCenters: K });
+      const expected = successorHeadLoss(gathered, sub, { reduction });
+      assertMatchesReference(r, expected, { name: head.name, rtol: 1e-12 });
+      assert.deepEqual(r.state ?? {}, expected.state, `${head.name}: state`);
+      assert.equal(snapshot(input), before, `${head.name}: the input changed`);
+    }
+  }
+});
+
+for (const engine of engines) {
+  const rtol = engine.precision === "float64" ? 1e-12 : toleranceOf(engine).rtol;
+  Deno.test(`partialFc of the successor heads on ${engine.name}: steps with the state passed along`, async () => {
+    const worst: string[] = [];
+    for (const { head, K, sub } of successorViews(SIZE.N, SIZE.C)) {
+      if (successorSupport(engine, head) !== true) continue;
+      const view = partialFc(head, { rate: 0.1, seed: 17 });
+      const shape = { ...SHAPE, classes: SIZE.C * K };
+      await using pfc = await preparePartialFc(view, shape, options(engine));
+      let rel = 0, last: PartialFcResult | undefined, state = sub.successor as object;
+      for (const step of [0, 1, 2]) {
+        const input = subCenterInput(K, 20 + step);
+        const r = await pfc.run(input, { step, into: last, state: last?.state });
+        const expected = successorHeadLoss(
+          partialFcInput(input, r.classes, { subCenters: K }),
+          { ...sub, successor: { ...sub.successor, ...state } } as SuccessorHeadSpec,
+        );
+        rel = Math.max(rel, assertMatchesReference(r, expected, { name: head.name, rtol }));
+        for (const [field, value] of Object.entries(expected.state)) {
+          const got = r.state?.[field] ?? NaN;
+          assert.ok(Math.abs(got - value) <= rtol * Math.max(1, Math.abs(value)), head.name);
+        }
+        state = r.state ?? {};
+        last = r;
+      }
+      worst.push(`${head.name} ${rel.toExponential(1)}`);
+    }
+    console.log(`${engine.name}: worst relative error per successor head: ${worst.join(", ")}`);
+  });
+}
 
 Deno.test("partialFc: rate 1 is the full head", async () => {
   for (const entry of HEAD_CATALOG) {

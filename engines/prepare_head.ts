@@ -20,6 +20,7 @@ import { ENGINE_NAMES, type EngineName, ENGINES } from "./registry.ts";
 import { checkHeadSpec } from "../losses/checks.ts";
 import { checkSuccessorHead } from "../losses/successor_head.ts";
 import { checkInto, placeInto } from "./_into.ts";
+import { runSuccessorHead } from "./_run_head.ts";
 
 /** A head prepared on one engine: run it on new inputs as often as needed, then dispose of it. */
 export interface PreparedHead<T extends Float32Array | Float64Array = Float32Array | Float64Array>
@@ -36,6 +37,8 @@ export interface PreparedHead<T extends Float32Array | Float64Array = Float32Arr
    * Forward and backward on new features, weights, labels (and bias, for a linear head). The
    * arrays are read before the returned promise is created, so the caller may reuse them at once;
    * results are new arrays, or `options.into`'s. Runs of one prepared head queue one after another.
+   * A successor head's state (`options.state`) and ElasticFace's margins (`options.margins`) may
+   * change from run to run; nothing else of the head may.
    */
   run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>>;
   /** Releases the engine's workers, memory or GPU buffers; a later `run` is an error. */
@@ -93,12 +96,20 @@ function snapshot(view: CheckedHeadView): CheckedHeadView {
   return { ...view, x: view.x.slice(), w: view.w.slice(), labels: view.labels.slice() };
 }
 
-function runSettings(where: string, options: RunOptions | undefined): RunSettings {
-  const o = optionsObject(where, options, ["reduction", "logits", "into"]);
-  return {
+/** A run's options as engines receive them; `head`: the prepared head (its successor copy). */
+function runSettings(
+  where: string,
+  options: RunOptions | undefined,
+  { head, samples }: { head: HeadSpec | SuccessorHeadSpec; samples: number },
+): RunSettings {
+  const o = optionsObject(where, options, ["reduction", "logits", "into", "state", "margins"]);
+  const settings: RunSettings = {
     reduction: reductionOption(where, o.reduction),
     logits: booleanOption(where, "logits", o.logits, false),
   };
+  const own = runSuccessorHead(where, head, o, samples);
+  if (own) settings.head = own;
+  return settings;
 }
 
 /**
@@ -129,7 +140,10 @@ export async function prepareOn<
 
   async function run(input: HeadInput, options?: RunOptions): Promise<EngineResult<T>> {
     if (disposed) throw new Error(`${runWhere}: the head was disposed`);
-    const settings = runSettings(runWhere, options);
+    const settings = runSettings(runWhere, options, {
+      head: hooked ?? head,
+      samples: checkedShape.samples,
+    });
     let view = checkRunInput(runWhere, input, {
       head,
       shape: checkedShape,

@@ -14,6 +14,7 @@ export {
   checkHeadInput,
   checkLabels,
   checkMatrix,
+  describe,
   marginGradientOption,
   numberOption,
   optionsObject,

@@ -13,12 +13,13 @@
  *
  * @module
  */
-import type { HeadSpec } from "./head_spec.ts";
+import type { HeadSpec, SuccessorHeadSpec } from "./head_spec.ts";
 import type { HeadInput } from "./types.ts";
 import type { Matrix } from "./matrix.ts";
 import { checkHeadSpec } from "./_head_spec_check.ts";
 import { checkLabels, describe, optionsObject } from "./_validate.ts";
 import { isSeed, xoshiro128 } from "./_seeded_random.ts";
+import { checkSuccessorHead, isSuccessorHead } from "./successor_head.ts";
 
 /** Options of {@linkcode partialFc}. */
 export interface PartialFcOptions {
@@ -30,8 +31,8 @@ export interface PartialFcOptions {
 
 /** A head viewed through Partial FC: {@linkcode partialFc}'s validated, frozen description. */
 export interface PartialFcSpec {
-  /** The head every step computes on the sampled classes. */
-  readonly head: HeadSpec;
+  /** The head every step computes on the sampled classes (a successor head's checked copy). */
+  readonly head: HeadSpec | SuccessorHeadSpec;
   /** The sample rate r, in (0, 1]. */
   readonly rate: number;
   /** The sampler's seed, an integer in [0, 2³²). */
@@ -80,13 +81,23 @@ function seedOption(where: string, name: string, seed: unknown, fallback?: numbe
  * assert.ok(Object.isFrozen(view));
  * ```
  *
- * @param head Any head of {@linkcode HeadSpec} (`arcFaceHead()`, `cosFaceHead()`, …); validated.
+ * Any head may be viewed so, the successors included: their batch statistics (AdaFace's norms,
+ * CurricularFace's t, AdaCos's B and median) come from the sub-head, as they would from
+ * partial_fc_v2.py's sampled logits; sub-center ArcFace samples classes and keeps all K rows of
+ * each (its weights hold C·K rows); AdaCos's initial scale √2·ln(C − 1) counts the full C classes.
+ *
+ * @param head Any head: a {@linkcode HeadSpec} (`arcFaceHead()`, `cosFaceHead()`, …) or a successor
+ * head (`curricularFaceHead()`, `subCenterArcFaceHead()`, …); validated.
  * @param options The sample rate in (0, 1] and the seed, an integer in [0, 2³²).
  * @returns The frozen description `{ head, rate, seed }`.
  */
-export function partialFc(head: HeadSpec, options: PartialFcOptions): PartialFcSpec {
+export function partialFc(
+  head: HeadSpec | SuccessorHeadSpec,
+  options: PartialFcOptions,
+): PartialFcSpec {
   const where = "partialFc";
-  checkHeadSpec(where, head);
+  if (isSuccessorHead(head)) head = checkSuccessorHead(where, head);
+  else checkHeadSpec(where, head);
   if (options === undefined) {
     throw new TypeError(`${where}: options {rate, seed} are required`);
   }
@@ -271,6 +282,16 @@ function searchSorted(sorted: Int32Array, value: number): number {
   return -1;
 }
 
+/** The weights' rows of the classes `set`: row c·K + k for sub-center k of class c. */
+function rowsOf(set: Int32Array, K: number): Int32Array {
+  if (K === 1) return set;
+  const rows = new Int32Array(set.length * K);
+  for (let k = 0; k < set.length; k++) {
+    for (let j = 0; j < K; j++) rows[k * K + j] = set[k] * K + j;
+  }
+  return rows;
+}
+
 /** The rows `rows` of `m` (C×D) as a new matrix of the same precision; each value must be finite. */
 function gatherRows<T extends Float32Array | Float64Array>(
   where: string,
@@ -303,12 +324,21 @@ function gatherRows<T extends Float32Array | Float64Array>(
   return out;
 }
 
+/** Options of {@linkcode partialFcInput}. */
+export interface PartialFcInputOptions {
+  /**
+   * Sub-center ArcFace's K: the weights hold K rows per class (row c·K + k), and the sub-head
+   * takes all K rows of each sampled class. @default {1}
+   */
+  subCenters?: number;
+}
+
 /**
  * The sub-head of one step of Partial FC: the rows `classes` of the weights (and of the bias), in
  * the weights' own precision, and the labels remapped into the class set (label y becomes the
- * position of y in `classes`, as partial_fc_v2.py's `torch.searchsorted`). The features are passed
- * through as they are (not copied). Only the gathered rows' values are checked (finite); the
- * inputs are never written to.
+ * position of y in `classes`, as partial_fc_v2.py's `torch.searchsorted`). With `subCenters` K,
+ * the K rows of each class. The features are passed through as they are (not copied). Only the
+ * gathered rows' values are checked (finite); the inputs are never written to.
  *
  * @example Two classes of four, the labels remapped
  * ```ts
@@ -324,15 +354,20 @@ function gatherRows<T extends Float32Array | Float64Array>(
  * assert.deepEqual(Array.from(sub.labels), [1, 0]);
  * ```
  *
- * @param input Features (N×D), the full weights (C×D), labels (N) and an optional bias (C).
+ * @param input Features (N×D), the full weights (C×D, or C·K×D), labels (N), an optional bias (C).
  * @param classes The class set: ascending, distinct, in [0, C), holding every label.
- * @returns The sub-head's input: the same features, |classes|×D weights, remapped labels, bias.
+ * @param options Sub-center ArcFace's K, where the weights hold K rows per class.
+ * @returns The sub-head's input: the same features, |classes|×D weights (|classes|·K×D),
+ * remapped labels, bias.
  */
 export function partialFcInput(
   input: HeadInput,
   classes: ArrayLike<number>,
+  options?: PartialFcInputOptions,
 ): HeadInput & { weights: Matrix; labels: Int32Array } {
-  return gatherPartialFc("partialFcInput", "classes", input, classes);
+  const where = "partialFcInput";
+  const { subCenters } = optionsObject(where, options, ["subCenters"]);
+  return gatherPartialFc(where, "classes", input, classes, { subCenters });
 }
 
 /** {@linkcode partialFcInput} with the caller's names, for the engines' view. */
@@ -344,8 +379,16 @@ export function gatherPartialFc(
   options: {
     /** An array the gathered weights may be written into, where it has their type and size. */
     weightsInto?: Float32Array | Float64Array;
+    /** Rows per class (sub-center ArcFace's K). @default {1} */
+    subCenters?: number;
   } = {},
 ): HeadInput & { weights: Matrix; labels: Int32Array } {
+  const K = options.subCenters ?? 1;
+  if (!Number.isInteger(K) || K < 1) {
+    throw new RangeError(
+      `${where}: options.subCenters must be a positive integer, got ${describe(K)}`,
+    );
+  }
   if (input === null || typeof input !== "object") {
     throw new TypeError(`${where}: input must be an object {features, weights, labels}`);
   }
@@ -366,14 +409,20 @@ export function gatherPartialFc(
   if (!Number.isInteger(N) || N < 1) {
     throw new RangeError(`${where}: features.rows must be a positive integer, got ${describe(N)}`);
   }
-  const labels = checkLabels(where, input.labels, { N, C: w.rows });
-  const set = checkClassSet(where, name, classes, { C: w.rows, labels });
+  if (w.rows % K !== 0) {
+    throw new RangeError(
+      `${where}: weights.rows must be a multiple of subCenters (${K} rows per class), got ${w.rows}`,
+    );
+  }
+  const C = w.rows / K;
+  const labels = checkLabels(where, input.labels, { N, C });
+  const set = checkClassSet(where, name, classes, { C, labels });
   const sub: HeadInput & { weights: Matrix; labels: Int32Array } = {
     features: input.features,
     weights: {
-      rows: set.length,
+      rows: set.length * K,
       cols: w.cols,
-      data: gatherRows(where, "weights", w.data, w.cols, set, options.weightsInto),
+      data: gatherRows(where, "weights", w.data, w.cols, rowsOf(set, K), options.weightsInto),
     },
     labels: labels.map((y) => searchSorted(set, y)),
   };

@@ -15,8 +15,8 @@ import {
   subCenterArcFaceHead,
   type SuccessorHeadSpec,
 } from "../mod.ts";
-import type { Engine, EngineResult } from "../engines/engine.ts";
-import { prepareOn } from "../engines/prepare_head.ts";
+import type { Engine, EngineResult, RunOptions } from "../engines/engine.ts";
+import { type PreparedHead, prepareOn } from "../engines/prepare_head.ts";
 import { closeness } from "./assert_close.ts";
 import { fixtureArray, type FixtureCase, fixtureCases } from "./fixtures.ts";
 import { fixtureHeadInput } from "./loss_checks.ts";
@@ -115,6 +115,35 @@ async function runOnce(
   }
 }
 
+/**
+ * Runs a successor case's steps as a training loop does: `head` prepared once per input shape,
+ * each step's state passed to its run (`RunOptions.state`); an error is its message.
+ */
+function stepRunner(engine: Engine, head: SuccessorHeadSpec) {
+  let prepared: Promise<PreparedHead> | undefined, key = "";
+  const release = async () => await (await prepared?.catch(() => undefined))?.dispose();
+  return {
+    async run(input: HeadInput, options: RunOptions): Promise<EngineResult | string> {
+      const shape = {
+        samples: input.features.rows,
+        dims: input.features.cols,
+        classes: input.weights.rows,
+      };
+      try {
+        if (key !== JSON.stringify(shape)) {
+          await release();
+          key = JSON.stringify(shape);
+          prepared = prepareOn(engine, head, shape, {});
+        }
+        return await (await prepared!).run(input, options);
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    },
+    [Symbol.asyncDispose]: release,
+  };
+}
+
 /** Runs `engine` on case `c` in the engine's own precision and compares with the fixtures. */
 export async function checkCase(
   engine: Engine,
@@ -170,9 +199,9 @@ export function successorSupport(engine: Engine, head: SuccessorHeadSpec): true 
 }
 
 /**
- * Runs `engine` on a successor case step by step, each step on a head built by the loss's `…Head`
- * builder from the case's options and the state the engine returned for the step before (the
- * case's initial state first), and compares the loss, the per-sample losses, both gradients, the
+ * Runs `engine` on a successor case step by step, on one head prepared from the case's options
+ * (its initial state) and each step given the state the engine returned for the step before
+ * (`RunOptions.state`, as a training loop passes it), and compares the loss, the per-sample losses, both gradients, the
  * state after every step and ElasticFace's margins with the fixtures. Errors are the worst over the
  * steps.
  */
@@ -190,12 +219,12 @@ export async function checkSuccessorCase(
   const reduction = (c.options.reduction ?? "mean") as Reduction;
   const parity: CaseParity = { errors: {}, failures: [] };
   let state = c.options.state as Record<string, number> | undefined;
+  await using steps = stepRunner(engine, build(c.options));
   for (const [k, step] of c.steps.entries()) {
     const where = c.steps.length > 1 ? `step ${k + 1}/${c.steps.length} ` : "";
-    const head = build(state ? { ...c.options, state } : c.options);
     const input = successorInput(c, step);
     const before = [input.features.data, input.weights.data].map((a) => Float64Array.from(a));
-    const result = await runOnce(engine, head, input, reduction);
+    const result = await steps.run(input, { reduction, ...(state ? { state } : {}) });
     if (typeof result === "string") {
       parity.failures.push(`${where}threw ${result}`);
       return parity;

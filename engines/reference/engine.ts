@@ -40,9 +40,9 @@ export const referenceEngine: Engine<Float64Array> = {
   supportsSuccessor: () => true,
   prepareSuccessor(head) {
     return Promise.resolve({
-      run(view, { reduction, logits }) {
+      run(view, { reduction, logits, head: own }) {
         const input = headInput(view);
-        const out = successorHeadLoss(input, head, { reduction });
+        const out = successorHeadLoss(input, own ?? head, { reduction });
         const { logits: z, state, margins, ...rest } = out;
         const result: EngineResult<Float64Array> = rest;
         if (Object.keys(state).length > 0) result.state = state;

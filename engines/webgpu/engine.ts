@@ -241,7 +241,8 @@ function preparedHead(
     let successor: Samples | undefined;
     try {
       stageInput(RUN, layout, view, staged);
-      if ("successor" in head) successor = stageTargets(RUN, head, view, staged);
+      const now = settings.head ?? head; // a run's own state or margins
+      if ("successor" in now) successor = stageTargets(RUN, now, view, staged);
     } catch (error) {
       return Promise.reject(error);
     }
