@@ -57,8 +57,9 @@ export interface PartialFcRunOptions {
 
 /**
  * One step of Partial FC: the head's result on the sampled classes, with the class set and the
- * remapped labels. `gradWeights` has one row per sampled class (row k is class `classes[k]`); every
- * other row of W has a zero gradient and is not returned. `gradBias`, for a linear head with a
+ * remapped labels (and a successor head's `state` after the step). `gradWeights` has one row per
+ * sampled class (row k is class `classes[k]`; K rows per class for sub-center ArcFace, row k·K + j
+ * for its sub-center j); every other row of W has a zero gradient and is not returned. `gradBias`, for a linear head with a
  * bias, likewise has one entry per sampled class.
  */
 export type PartialFcResult<T extends Float32Array | Float64Array = Float32Array | Float64Array> =
@@ -132,6 +133,40 @@ interface SubHead {
   last: Promise<unknown>;
 }
 
+/** The prepared sub-heads by class count, the {@linkcode KEPT_SHAPES} used last. */
+class SubHeads {
+  readonly #subs = new Map<number, SubHead>();
+  constructor(readonly prepare: (classes: number) => Promise<PreparedHead>) {}
+
+  get(classes: number): SubHead {
+    const subs = this.#subs;
+    let sub = subs.get(classes);
+    if (sub) {
+      subs.delete(classes); // re-inserted: the map's order is the order of use
+    } else {
+      const head = this.prepare(classes);
+      sub = { head, last: head };
+    }
+    subs.set(classes, sub);
+    for (const [size, old] of subs) {
+      if (subs.size <= KEPT_SHAPES) break;
+      subs.delete(size);
+      old.last.catch(() => {}).finally(() => old.head.then((h) => h.dispose()).catch(() => {}));
+    }
+    return sub;
+  }
+
+  /** Disposes of every sub-head once its last run has settled. */
+  async dispose(): Promise<void> {
+    const all = [...this.#subs.values()];
+    this.#subs.clear();
+    await Promise.all(all.map(async (s) => {
+      await s.last.catch(() => {});
+      await (await s.head.catch(() => undefined))?.dispose();
+    }));
+  }
+}
+
 function checkFullShape(where: string, shape: HeadShape): HeadShape {
   if (shape === null || typeof shape !== "object") {
     throw new TypeError(`${where}: shape must be an object {samples, dims, classes}`);
@@ -171,7 +206,9 @@ function checkInputShape(where: string, input: HeadInput, shape: HeadShape): voi
  *
  * The result is optax-style, nothing hidden: the loss, per-sample losses, ∂loss/∂features, and
  * ∂loss/∂W for the sampled rows only (row k for class `classes[k]`), the bias gradient likewise,
- * the class set and the remapped labels. Apply the update to those rows of W yourself.
+ * the class set and the remapped labels. Apply the update to those rows of W yourself. A successor
+ * head (see {@linkcode partialFc}) returns its `state` after the step: pass it to the next step as
+ * `options.state` (and ElasticFace's new margins as `options.margins`), nothing is prepared again.
  *
  * @example CosFace through Partial FC on the WebAssembly engine, two steps
  * ```ts
@@ -195,7 +232,8 @@ function checkInputShape(where: string, input: HeadInput, shape: HeadShape): voi
  * ```
  *
  * @param spec The view: `partialFc(head, { rate, seed })`.
- * @param shape The full sizes: N samples, D dims, C classes (rows of the full weights).
+ * @param shape The full sizes: N samples, D dims, C classes (rows of the full weights: C·K for
+ * sub-center ArcFace's K sub-centers per class).
  * @param options The engine (`"reference"` by default) and its options, as {@linkcode prepareHead}.
  * @returns The prepared view.
  */
@@ -211,24 +249,11 @@ export async function preparePartialFc(
   const C = full.classes / K; // the classes the sampler draws from
   const { engine: name, ...rest } = optionsObject(where, options, PREPARE_OPTIONS);
   const engine = engineNamed(where, name);
-  const subs = new Map<number, SubHead>();
+  const subs = new SubHeads((classes) =>
+    prepareOn(engine, head, { ...full, classes: classes * K }, rest)
+  );
   let disposed = false;
-  const subHead = (classes: number): SubHead => {
-    let sub = subs.get(classes);
-    if (sub) {
-      subs.delete(classes); // re-inserted: the map's order is the order of use
-    } else {
-      const prepared = prepareOn(engine, head, { ...full, classes: classes * K }, rest);
-      sub = { head: prepared, last: prepared };
-    }
-    subs.set(classes, sub);
-    for (const [size, old] of subs) {
-      if (subs.size <= KEPT_SHAPES) break;
-      subs.delete(size);
-      old.last.catch(() => {}).finally(() => old.head.then((h) => h.dispose()).catch(() => {}));
-    }
-    return sub;
-  };
+  const subHead = (classes: number) => subs.get(classes);
   const stable = Math.floor(spec.rate * C);
   if (stable >= Math.min(full.samples, C)) await subHead(stable).head;
   const runWhere = `partialFc run (${engine.name})`;
@@ -263,12 +288,7 @@ export async function preparePartialFc(
   async function dispose(): Promise<void> {
     if (disposed) return;
     disposed = true;
-    const all = [...subs.values()];
-    subs.clear();
-    await Promise.all(all.map(async (s) => {
-      await s.last.catch(() => {});
-      await (await s.head.catch(() => undefined))?.dispose();
-    }));
+    await subs.dispose();
   }
 
   return {
