@@ -31,10 +31,10 @@ import type { Engine, EngineResult } from "./engine.ts";
 import { assertMatchesReference } from "../testing/engine_checks.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import { toleranceOf } from "../testing/tolerances.ts";
-import { fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
+import { type ArrayRef, fixtureArray, type FixtureCase } from "../testing/fixtures.ts";
 import { closeness } from "../testing/assert_close.ts";
 import { successorHeadLoss } from "../losses/successor_head.ts";
-import { successorSupport } from "../testing/parity.ts";
+import { successorCaseHead, successorSupport } from "../testing/parity.ts";
 
 const engines: (Engine & { key: EngineName })[] = [];
 for (const [key, engine] of Object.entries(ENGINES) as [EngineName, Engine][]) {
@@ -320,5 +320,85 @@ Deno.test("partialFc: steps started together each run on their own gathered rows
         })
       );
     }
+  }
+});
+
+// The PyTorch fixtures of the successor heads through Partial FC: partial_fc_v2.py's sample, then
+// the successor's official loss on the gathered rows, steps with the state carried.
+interface PartialFcSuccessorCase {
+  name: string;
+  loss: string;
+  options: Record<string, unknown>;
+  rate: number;
+  subCenters: number;
+  N: number;
+  D: number;
+  C: number;
+  stateFields: string[];
+  steps: Record<string, ArrayRef>[];
+}
+const pfcSuccessorCases: PartialFcSuccessorCase[] = JSON.parse(
+  Deno.readTextFileSync(new URL("../fixtures/manifest.json", import.meta.url)),
+).partialFcSuccessorCases;
+
+/** One array of one step of a case. */
+function stepArray(c: PartialFcSuccessorCase, k: number, name: string): Float64Array {
+  return fixtureArray({ name: c.name, arrays: c.steps[k] } as unknown as FixtureCase, name);
+}
+
+/** Runs a case's steps on one prepared view, the state passed along; the worst relative error. */
+async function checkSuccessorSteps(
+  engine: Engine & { key: EngineName },
+  c: PartialFcSuccessorCase,
+  rtol: number,
+): Promise<number> {
+  const head = successorCaseHead(c.loss, c.options)!;
+  const view = partialFc(head, { rate: c.rate, seed: 0 });
+  const shape = { samples: c.N, dims: c.D, classes: c.C * c.subCenters };
+  await using pfc = await preparePartialFc(view, shape, options(engine));
+  let worst = 0, state: Record<string, number> | undefined;
+  for (const k of c.steps.keys()) {
+    const array = (name: string) => stepArray(c, k, name);
+    const input: HeadInput = {
+      features: { rows: c.N, cols: c.D, data: array("features") },
+      weights: { rows: shape.classes, cols: c.D, data: array("weights") },
+      labels: Array.from(array("labels")),
+    };
+    const r = await pfc.run(input, { classes: Array.from(array("classes")), logits: true, state });
+    assert.deepEqual(Array.from(r.labels), Array.from(array("subLabels")), `${c.name}: labels`);
+    const pairs: [string, ArrayLike<number> | undefined][] = [
+      ["loss", [r.loss]],
+      ["losses", r.losses],
+      ["logits", r.logits?.data],
+      ["gradFeatures", r.gradFeatures.data],
+      ["gradWeights", r.gradWeights.data],
+    ];
+    if (c.stateFields.length) pairs.push(["state", c.stateFields.map((f) => r.state?.[f] ?? NaN)]);
+    if (c.steps[k].margins) pairs.push(["margins", r.margins]);
+    for (const [name, actual] of pairs) {
+      assert.ok(actual, `${c.name} step ${k}: no ${name}`);
+      const { relError } = closeness(actual, array(name));
+      assert.ok(relError <= rtol, `${c.name} step ${k} ${name}: ${relError} > ${rtol}`);
+      worst = Math.max(worst, relError);
+    }
+    state = r.state;
+  }
+  return worst;
+}
+
+Deno.test("partialFc fixtures of the successor heads: PyTorch on partial_fc_v2's class set, the state carried, every engine", async () => {
+  assert.ok(pfcSuccessorCases.length >= 7);
+  for (const engine of engines) {
+    const rtol = engine.precision === "float64" ? 1e-10 : toleranceOf(engine).rtol;
+    let worst = 0;
+    for (const c of pfcSuccessorCases) {
+      const head = successorCaseHead(c.loss, c.options);
+      assert.ok(head, `${c.name}: no head builder for ${c.loss}`);
+      if (successorSupport(engine, head) !== true) continue;
+      worst = Math.max(worst, await checkSuccessorSteps(engine, c, rtol));
+    }
+    console.log(
+      `${engine.name}: worst relative error on the Partial FC successor fixtures ${worst}`,
+    );
   }
 });

@@ -176,6 +176,14 @@ export async function checkCase(
   return parity;
 }
 
+/** The head of a successor case: its loss's `…Head` builder on the case's options. */
+export function successorCaseHead(
+  loss: string,
+  options: Record<string, unknown>,
+): SuccessorHeadSpec | undefined {
+  return SUCCESSOR_HEADS[loss]?.(options);
+}
+
 /** The head builder of each successor loss of the manifest's `successorCases`, by loss name. */
 const SUCCESSOR_HEADS: Record<string, (options: Record<string, unknown>) => SuccessorHeadSpec> = {
   subCenterArcFace: subCenterArcFaceHead,
