@@ -57,6 +57,7 @@ export {
   partialFc,
   partialFcClasses,
   partialFcInput,
+  type PartialFcInputOptions,
   type PartialFcOptions,
   type PartialFcSampleOptions,
   partialFcSize,
