@@ -10,7 +10,9 @@
  *
  * Every contender is prepared once and run on two alternating float32 input sets (new features
  * and weights every run, as training does); rounds go ABCD…, the order rotating each round, and
- * the load average is printed before each round. Figures: medians with min–max over the rounds.
+ * the load average is printed before each round. In a round each contender runs in a row (5 runs
+ * at M, 1 at L), after a pause that lets the last one's idle BLAS threads stop spinning. Figures:
+ * medians with min–max over every run.
  *
  *   deno run -A bench/_native_bench.ts [--rounds 5] [--sizes M,L]
  *     [--losses arcFace,cosFace,sphereFace,softmax] [--no-pytorch] [--no-rss] [--out FILE.json]

@@ -12,6 +12,7 @@
  * @module
  */
 import { tf, useTfjsBackend } from "../train/tfjs_setup.ts";
+import { type Digits, digitsModel, shuffled, splitDigits } from "./digits_data.ts";
 import {
   type SuccessorState,
   tfjsHeadLoss,
@@ -126,30 +127,8 @@ const RUNS: Run[] = [
   },
 ];
 
-interface Digits {
-  x: Float32Array;
-  y: Int32Array;
-  n: number;
-}
-
 function loadDigits(): { train: Digits; test: Digits } {
-  const file = JSON.parse(
-    Deno.readTextFileSync(new URL("./data/digits.json", import.meta.url)),
-  ) as { rows: number; cols: number; pixels: string[]; labels: string };
-  const all = file.pixels.map((row, i) => ({
-    x: Array.from(row, (ch) => parseInt(ch, 17) / 16),
-    y: Number(file.labels[i]),
-  }));
-  // Fixed split: every fifth sample is a test sample (20 %).
-  const pick = (test: boolean) => {
-    const rows = all.filter((_, i) => (i % 5 === 4) === test);
-    return {
-      x: Float32Array.from(rows.flatMap((r) => r.x)),
-      y: Int32Array.from(rows.map((r) => r.y)),
-      n: rows.length,
-    };
-  };
-  return { train: pick(false), test: pick(true) };
+  return splitDigits(Deno.readTextFileSync(new URL("./data/digits.json", import.meta.url)));
 }
 
 /** Mean angle (degrees) between a test feature and its class's mean direction. */
@@ -176,39 +155,8 @@ function progress(label: string, done: number, total: number, loss: number) {
   Deno.stderr.writeSync(new TextEncoder().encode(text));
 }
 
-/** A seeded permutation (mulberry32), so batches are the same every run. */
-function shuffled(n: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  const random = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
-
 function train(run: Run, data: { train: Digits; test: Digits }, engine: TfjsLossEngine) {
-  const model = tf.sequential({
-    layers: [
-      tf.layers.dense({
-        inputShape: [64],
-        units: 64,
-        activation: "relu",
-        kernelInitializer: tf.initializers.glorotUniform({ seed: SEED }),
-      }),
-      tf.layers.dense({
-        units: 2,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: SEED + 1 }),
-      }),
-    ],
-  });
+  const model = digitsModel(SEED);
   const K = run.subCenters ?? 1;
   const weights = tf.variable(
     tf.randomNormal<tf.Rank.R2>([CLASSES * K, 2], 0, 1, "float32", SEED + 2),

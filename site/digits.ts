@@ -3,6 +3,9 @@
 // The same data split, network, seeds, batches and optimiser as demo/digits.ts.
 import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts";
 import { tfjsHeadLoss } from "../train/tfjs_loss.ts";
+import { type Digits, digitsModel, shuffled, splitDigits } from "../demo/digits_data.ts";
+
+export { type Digits, splitDigits };
 import {
   arcFaceHead,
   cosFaceHead,
@@ -32,49 +35,6 @@ export const DIGIT_LOSSES: Record<string, { label: string; head: (step: number) 
   normFace: { label: "NormFace s=10", head: () => normFaceHead({ scale: 10 }) },
   softmax: { label: "softmax", head: () => softmaxHead() },
 };
-
-/** One split of the digits: N×64 pixels in [0, 1] and N labels. */
-export interface Digits {
-  x: Float32Array;
-  y: Int32Array;
-  n: number;
-}
-
-/** The digits file's text → the fixed split of demo/digits.ts (every fifth sample is a test one). */
-export function splitDigits(text: string): { train: Digits; test: Digits } {
-  const file = JSON.parse(text) as { pixels: string[]; labels: string };
-  const all = file.pixels.map((row, i) => ({
-    x: Array.from(row, (ch) => parseInt(ch, 17) / 16),
-    y: Number(file.labels[i]),
-  }));
-  const pick = (test: boolean) => {
-    const rows = all.filter((_, i) => (i % 5 === 4) === test);
-    return {
-      x: Float32Array.from(rows.flatMap((r) => r.x)),
-      y: Int32Array.from(rows.map((r) => r.y)),
-      n: rows.length,
-    };
-  };
-  return { train: pick(false), test: pick(true) };
-}
-
-/** A seeded permutation (mulberry32), as in demo/digits.ts. */
-function shuffled(n: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  const random = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
 
 /** What a loss of tfjsHeadLoss may have to prepare its engine's heads (train/tfjs_loss.ts). */
 interface Preparable {
@@ -122,23 +82,6 @@ function accuracyOf(features: Float32Array, w: Float32Array, test: Digits, angul
   return correct / test.n;
 }
 
-function model() {
-  return tf.sequential({
-    layers: [
-      tf.layers.dense({
-        inputShape: [64],
-        units: 64,
-        activation: "relu",
-        kernelInitializer: tf.initializers.glorotUniform({ seed: SEED }),
-      }),
-      tf.layers.dense({
-        units: 2,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: SEED + 1 }),
-      }),
-    ],
-  });
-}
-
 /** Trains one loss on the digits; resolves with the last epoch. */
 export async function trainDigits(
   data: { train: Digits; test: Digits },
@@ -147,7 +90,7 @@ export async function trainDigits(
   const availability = await useTfjsBackend(o.backend);
   if (!availability.available) throw new Error(availability.reason);
   const { head } = DIGIT_LOSSES[o.loss];
-  const net = model();
+  const net = digitsModel(SEED);
   const weights = tf.variable(tf.randomNormal<tf.Rank.R2>([CLASSES, 2], 0, 1, "float32", SEED + 2));
   let step = 0;
   const loss = tfjsHeadLoss(() => head(step)) as ReturnType<typeof tfjsHeadLoss> & Preparable;
