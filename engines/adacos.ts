@@ -11,7 +11,9 @@
  * overflows at any s); then the run at the new scale, whose result carries `state: { scale }`.
  * The first run needs only the losses: it is the engine's forward-only run
  * ({@linkcode EngineHead.forward}: no backward pass, no gradient products) where it has one
- * (engine-wasm, engine-native), else a full run whose gradients are dropped. The prepared head
+ * (engine-wasm, engine-native, engine-webgpu), else a full run whose gradients are dropped; the
+ * second run is marked `sameInput`, so an engine may take the first one's cosines (engine-wasm,
+ * engine-webgpu). The prepared head
  * keeps a copy of W (the second run starts after an await, when the caller may have changed its
  * arrays). `updateScale: false` is one run at s. A head whose runs return at once (engine-wasm's
  * synchronous head, for tfjsHeadLoss) makes the same two runs through {@linkcode runAdaCosSync},

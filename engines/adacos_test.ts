@@ -1,6 +1,7 @@
-// The forward-only run of engine-wasm and engine-native (EngineHead.forward), which AdaCos's first
-// run uses (engines/adacos.ts): its loss and losses are the full run's bit for bit (one wasm thread:
-// with more, threads take tiles in any order), a full run after it still computes its gradients,
+// The forward-only run of engine-wasm, engine-native and engine-webgpu (EngineHead.forward), which
+// AdaCos's first run uses (engines/adacos.ts): its loss and losses are the full run's bit for bit
+// (one wasm thread: with more, threads take tiles in any order), a full run after it still computes
+// its gradients, a run marked sameInput reuses the forward pass's cosines only on its arrays,
 // AdaCos's results are the same with it as without it, and prepareOn never exposes it. AdaCos
 // against the reference and the fixtures: engines/successor_test.ts.
 import assert from "node:assert";
@@ -34,6 +35,7 @@ const ENGINES_FORWARD = [
   { engine: ENGINES.wasm as Engine, options: { threads: 1, tile: 64 }, deterministic: true },
   { engine: ENGINES.native as Engine, options: { threads: 1, tile: 64 }, deterministic: true },
   { engine: ENGINES.native as Engine, options: { tile: 64 }, deterministic: false },
+  { engine: ENGINES.webgpu as Engine, options: { chunkClasses: 64 }, deterministic: true },
 ];
 
 /** A validated run's input, as engines receive it. */

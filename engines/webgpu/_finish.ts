@@ -4,7 +4,8 @@
 // engine-wasm and engine-native, by the same host maths (engines/host/): its losses with MagFace's
 // regulariser, the targets' part of ∂x and ∂W in float64 (the passes leave it out) with MagFace's
 // radial term, the state and margins passed on.
-import type { EngineResult, RunSettings } from "../engine.ts";
+import type { EngineResult, ForwardResult, RunSettings } from "../engine.ts";
+import type { Reduction } from "../../losses/types.ts";
 import type { Layout } from "./_layout.ts";
 import { lossesOf } from "../host/losses.ts";
 import { type RowReader, type RowSums, sampleGradients } from "../host/gradients.ts";
@@ -53,6 +54,33 @@ function finiteCopy(where: string, name: string, src: Float32Array): Float32Arra
   return out;
 }
 
+/** The per-sample losses from the row pass's N pairs (m − z_y, R). */
+function rowLosses(rows: Float32Array, N: number): Float64Array {
+  const losses = new Float64Array(N);
+  for (let i = 0; i < N; i++) losses[i] = sampleLoss(rows[2 * i], rows[2 * i + 1]);
+  return losses;
+}
+
+/** The losses' reduction; throws where one is not finite. */
+function reducedLoss(where: string, losses: Float64Array, reduction: Reduction): number {
+  const k = losses.findIndex((v) => !Number.isFinite(v));
+  if (k >= 0) throw notFinite(where, "losses", k, losses[k]);
+  let total = 0;
+  for (const v of losses) total += v;
+  return reduction === "mean" ? total / losses.length : total;
+}
+
+/** A forward-only run's losses from its read-back: the row pass's (m − z_y, R), N of them. */
+export function finishForward(
+  where: string,
+  layout: Layout,
+  range: ArrayBuffer,
+  reduction: Reduction,
+): ForwardResult {
+  const losses = rowLosses(new Float32Array(range, 0, 2 * layout.N), layout.N);
+  return { loss: reducedLoss(where, losses, reduction), losses };
+}
+
 /**
  * Builds a run's result from the mapped read-back `range`, laid out as `layout.read` (then the
  * logits, when the run asked for them).
@@ -76,7 +104,7 @@ export function finishRun(
     offset += part.bytes;
     if (part.name === "rows") {
       rows = data;
-      for (let i = 0; i < N; i++) losses[i] = sampleLoss(data[2 * i], data[2 * i + 1]);
+      losses = rowLosses(data, N);
     } else if (part.name === "gradFeatures") gradFeatures = finiteCopy(where, part.name, data);
     else if (part.name === "gradWeights") {
       copyFinite(where, part.name, data, gradWeights, filled);
@@ -88,12 +116,8 @@ export function finishRun(
     losses = done.losses;
     gradFeatures = done.gradFeatures;
   }
-  const k = losses.findIndex((v) => !Number.isFinite(v));
-  if (k >= 0) throw notFinite(where, "losses", k, losses[k]);
-  let total = 0;
-  for (const v of losses) total += v;
   const result: EngineResult<Float32Array> = {
-    loss: settings.reduction === "mean" ? total / N : total,
+    loss: reducedLoss(where, losses, settings.reduction),
     losses,
     gradFeatures: { rows: N, cols: D, data: gradFeatures },
     gradWeights: { rows: C, cols: D, data: gradWeights },

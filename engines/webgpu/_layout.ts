@@ -218,7 +218,26 @@ export function planLayout(shape: HeadShape, limits: GpuLimits, options: LayoutO
 }
 
 /** Every dispatch of a run, in order (the logits pass only when asked for). */
-export function dispatches(layout: Layout, logits: boolean): Dispatch[] {
+/**
+ * Which dispatches a run makes: `"both"` passes; `"forward"`, the passes up to the row statistics
+ * (the losses; the scores keep the cosines); `"afterForward"`, the row pass and the backward on the
+ * scores a `"forward"` run left (the same input again, only the uniforms changed: AdaCos's second
+ * run at its new scale).
+ */
+export type Passes = "both" | "forward" | "afterForward";
+
+/** The stages of a forward-only run. */
+const FORWARD_STAGES: readonly StageName[] = ["targets", "forward", "row"];
+
+/** The dispatches of a run of `layout`, in order, as {@linkcode Passes} selects them. */
+export function dispatches(layout: Layout, logits: boolean, passes: Passes = "both"): Dispatch[] {
+  const all = allDispatches(layout, logits && passes !== "forward");
+  if (passes === "both") return all;
+  if (passes === "forward") return all.filter((d) => FORWARD_STAGES.includes(d.stage));
+  return all.filter((d) => d.stage !== "targets" && d.stage !== "forward");
+}
+
+function allDispatches(layout: Layout, logits: boolean): Dispatch[] {
   const { N, C, D, Np, Dp, chunks, slice, slices } = layout;
   const { FI, FJ, GI, GQ, WJ, WQ, TILE, TY, ROW_THREADS, LINE_THREADS } = SHAPES;
   const D4 = Dp / 4, line = (n: number) => Math.ceil(n / LINE_THREADS);

@@ -3,7 +3,7 @@
 // read-back, and disposal. WebGPU globals (GPUBufferUsage…) are read here only when called, never
 // at module load, so runtimes without WebGPU still import the library.
 import type { HeadSpec } from "../../losses/head_spec.ts";
-import { dispatches, type GpuLimits, type Layout, ROW_STATS } from "./_layout.ts";
+import { dispatches, type GpuLimits, type Layout, type Passes, ROW_STATS } from "./_layout.ts";
 import { type BufferName, type Shader, stageShader } from "./_shaders.ts";
 import type { Staged } from "./_stage.ts";
 import { UNIFORM_BYTES } from "./_uniforms.ts";
@@ -93,6 +93,8 @@ export interface HeadBuffers {
   read: GPUBuffer;
   /** The read-back buffer of runs with logits, made by the first such run. */
   readWithLogits?: GPUBuffer;
+  /** The read-back buffer of forward-only runs (the losses' rows), made by the first one. */
+  readRows?: GPUBuffer;
   all: GPUBuffer[];
 }
 
@@ -209,8 +211,16 @@ export function buildProgram(
   layout: Layout,
   buffers: HeadBuffers,
   logits: boolean,
+  passes: Passes = "both",
 ): Program {
-  const steps = bindSteps(gpu, head, layout, buffers, logits);
+  const steps = bindSteps(gpu, head, layout, buffers, logits, passes);
+  if (passes === "forward") {
+    // The losses alone: the rows part, into a read-back buffer of its own size.
+    const bytes = 8 * layout.N;
+    const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+    buffers.readRows ??= makeBuffer(gpu, buffers.all, bytes, usage);
+    return { steps, copies: [{ src: buffers.named.rows!, bytes }], read: buffers.readRows };
+  }
   const source = { rows: "rows", gradFeatures: "gx", gradBias: "gradBias" } as const;
   let chunk = 0;
   const copies = layout.read.map((part) => ({
@@ -231,8 +241,9 @@ export function bindSteps(
   layout: Layout,
   buffers: Pick<HeadBuffers, "named" | "chunks">,
   logits: boolean,
+  passes: Passes = "both",
 ): Step[] {
-  return dispatches(layout, logits).map((d) => {
+  return dispatches(layout, logits, passes).map((d) => {
     const shader = stageShader(d.stage, head, layout);
     const compiled = compile(gpu, shader, `engine-webgpu ${d.stage} (${head.name})`);
     const chunk = buffers.chunks[d.chunk ?? 0];
@@ -282,6 +293,11 @@ export async function scoped<T>(gpu: Gpu, what: string, work: () => T): Promise<
   }
 }
 
+/** Writes each chunk's uniforms (a run on the inputs already uploaded needs only these). */
+export function uploadUniforms(gpu: Gpu, buffers: HeadBuffers, uniforms: ArrayBuffer[]): void {
+  buffers.chunks.forEach((c, k) => gpu.device.queue.writeBuffer(c.uniform, 0, uniforms[k]));
+}
+
 /** Queues the writes of a run's inputs and of each chunk's uniforms. */
 export function upload(
   gpu: Gpu,
@@ -292,10 +308,9 @@ export function upload(
 ): void {
   const queue = gpu.device.queue;
   const { named } = buffers;
+  uploadUniforms(gpu, buffers, uniforms);
   layout.chunks.forEach((c, k) => {
-    const { uniform, w } = buffers.chunks[k];
-    queue.writeBuffer(uniform, 0, uniforms[k]);
-    queue.writeBuffer(w, 0, staged.w, c.c0 * layout.Dp, c.cCp * layout.Dp);
+    queue.writeBuffer(buffers.chunks[k].w, 0, staged.w, c.c0 * layout.Dp, c.cCp * layout.Dp);
   });
   queue.writeBuffer(named.x!, 0, staged.x);
   queue.writeBuffer(named.nx!, 0, staged.nx);

@@ -36,20 +36,17 @@
  * @module
  */
 import type { HeadSpec } from "../../losses/head_spec.ts";
-import type { Reduction } from "../../losses/types.ts";
 import type {
   Availability,
   Engine,
   EngineHead,
   EngineOptions,
-  EngineResult,
   HeadShape,
   RunSettings,
 } from "../engine.ts";
-import { finishRun } from "./_finish.ts";
+import { finishForward, finishRun } from "./_finish.ts";
 import { type GpuLimits, type Layout, layoutProblem, planLayout } from "./_layout.ts";
 import {
-  addLogitsBuffers,
   buildProgram,
   createHeadBuffers,
   destroyHeadBuffers,
@@ -59,11 +56,9 @@ import {
   requestAdapter,
   scoped,
   sharedDevice,
-  submitAndRead,
-  upload,
 } from "./_runtime.ts";
-import { createStaging, type RunView, type Staged, stageInput, stageTargets } from "./_stage.ts";
-import { headUniforms } from "./_uniforms.ts";
+import type { RunView } from "./_stage.ts";
+import { HeadRuns } from "./_head.ts";
 import { createExternal, type ExternalHead, prepareExternal } from "./_external.ts";
 import { checkHeadSpec } from "../../losses/checks.ts";
 import {
@@ -74,9 +69,8 @@ import {
   kernelHardNegatives,
   kernelHead,
   kernelSubCenters,
-  type Samples,
 } from "../host/samples.ts";
-import { runHead, successorPreparer } from "../adacos.ts";
+import { successorPreparer } from "../adacos.ts";
 
 export { releaseWebgpuDevice } from "./_runtime.ts";
 
@@ -167,28 +161,7 @@ async function prepare(
   return preparedHead(gpu, head, layout, buffers, program);
 }
 
-/**
- * Each chunk's uniforms of `head` for a run's settings, packed once per reduction; a run with its
- * own scale (AdaCos) or its own t (CurricularFace's `hardT`) is packed for that run only.
- */
-function uniformCache(
-  head: HeadSpec,
-  layout: Layout,
-): (settings: RunSettings, hardT?: number) => ArrayBuffer[] {
-  const packed = new Map<Reduction, ArrayBuffer[]>();
-  return ({ reduction, scale }, hardT) => {
-    if (scale !== undefined || hardT !== undefined) {
-      const now = scale === undefined ? head : runHead(head, { reduction, logits: false, scale });
-      return layout.chunks.map((c) => headUniforms(now, layout, c, reduction, hardT));
-    }
-    const each = packed.get(reduction) ??
-      layout.chunks.map((c) => headUniforms(head, layout, c, reduction));
-    packed.set(reduction, each);
-    return each;
-  };
-}
-
-/** The per-run half: staging, the run queue, logits on demand, dispose. */
+/** The per-run half (engines/webgpu/_head.ts) behind the engine contract's head. */
 function preparedHead(
   gpu: Gpu,
   head: HostHeadSpec,
@@ -196,72 +169,26 @@ function preparedHead(
   buffers: HeadBuffers,
   program: Program,
 ): EngineHead<Float32Array> {
-  const base = kernelHead(head);
-  const staging = createStaging(layout);
-  let withLogits: Program | undefined;
-  let tail: Promise<void> = Promise.resolve(); // settles when the last queued run has
-  let pending = 0;
-  let disposed = false;
-  const uniforms = uniformCache(base, layout);
-
-  async function execute(
-    staged: Staged,
-    settings: RunSettings,
-    hasBias: boolean,
-    successor?: Samples,
-  ) {
-    if (disposed) throw new Error(`${RUN}: the head was disposed`);
-    if (gpu.released) {
-      throw new Error(`${RUN}: the WebGPU device was released or lost; prepare the head again`);
-    }
-    upload(gpu, layout, buffers, staged, uniforms(settings, successor?.hardNegatives?.t));
-    if (settings.logits && !withLogits) {
-      withLogits = await scoped(gpu, "preparing the logits", () => {
-        addLogitsBuffers(gpu, layout, buffers);
-        return buildProgram(gpu, base, layout, buffers, true);
-      });
-    }
-    const run = settings.logits ? withLogits! : program;
-    return await submitAndRead(
-      gpu,
-      run,
-      (range) => finishRun(RUN, layout, range, settings, hasBias, successor),
+  const runs = new HeadRuns(RUN, { gpu, head, layout, buffers, program });
+  const forward = (view: RunView, settings: RunSettings) =>
+    runs.queue(
+      view,
+      { ...settings, logits: false },
+      "forward",
+      (range) => finishForward(RUN, layout, range, settings.reduction),
     );
-  }
-
-  function run(view: RunView, settings: RunSettings): Promise<EngineResult<Float32Array>> {
-    if (disposed) return Promise.reject(new Error(`${RUN}: the head was disposed`));
-    if (settings.logits) {
-      const problem = layoutProblem(layout, gpu.limits, true);
-      if (problem) return Promise.reject(new RangeError(`${RUN}: with logits, ${problem}`));
-    }
-    // The caller's arrays are read here, before anything is awaited; a run queued behind another
-    // stages into its own arrays.
-    const staged = pending ? createStaging(layout) : staging;
-    let successor: Samples | undefined;
-    try {
-      stageInput(RUN, layout, view, staged);
-      const now = settings.head ?? head; // a run's own state or margins
-      if ("successor" in now) successor = stageTargets(RUN, now, view, staged);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const go = () => execute(staged, settings, view.bias !== undefined, successor);
-    const job = pending ? tail.then(go) : go();
-    pending++;
-    // The first handler on the job: by the time the caller's await resumes, the head is idle.
-    tail = job.then(() => void pending--, () => void pending--);
-    return job;
-  }
-
   return {
-    run,
-    async dispose() {
-      if (disposed) return;
-      disposed = true;
-      await tail;
-      destroyHeadBuffers(buffers);
-    },
+    run: (view, settings) =>
+      runs.queue(
+        view,
+        settings,
+        "both",
+        (range, successor) =>
+          finishRun(RUN, layout, range, settings, view.bias !== undefined, successor),
+      ),
+    // The losses alone, where the passes compute them (not a successor head's host targets).
+    ...("successor" in head ? {} : { forward }),
+    dispose: () => runs.dispose(),
   };
 }
 
