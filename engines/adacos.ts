@@ -12,8 +12,8 @@
  * The first run needs only the losses: it is the engine's forward-only run
  * ({@linkcode EngineHead.forward}: no backward pass, no gradient products) where it has one
  * (engine-wasm, engine-native, engine-webgpu), else a full run whose gradients are dropped; the
- * second run is marked `sameInput`, so an engine may take the first one's cosines (engine-wasm,
- * engine-webgpu). The prepared head
+ * second run is marked `sameInput`, so an engine may start from the first one's cosines (each of
+ * the three). The prepared head
  * keeps a copy of W (the second run starts after an await, when the caller may have changed its
  * arrays). `updateScale: false` is one run at s. A head whose runs return at once (engine-wasm's
  * synchronous head, for tfjsHeadLoss) makes the same two runs through {@linkcode runAdaCosSync},

@@ -38,6 +38,12 @@ const ENGINES_FORWARD = [
   { engine: ENGINES.webgpu as Engine, options: { chunkClasses: 64 }, deterministic: true },
 ];
 
+/**
+ * Whether a run on a forward-only run's cosines is a fresh run's bit for bit: engine-native keeps
+ * the products of the old scale and rescales them (one more float32 rounding of each logit).
+ */
+const reusesExactly = (engine: Engine) => engine !== ENGINES.native;
+
 /** A validated run's input, as engines receive it. */
 function runInput(input: HeadInput): RunInput {
   const { rows: N, cols: D } = input.features;
@@ -126,13 +132,18 @@ for (const { engine, options, deterministic } of ENGINES_FORWARD) {
           const next = input === a ? view : runInput(input);
           const actual = await reusing.run(next, { ...settings, sameInput: true });
           const name = `${engine.name} ${input === a ? "same arrays" : "other arrays"}`;
-          if (deterministic) {
+          if (deterministic && (input !== a || reusesExactly(engine))) {
             assertSameGradients(actual, expected, name);
             assert.deepEqual(actual.losses, expected.losses, name);
-          } else {assertClose(actual.gradWeights.data, expected.gradWeights.data, {
-              rtol: 1e-4,
-              name,
-            });}
+          } else {
+            for (const key of ["gradWeights", "gradFeatures"] as const) {
+              assertClose(actual[key].data, expected[key].data, {
+                rtol: 1e-5,
+                name: `${name} ${key}`,
+              });
+            }
+            assertClose(actual.losses, expected.losses, { rtol: 1e-5, name: `${name} losses` });
+          }
         }
       } finally {
         await fresh.dispose();
@@ -169,12 +180,14 @@ for (const { engine, options, deterministic } of ENGINES_FORWARD) {
         }
       }
       assert.deepEqual(calls, { run: 3, forward: 1 }); // with it: one of each; without: two runs
+      const name = `${engine.name} AdaCos`;
       if (engine === ENGINES.native) {
-        // Its losses are deterministic on any number of threads, hence the scale and the losses.
+        // Its first run's losses are deterministic on any number of threads, hence the scale; its
+        // second starts from the first one's products, rescaled (within float32 rounding).
         assert.equal(results[0].state?.scale, results[1].state?.scale);
-        assert.deepEqual(results[0].losses, results[1].losses);
-      }
-      if (deterministic) assertSameGradients(results[0], results[1], `${engine.name} AdaCos`);
+        assertClose(results[0].losses, results[1].losses, { rtol: 1e-5, name: `${name} losses` });
+        assertClose(results[0].gradWeights.data, results[1].gradWeights.data, { rtol: 1e-5, name });
+      } else if (deterministic) assertSameGradients(results[0], results[1], name);
     },
   });
 

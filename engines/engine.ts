@@ -130,9 +130,9 @@ export interface RunSettings {
    * This run's input holds the values of the head's last call (AdaCos's second run, at a new
    * scale: engines/adacos.ts): where that call was `forward` on the same arrays, an engine may
    * reuse what it kept from that pass (engine-wasm: W's norms and the cosines; engine-webgpu: the
-   * uploaded inputs and the cosines, so it skips the forward passes; engine-native's forward
-   * epilogue overwrites its products, so it computes them again) instead of computing it again.
-   * Never set by `prepareOn`.
+   * uploaded inputs and the cosines, so it skips the forward passes; engine-native: W's norms and
+   * the products, rescaled to the run's scale) instead of computing it again. Never set by
+   * `prepareOn`.
    */
   sameInput?: boolean;
   /**

@@ -14,6 +14,16 @@ import {
 export const GEN = 0, PHASE = 1, NEXT = 2, DONE = 3, BAD = 4, ERROR = 5, LOGITS = 6, W_BYTES = 7;
 /** Whether this run of a linear head has a bias. */
 export const HAS_BIAS = 8;
+/**
+ * How the FORWARD phase treats the products ({@linkcode KEEP_PRODUCTS}, {@linkcode ON_PRODUCTS};
+ * 0: as usual, the epilogue writes e over them) and, for ON_PRODUCTS, the float32 ratio of this
+ * run's scale to the one they were made at, in word {@linkcode RATIO}.
+ */
+export const PRODUCTS = 9, RATIO = 10;
+/** A forward-only run of a plain head: the row statistics only, the products left as they are. */
+export const KEEP_PRODUCTS = 1;
+/** A run on the products a KEEP_PRODUCTS run left (the same inputs): no forward product, no norms. */
+export const ON_PRODUCTS = 2;
 /** Phases. */
 export const FORWARD = 1, BACKWARD = 2, QUIT = 3;
 /** Flags of `BAD`. */
@@ -84,6 +94,18 @@ interface Epilogue {
     lo: number,
     hi: number,
     hard: number,
+    ratio: number,
+  ): number;
+  statsTile(
+    s: number,
+    ld: number,
+    rows: number,
+    width: number,
+    colf: number,
+    labels: number,
+    j0: number,
+    m: number,
+    sum: number,
   ): number;
   forwardTileSub(
     s: number,
@@ -123,6 +145,8 @@ export class TileRunner {
   readonly #buffer: ArrayBufferLike;
   readonly #ctl: Int32Array;
   readonly #slots: BigInt64Array;
+  /** Word RATIO of the control block, as a float. */
+  readonly #ratio: Float32Array;
   /** This thread's W tile, ∂W tile (tile×Dp each), H tile (N×up(tile, 4)), partial ∂x̃ (N×D). */
   readonly #wt: number;
   readonly #gwt: number;
@@ -151,6 +175,7 @@ export class TileRunner {
     ) as bigint;
     this.#ctl = new Int32Array(memory.buffer, layout.control, 16);
     this.#slots = new BigInt64Array(memory.buffer, layout.control + 64, 4);
+    this.#ratio = new Float32Array(memory.buffer, layout.control + 4 * RATIO, 1);
     const at = threadRegions(layout, tid);
     this.#wt = at.wt;
     this.#gwt = at.gwt;
@@ -267,16 +292,8 @@ export class TileRunner {
   #forward(t: number, logits?: Float32Array): void {
     const L = this.#L, k = this.#k;
     const j0 = t * L.tile, width = Math.min(L.tile, L.C - j0), ld = up4(width);
-    const S = this.#tileS(t);
-    // S_t = X̃ · W_tᵀ (N×width), then W's tile (now in cache) copied for its norms.
-    this.#gemm(false, true, L.N, width, L.D, [L.xt, L.D], this.#wOperand(j0, width), [S, ld]);
-    if (L.angular) {
-      if (this.#w instanceof Float32Array) this.#stage(j0, width);
-      const np = L.normProduct ? 1 : 0;
-      if (k.tileNorms(this.#wt, L.Dp, width, L.nw + 4 * j0, L.colf + 4 * j0, np)) {
-        Atomics.or(this.#ctl, BAD, BAD_WEIGHTS);
-      }
-    }
+    const S = this.#tileS(t), products = Atomics.load(this.#ctl, PRODUCTS);
+    if (products !== ON_PRODUCTS) this.#product(j0, width, S);
     if (L.subCenters) return this.#forwardSub(t, S, logits);
     const args = [
       S,
@@ -291,16 +308,36 @@ export class TileRunner {
       L.m + 4 * t * L.N,
       L.s + 4 * t * L.N,
     ] as const;
+    const ratio = products === ON_PRODUCTS ? this.#ratio[0] : 1;
     let bad: number;
-    if (logits) {
-      bad = k.forwardTile(...args, 1, L.zlo, L.zhi, L.hard);
+    if (products === KEEP_PRODUCTS) {
+      const [, , , , colf, , , labels, , m, sum] = args;
+      bad = k.statsTile(S, ld, L.N, width, colf, labels, j0, m, sum);
+    } else if (logits) {
+      bad = k.forwardTile(...args, 1, L.zlo, L.zhi, L.hard, ratio);
       const z = new Float32Array(this.#buffer, S, L.N * ld);
       for (let i = 0; i < L.N; i++) logits.set(z.subarray(i * ld, i * ld + width), i * L.C + j0);
-      bad |= k.forwardTile(...args, 2, L.zlo, L.zhi, L.hard);
+      bad |= k.forwardTile(...args, 2, L.zlo, L.zhi, L.hard, ratio);
     } else {
-      bad = k.forwardTile(...args, 3, L.zlo, L.zhi, L.hard);
+      bad = k.forwardTile(...args, 3, L.zlo, L.zhi, L.hard, ratio);
     }
     if (bad) Atomics.or(this.#ctl, BAD, BAD_LOGITS);
+  }
+
+  /** S_t = X̃ · W_tᵀ (N×width), then W's tile (now in cache) copied for its norms. */
+  #product(j0: number, width: number, S: number): void {
+    const L = this.#L;
+    this.#gemm(false, true, L.N, width, L.D, [L.xt, L.D], this.#wOperand(j0, width), [
+      S,
+      up4(width),
+    ]);
+    if (L.angular) {
+      if (this.#w instanceof Float32Array) this.#stage(j0, width);
+      const np = L.normProduct ? 1 : 0;
+      if (this.#k.tileNorms(this.#wt, L.Dp, width, L.nw + 4 * j0, L.colf + 4 * j0, np)) {
+        Atomics.or(this.#ctl, BAD, BAD_WEIGHTS);
+      }
+    }
   }
 
   /**

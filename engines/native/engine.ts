@@ -21,7 +21,10 @@
  * - host: the threads' ∂x̃ summed, the row-norm backward of x and each target's whole contribution
  *   in float64.
  * A forward-only run (`forward`, AdaCos's first run) stops after the host's losses: no BACKWARD
- * phase, so none of its two products.
+ * phase, so none of its two products; for a plain head (angular, scale radius, no bias, clamp, hard
+ * negatives or sub-centers) its epilogue only reads the products, and the run after it on the same
+ * arrays (`sameInput`: AdaCos's second, at a new scale) starts from them, rescaled, with no forward
+ * product and no norms.
  * The N×C products stay between the passes (float32, 100 MB at N 256, C 100 000): recomputing them
  * would cost a fourth product (8·N·D·C flops instead of 6). Each thread runs one-thread GEMMs
  * (the BLAS's own threads are set to 1 while a run lasts), so the elementwise work runs on every
@@ -53,8 +56,12 @@ import {
   ERROR,
   FORWARD,
   HAS_BIAS,
+  KEEP_PRODUCTS,
   LOGITS,
   type NativeLayout,
+  ON_PRODUCTS,
+  PRODUCTS,
+  RATIO,
   SLOT_GW,
   SLOT_LOGITS,
   SLOT_W,
@@ -215,6 +222,54 @@ function inputBlamed(view: RunInput): RangeError | undefined {
   return undefined;
 }
 
+/** How a run treats the products of the forward pass (see {@linkcode KeptProducts}). */
+interface ProductsUse {
+  /** 0, KEEP_PRODUCTS or ON_PRODUCTS. */
+  mode: number;
+  /** ON_PRODUCTS: this run's scale over the kept products' (float32). */
+  ratio: number;
+  /** This run's scale (a head of scale radius). */
+  scale: number;
+}
+
+/**
+ * The input whose products (S = X̃·Wᵀ) the memory holds after a forward-only run of a plain head
+ * (angular, scale radius; no bias, cosine clamp, hard negatives or sub-centers): AdaCos's first
+ * run, whose products its second run, at a new scale on the same arrays (`sameInput`), starts from.
+ */
+class KeptProducts {
+  #of?: { view: RunInput; scale: number };
+  constructor(readonly layout: NativeLayout) {}
+
+  /** How this run treats the products; any run ends what was kept. */
+  use(
+    head: HostHeadSpec,
+    view: RunInput,
+    settings: RunSettings,
+    forwardOnly: boolean,
+  ): ProductsUse {
+    const last = this.#of, L = this.layout;
+    this.#of = undefined;
+    const plain = !("successor" in head) && head.logits === "angular" &&
+      head.radius.kind === "scale" && !view.bias && L.zlo === -Infinity && !L.hard &&
+      !L.subCenters;
+    if (!plain) return { mode: 0, ratio: 1, scale: 0 };
+    const scale = (head.radius as { scale: number }).scale;
+    if (forwardOnly) return { mode: KEEP_PRODUCTS, ratio: 1, scale };
+    const same = last?.view.x === view.x && last.view.w === view.w &&
+      last.view.labels === view.labels;
+    if (settings.sameInput && same) {
+      return { mode: ON_PRODUCTS, ratio: Math.fround(scale / last!.scale), scale };
+    }
+    return { mode: 0, ratio: 1, scale };
+  }
+
+  /** Records the forward-only run that left its products. */
+  keep(view: RunInput, scale: number): void {
+    this.#of = { view, scale };
+  }
+}
+
 /** The forward pass and the losses, synchronously: a forward-only run, or a full run's first half. */
 function forwardSync(
   head: HostHeadSpec,
@@ -222,10 +277,12 @@ function forwardSync(
   memory: WebAssembly.Memory,
   pool: Pool,
   view: RunInput,
-  settings: RunSettings & { logitsOut?: Float32Array },
+  settings: RunSettings & { logitsOut?: Float32Array; products?: ProductsUse },
 ) {
   const buffer = memory.buffer, logits = settings.logitsOut;
   const ctl = new Int32Array(buffer, L.control, 16);
+  ctl[PRODUCTS] = settings.products?.mode ?? 0;
+  new Float32Array(buffer, L.control + 4 * RATIO, 1)[0] = settings.products?.ratio ?? 1;
   const slots = new BigInt64Array(buffer, L.control + 64, 4);
   const weight = reductionWeight(settings.reduction, L.N);
   const samples = stageSamples(head, L, buffer, view);
@@ -256,7 +313,7 @@ function runSync(
   memory: WebAssembly.Memory,
   pool: Pool,
   view: RunInput,
-  settings: RunSettings,
+  settings: RunSettings & { products?: ProductsUse },
 ): EngineResult<Float32Array> {
   const buffer = memory.buffer;
   const ctl = new Int32Array(buffer, L.control, 16);
@@ -268,6 +325,7 @@ function runSync(
     ...settings,
     logitsOut: logits,
   });
+  ctl[PRODUCTS] = 0; // the backward phase overwrites them
   const { loss, losses, rest } = statistics;
   // The kernels write every element of ∂W: `into`'s array needs no clearing.
   const gradWeights = (settings.into?.gradWeights as Float32Array) ?? new Float32Array(C * D);
@@ -322,11 +380,14 @@ function forwardOnly(
   memory: WebAssembly.Memory,
   pool: Pool,
   view: RunInput,
-  settings: RunSettings,
+  settings: RunSettings & { products?: ProductsUse },
 ): ForwardResult {
-  const { reduction } = settings;
-  const { loss, losses } = forwardSync(head, L, memory, pool, view, { reduction, logits: false })
-    .statistics;
+  const { reduction, products } = settings;
+  const { loss, losses } = forwardSync(head, L, memory, pool, view, {
+    reduction,
+    logits: false,
+    products,
+  }).statistics;
   finite("loss", [loss]);
   finite("losses", losses);
   return { loss, losses };
@@ -352,6 +413,7 @@ async function prepare(
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
   const pool = await startPool(module, memory, layout, { lib, library: info.library });
   let disposed = false;
+  const kept = new KeptProducts(layout);
   function guarded<R>(
     pass: (...args: Parameters<typeof runSync>) => R,
     view: RunInput,
@@ -362,7 +424,10 @@ async function prepare(
     const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
     try {
       const now = runHead(head, settings); // AdaCos's per-run scale, where given
-      return Promise.resolve(pass(now, layout, memory, pool, view, settings));
+      const products = kept.use(now, view, settings, pass === forwardOnly);
+      const result = pass(now, layout, memory, pool, view, { ...settings, products });
+      if (products.mode === KEEP_PRODUCTS) kept.keep(view, products.scale);
+      return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(inputBlamed(view) ?? error);
     } finally {

@@ -201,15 +201,16 @@ let badLogit = false;
   y: i32,
   lo: f32,
   hi: f32,
+  ratio: f32,
 ): f32 {
-  const w4 = width & ~3, yv = i32x4.splat(y), lov = splat(lo), hiv = splat(hi);
+  const w4 = width & ~3, yv = i32x4.splat(y), lov = splat(lo), hiv = splat(hi), rv = splat(ratio);
   const lanes = v128.load(LANES), four = v128.load(LANES, 16), masked = v128.load(EXP, 208);
   let m0 = masked, m1 = masked, n0 = splat(0), n1 = splat(0);
   let j = 0;
   for (; j + 8 <= w4; j += 8) {
     const o = row + (<usize> j << 2), c = colf + (<usize> j << 2);
-    let z0 = f32x4.mul(v128.load(o), v128.load(c));
-    let z1 = f32x4.mul(v128.load(o, 16), v128.load(c, 16));
+    let z0 = f32x4.mul(f32x4.mul(v128.load(o), v128.load(c)), rv);
+    let z1 = f32x4.mul(f32x4.mul(v128.load(o, 16), v128.load(c, 16)), rv);
     if (withBias) {
       z0 = f32x4.add(z0, v128.load(bias + (<usize> j << 2)));
       z1 = f32x4.add(z1, v128.load(bias + (<usize> j << 2), 16));
@@ -228,7 +229,7 @@ let badLogit = false;
   }
   for (; j < w4; j += 4) {
     const o = row + (<usize> j << 2);
-    let z = f32x4.mul(v128.load(o), v128.load(colf + (<usize> j << 2)));
+    let z = f32x4.mul(f32x4.mul(v128.load(o), v128.load(colf + (<usize> j << 2))), rv);
     if (withBias) z = f32x4.add(z, v128.load(bias + (<usize> j << 2)));
     z = f32x4.pmin(f32x4.pmax(z, lov), hiv);
     n0 = f32x4.pmin(n0, z);
@@ -239,7 +240,7 @@ let badLogit = false;
   let mx = hmax(f32x4.pmax(m0, m1)), mn = hmin(f32x4.pmin(n0, n1));
   for (; j < width; j++) {
     const o = row + (<usize> j << 2);
-    let z = load<f32>(o) * load<f32>(colf + (<usize> j << 2));
+    let z = load<f32>(o) * load<f32>(colf + (<usize> j << 2)) * ratio;
     if (withBias) z += load<f32>(bias + (<usize> j << 2));
     if (z < lo) z = lo;
     if (z > hi) z = hi;
@@ -368,9 +369,92 @@ let badLogit = false;
   return max(out, 0);
 }
 
+// One row's statistics without writing it (statsTile): pass 1's max of z = s·colf over the
+// non-targets, pass 2's Σ exp(z − max), in the order and with the rounding of scaleRow and expRow
+// for a row without bias or clamp, so the losses are a full run's bit for bit.
+// @ts-ignore: decorator
+@inline function statsRow(row: usize, width: i32, colf: usize, y: i32, mp: usize, sp: usize): void {
+  const w4 = width & ~3, yv = i32x4.splat(y), lanes = v128.load(LANES), masked = v128.load(EXP, 208);
+  let m0 = masked, n0 = splat(0), j = 0;
+  for (; j < w4; j += 4) {
+    const z = f32x4.mul(v128.load(row + (<usize> j << 2)), v128.load(colf + (<usize> j << 2)));
+    n0 = f32x4.pmin(n0, z);
+    m0 = f32x4.pmax(m0, v128.bitselect(masked, z, i32x4.eq(i32x4.add(lanes, i32x4.splat(j)), yv)));
+  }
+  let mx = hmax(m0), mn = hmin(n0);
+  for (let k = j; k < width; k++) {
+    const z = load<f32>(row + (<usize> k << 2)) * load<f32>(colf + (<usize> k << 2));
+    if (!(z - z == 0)) badLogit = true;
+    mn = min(mn, z);
+    mx = max(mx, k == y ? MASKED : z);
+  }
+  if (!(mx < Infinity) || !(mn > -Infinity)) badLogit = true;
+  const mv = splat(mx);
+  let s0 = splat(0), s1 = splat(0);
+  j = 0;
+  for (; j + 8 <= w4; j += 8) {
+    const o = row + (<usize> j << 2), c = colf + (<usize> j << 2);
+    const jv = i32x4.add(lanes, i32x4.splat(j));
+    const z0 = v128.bitselect(masked, f32x4.mul(v128.load(o), v128.load(c)), i32x4.eq(jv, yv));
+    const z1 = v128.bitselect(
+      masked,
+      f32x4.mul(v128.load(o, 16), v128.load(c, 16)),
+      i32x4.eq(i32x4.add(jv, v128.load(LANES, 16)), yv),
+    );
+    s0 = f32x4.add(s0, expv(f32x4.sub(z0, mv)));
+    s1 = f32x4.add(s1, expv(f32x4.sub(z1, mv)));
+  }
+  for (; j < w4; j += 4) {
+    const z = v128.bitselect(
+      masked,
+      f32x4.mul(v128.load(row + (<usize> j << 2)), v128.load(colf + (<usize> j << 2))),
+      i32x4.eq(i32x4.add(lanes, i32x4.splat(j)), yv),
+    );
+    s0 = f32x4.add(s0, expv(f32x4.sub(z, mv)));
+  }
+  let total = hsum(f32x4.add(s0, s1));
+  for (; j < width; j++) {
+    const z = j == y ? MASKED : load<f32>(row + (<usize> j << 2)) * load<f32>(colf + (<usize> j << 2));
+    total += exps(z - mx);
+  }
+  if (y >= 0 && y < width) total -= exps(MASKED - mx);
+  if (mx == MASKED) total = 0; // the tile holds this row's target only
+  if (!(total - total == 0)) badLogit = true;
+  store<f32>(mp, mx);
+  store<f32>(sp, max(total, 0));
+}
+
+/**
+ * A forward-only run's epilogue of one tile of a plain head (no bias, clamp or hard negatives):
+ * each row's max and Σ exp, as forwardTile's phase 3 stores them, with the products left as they
+ * are, so that the run after it at another scale (AdaCos's second) may start from them. Returns 1
+ * when a logit is not finite.
+ */
+export function statsTile(
+  s: usize,
+  ld: i32,
+  rows: i32,
+  width: i32,
+  colf: usize,
+  labels: usize,
+  j0: i32,
+  m: usize,
+  sum: usize,
+): i32 {
+  badLogit = false;
+  for (let i = 0; i < rows; i++) {
+    const row = s + ((<usize> i * <usize> ld) << 2);
+    const y = load<i32>(labels + (<usize> i << 2)) - j0;
+    statsRow(row, width, colf, y, m + (<usize> i << 2), sum + (<usize> i << 2));
+  }
+  return badLogit ? 1 : 0;
+}
+
 /**
  * The forward epilogue of one tile: `rows` rows of `width` products, `ld` floats apart, in place.
- * `phase` bit 1: z = s·colf_j (+ bias_j) clamped to [lo, hi] (the host passes a·[c_lo, c_hi] for
+ * `phase` bit 1: z = s·colf_j·ratio (+ bias_j) clamped to [lo, hi] (`ratio`: 1, or the run's scale
+ * over the scale the products were made at, for a run on a forward-only run's products; the host
+ * passes a·[c_lo, c_hi] for
  * a cosine clamp, −∞ and +∞ for none), each row's target column (labels[i] − j0, when inside the
  * tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]), its row sum over the
  * non-targets into sum[i], and in place e, or 0 where the clamp bound (so the backward's H is 0
@@ -393,6 +477,7 @@ export function forwardTile(
   lo: f32,
   hi: f32,
   hard: usize,
+  ratio: f32,
 ): i32 {
   badLogit = false;
   for (let i = 0; i < rows; i++) {
@@ -405,7 +490,7 @@ export function forwardTile(
       if (phase & 2) store<f32>(sp, hardRow(row, width, colf, y, hard, thr, load<f32>(mp), 2));
       continue;
     }
-    if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y, lo, hi));
+    if (phase & 1) store<f32>(mp, scaleRow(row, width, colf, bias, withBias, y, lo, hi, ratio));
     if (phase & 2) store<f32>(sp, expRow(row, width, y, load<f32>(mp), lo, hi));
   }
   return badLogit ? 1 : 0;
