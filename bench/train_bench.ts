@@ -9,6 +9,7 @@
  * - tfjs autodiff of the same head (adapters/tfjs_head.ts's ops, differentiated by tfjs);
  * - tfjsHeadLoss on the engine that backend picks: engine-wasm on tfjs-wasm (both of its
  *   synchronous ways: "blocking", worker threads while the caller waits, and "calling-thread"),
+ *   and on request engine-native there (the machine's BLAS through Deno's FFI, where available),
  *   engine-webgpu on tfjs-webgpu (tfjs's device and buffers, no read-back; W in shards where one
  *   tensor would pass the adapter's binding limit, as tfjs's own Adam on W needs);
  * - and, in a group of its own, PyTorch's step of the same model (bench/train_pytorch.py, a
@@ -27,6 +28,7 @@ import { type TfjsHeadLoss, tfjsHeadLoss } from "../train/tfjs_loss.ts";
 import { headLosses } from "../adapters/tfjs_head.ts";
 import { arcFaceHead } from "../losses/arcface.ts";
 import { pytorchAllocator } from "./_pytorch.ts";
+import { nativeEngine } from "../engines/native/engine.ts";
 
 /** The body's input and hidden widths. */
 const IN = 128, HIDDEN = 256, SEED = 5;
@@ -85,6 +87,8 @@ async function tfjsTrainer(
   const model = tfjsModel(size, shards);
   const optimizer = tf.train.adam(1e-3);
   const { fn, loss } = head();
+  // Its engine's head prepared ahead, as a training script would (engine-native's helper threads).
+  await loss?.prepare({ samples: size.N, dims: size.D, classes: size.C });
   return {
     async step() {
       await useTfjsBackend(backend);
@@ -180,6 +184,9 @@ function bench(
 }
 
 const selected = (Deno.env.get("TRAIN_BENCH_SIZES") ?? "M").split(",") as SizeName[];
+const nativeAvailability = await nativeEngine.availability();
+const NATIVE = nativeAvailability.available;
+if (!NATIVE) console.error(`[train bench] engine-native: ${nativeAvailability.reason}`);
 
 for (const name of selected) {
   const size = SIZES[name];
@@ -211,6 +218,16 @@ for (const name of selected) {
         }),
     );
   }
+  bench(
+    wasm,
+    "tfjsHeadLoss engine-native",
+    { n, ignore: !NATIVE },
+    () =>
+      tfjsTrainer("wasm", size, 1, () => {
+        const loss = tfjsHeadLoss(HEAD, { engine: "native" });
+        return { fn: loss as unknown as HeadFn, loss };
+      }),
+  );
   bench(
     webgpu,
     "tfjs autodiff",

@@ -84,7 +84,7 @@ export function weightGradients(
 }
 
 /** The sizes of a call as a key of prepared heads. */
-export function shapeKey(call: Call<unknown>): string {
+export function shapeKey(call: Pick<Call<unknown>, "N" | "D" | "C">): string {
   return `${call.N}×${call.D}×${call.C}`;
 }
 

@@ -1,27 +1,19 @@
-// engine "wasm" inside tf.customGrad: the tensors read synchronously (free on tfjs-cpu and
-// tfjs-wasm, whose tensors live in CPU memory), one fused forward and backward on a prepared
-// synchronous head of engine-wasm (engines/wasm: the worker threads compute while this thread
-// waits in Atomics.wait; one thread, this one, where it may not block), and the gradients handed to
-// the backward pass as new tensors. A successor head of a kind engine-wasm computes runs the same
-// way: the head of each call is handed to the run (its margins and state are read per run, nothing
-// is prepared again), and its state after the batch goes to onState in the backward pass. Sub-center
-// ArcFace runs on its C·K rows of W (the gradient for W is C·K×D too); AdaCos as two runs of its
-// scale-only head, the first at the old scale (engines/adacos.ts through runSync).
-import type { HeadShape } from "../engines/engine.ts";
-import type { HeadSpec, SuccessorHeadSpec } from "../losses/head_spec.ts";
-import { isSuccessorHead } from "../losses/successor_head.ts";
-import { createSyncWasmHead, type SyncMode, type SyncWasmHead } from "../engines/wasm/engine.ts";
-import { prepareSyncWasmHead } from "../engines/wasm/engine.ts";
-import { tf } from "./tfjs_setup.ts";
-import { hostCenterStep } from "./_centers.ts";
+// engine "wasm" inside tf.customGrad (train/_sync_step.ts): a prepared synchronous head of
+// engine-wasm (engines/wasm: the worker threads compute while this thread waits in Atomics.wait;
+// one thread, this one, where it may not block). The head of each call is handed to the run (its
+// margins and state are read per run, nothing is prepared again). Sub-center ArcFace runs on its
+// C·K rows of W (the gradient for W is C·K×D too); AdaCos as two runs of its scale-only head, the
+// first at the old scale (engines/adacos.ts through runSync).
 import {
-  type Call,
-  HeadCache,
-  shapeKey,
-  type Step,
-  weightGradients,
-  weightValues,
-} from "./_steps.ts";
+  createSyncWasmHead,
+  prepareSyncWasmHead,
+  type SyncMode,
+  type SyncWasmHead,
+} from "../engines/wasm/engine.ts";
+import { shapeKey } from "./_steps.ts";
+import { SyncPath } from "./_sync_step.ts";
+
+export { IDLE_RELEASE_MS } from "./_sync_step.ts";
 
 /** How engine-wasm runs for tfjsHeadLoss. */
 export interface WasmSettings {
@@ -29,127 +21,15 @@ export interface WasmSettings {
   mode?: SyncMode;
 }
 
-const RECYCLED = "this step's gradient was taken once and its memory since reused by a later " +
-  "step (tfjs-wasm copies each gradient); take a step's gradient before the next step runs";
-
-/**
- * How long the heads stay prepared without a call. Their worker threads keep a Deno process
- * alive, so a training script that never calls dispose() still ends this long after its last
- * step; a later call prepares again (a few milliseconds).
- */
-export const IDLE_RELEASE_MS = 2000;
-
-/** A timer that never keeps the process alive by itself (Deno, Node.js; a page never ends). */
-function unrefTimer(fn: () => void, ms: number): number {
-  const id = setTimeout(fn, ms) as unknown as number | { unref?: () => void };
-  const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
-  if (typeof id === "number") deno?.unrefTimer?.(id);
-  else id.unref?.();
-  return id as number;
-}
-
-/** engine-wasm's prepared heads of one loss, by shape. */
-export class WasmPath {
-  readonly heads = new HeadCache<SyncWasmHead>();
-  #idle?: number;
-  /** A ∂W array whose values tfjs has copied, with its step: the next step writes it again. */
-  #spare?: { array: Float32Array; owner: { recycled: boolean } };
-  /** The shards of W copied into one array (W in several tensors), kept from step to step. */
-  #stage?: Float32Array;
-  constructor(readonly settings: WasmSettings) {}
-
-  /** Re-arms the release of the heads after {@linkcode IDLE_RELEASE_MS} without a call. */
-  #touch(): void {
-    clearTimeout(this.#idle);
-    this.#idle = unrefTimer(() => this.heads.clear(), IDLE_RELEASE_MS);
-  }
-
-  /**
-   * The spare ∂W array when it has `size` elements, taken from its step (whose gradient, if taken
-   * again, is then an error instead of another step's values).
-   */
-  #takeSpare(size: number): Float32Array | undefined {
-    const spare = this.#spare;
-    this.#spare = undefined;
-    if (spare?.array.length !== size) return undefined;
-    spare.owner.recycled = true;
-    return spare.array;
-  }
-
-  /** Prepares a head of `shape` ahead, asynchronously. */
-  async prepare(
-    call: Pick<Call<HeadSpec | SuccessorHeadSpec>, "spec">,
-    shape: HeadShape,
-  ): Promise<void> {
-    const key = `${shape.samples}×${shape.dims}×${shape.classes}`;
-    if (this.heads.has(key)) return;
-    this.heads.set(key, await prepareSyncWasmHead(call.spec, shape, this.#options()));
-    this.#touch();
-  }
-
-  #options() {
-    const { threads, mode } = this.settings;
-    return { ...(threads === undefined ? {} : { threads }), ...(mode ? { mode } : {}) };
-  }
-
-  /**
-   * One step: forward and backward now, the gradients kept for the backward pass; a successor
-   * head's state after the batch goes to `onState` in the backward pass (once per gradient taken).
-   */
-  step(
-    call: Call<HeadSpec | SuccessorHeadSpec>,
-    onState?: (state: Record<string, number>) => void,
-  ): Step {
-    const { features, labels, N, D, C, spec, reduction, center } = call;
-    this.#touch();
-    // Prepared for this head's structure (a sub-center tile, …); runSync reads each run's head.
-    const head = this.heads.get(
-      shapeKey(call),
-      () => createSyncWasmHead(spec, { samples: N, dims: D, classes: C }, this.#options()),
-    );
-    const x = features.dataSync() as Float32Array, y = labels.dataSync();
-    const spare = this.#takeSpare(C * D);
-    if (call.weights.length > 1 && this.#stage?.length !== C * D) this.#stage = undefined;
-    const weights = weightValues(call, this.#stage);
-    if (call.weights.length > 1) this.#stage = weights;
-    const result = head.runSync(spec, {
-      features: { rows: N, cols: D, data: x },
-      weights: { rows: C, cols: D, data: weights },
-      labels: y,
-    }, { reduction, gradWeightsInto: spare });
-    const gradFeatures = result.gradFeatures.data, gradWeights = result.gradWeights.data;
-    const mine = { recycled: false };
-    const state = isSuccessorHead(spec) ? { ...result.state } : undefined;
-    let loss = result.loss, moveCenters = () => {};
-    if (center) {
-      const c = hostCenterStep(call.where, center, x, y, { N, D }, reduction);
-      loss += c.loss;
-      c.addGradient(gradFeatures);
-      moveCenters = () => c.move();
-    }
-    return {
-      value: tf.scalar(loss),
-      gradFunc: (dy: tf.Scalar) => {
-        if (mine.recycled) throw new Error(`${call.where}: ${RECYCLED}`);
-        moveCenters();
-        if (state) onState?.({ ...state });
-        const scale = dy.dataSync()[0];
-        const gx = tf.tensor2d(gradFeatures, [N, D]);
-        const grads = [
-          scale === 1 ? gx : tf.mul(gx, scale),
-          tf.zerosLike(labels),
-          ...weightGradients(call, gradWeights, scale),
-        ];
-        // tfjs-wasm copied ∂W into its heap: the next step may write this array.
-        if (tf.getBackend() === "wasm") this.#spare = { array: gradWeights, owner: mine };
-        return grads;
-      },
-    };
-  }
-
-  /** Releases every prepared head. */
-  dispose(): void {
-    clearTimeout(this.#idle);
-    this.heads.clear();
+/** engine-wasm's prepared heads of one loss, by shape (a head lays out again within its memory). */
+export class WasmPath extends SyncPath<SyncWasmHead> {
+  constructor(readonly settings: WasmSettings) {
+    const { threads, mode } = settings;
+    const options = { ...(threads === undefined ? {} : { threads }), ...(mode ? { mode } : {}) };
+    super({
+      key: (_spec, shape) => shapeKey({ N: shape.samples, D: shape.dims, C: shape.classes }),
+      create: (spec, shape) => createSyncWasmHead(spec, shape, options),
+      prepare: (spec, shape) => prepareSyncWasmHead(spec, shape, options),
+    });
   }
 }

@@ -3,10 +3,11 @@
  * tfjs loss whose gradients are computed by one of the library's engines, chosen by the active
  * tfjs backend: on tfjs-webgpu, engine-webgpu's passes on tfjs's own device and tensors' buffers
  * (nothing read back); on tfjs-wasm and tfjs-cpu, engine-wasm on a prepared synchronous head; or,
- * on request, the float64 reference. The successor heads of issue 13 (CurricularFace, AdaFace,
- * sub-center ArcFace, MagFace, AdaCos, ElasticFace: a `…Head` builder's {@linkcode SuccessorHeadSpec})
- * run on engine-wasm (all of them: `supportsSuccessor`) or on request on the float64 reference,
- * their state handed back through {@linkcode TfjsHeadLossOptions.onState}.
+ * on request, engine-native (the machine's BLAS, in Deno) or the float64 reference. The successor
+ * heads of issue 13 (CurricularFace, AdaFace, sub-center ArcFace, MagFace, AdaCos, ElasticFace: a
+ * `…Head` builder's {@linkcode SuccessorHeadSpec}) run on engine-wasm (all of them:
+ * `supportsSuccessor`) or on request on engine-native or the float64 reference, their state handed
+ * back through {@linkcode TfjsHeadLossOptions.onState}.
  *
  * @module
  */
@@ -24,10 +25,12 @@ import type { Reduction } from "../losses/types.ts";
 import type { Engine, HeadShape } from "../engines/engine.ts";
 import { wasmEngine } from "../engines/wasm/engine.ts";
 import { webgpuEngine } from "../engines/webgpu/engine.ts";
+import { nativeEngine } from "../engines/native/engine.ts";
 import { tf } from "./tfjs_setup.ts";
 import type { Call, CheckedCenter } from "./_steps.ts";
 import { referenceStep, successorStep } from "./_reference_step.ts";
 import { WasmPath } from "./_wasm_step.ts";
+import { NativePath } from "./_native_step.ts";
 import { WebgpuPath } from "./_webgpu_step.ts";
 
 export type { HeadShape, HeadSpec, Matrix, Reduction, SuccessorHeadSpec, SuccessorHook };
@@ -35,9 +38,9 @@ export type { Radius, TargetMargin } from "../losses/head_spec.ts";
 export type { MarginGradient } from "../losses/types.ts";
 
 /** The engines that compute {@linkcode tfjsHeadLoss}. */
-export type TfjsLossEngine = "reference" | "wasm" | "webgpu";
+export type TfjsLossEngine = "reference" | "wasm" | "webgpu" | "native";
 
-const ENGINES: readonly TfjsLossEngine[] = ["reference", "wasm", "webgpu"];
+const ENGINES: readonly TfjsLossEngine[] = ["reference", "wasm", "webgpu", "native"];
 
 /**
  * A successor head's state after a training step, as its loss returns it: CurricularFace's
@@ -73,8 +76,12 @@ export interface TfjsHeadLossOptions {
   /**
    * The engine: `"webgpu"` (engine-webgpu on tfjs-webgpu's device and buffers; needs the webgpu
    * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
-   * tfjs-cpu) or `"reference"` (the float64 reference, as exact as the library gets).
-   * A successor head runs on "reference", and on "wasm" where engine-wasm computes its kind (its
+   * tfjs-cpu), `"native"` (engine-native, the machine's BLAS: Deno with `--allow-ffi` and a CBLAS;
+   * reads the tensors back like "wasm"; `await loss.prepare(shape)` starts its helper threads, a
+   * head made at a call has the calling thread alone) or `"reference"` (the float64 reference, as
+   * exact as the library gets).
+   * A successor head runs on "reference", on "native" where engine-native computes it, and on
+   * "wasm" where engine-wasm computes its kind (its
    * `supportsSuccessor`: every successor kind, sub-center ArcFace on C·K rows of weights, AdaCos
    * as two runs of its scale-only head); an engine that does not compute it refuses it, naming the
    * head and the engine's reason ("webgpu" refuses them all).
@@ -91,7 +98,7 @@ export interface TfjsHeadLossOptions {
    * {@linkcode HeadSpec}.
    */
   onState?: (state: SuccessorState) => void;
-  /** engine-wasm's worker threads. @default {the logical cores} */
+  /** engine-wasm's (and engine-native's) threads. @default {the logical cores} */
   threads?: number;
   /**
    * How engine-wasm runs inside tfjs's synchronous loss: `"blocking"`, its worker threads compute
@@ -274,6 +281,7 @@ function engineFor(
 const ENGINE_OF: Record<Exclude<TfjsLossEngine, "reference">, Engine> = {
   wasm: wasmEngine as Engine,
   webgpu: webgpuEngine as Engine,
+  native: nativeEngine as Engine,
 };
 
 /**
@@ -461,6 +469,8 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
     checkSuccessorEngine(where, head, engine);
   }
   const wasm = new WasmPath({ threads, mode }), webgpu = new WebgpuPath(center);
+  const native = new NativePath(threads === undefined ? {} : { threads });
+  const synchronous = { wasm, native } as const;
   const specNow = () => typeof head === "function" ? checkHead(where, head()) : head;
   const op = tf.customGrad(
     ((features: tf.Tensor2D, labels: tf.Tensor1D, ...rest: [...tf.Tensor2D[], tf.GradSaveFunc]) => {
@@ -481,7 +491,9 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
         checkSyncReadBack(where, chosen);
         const hooked = { where, spec, features, weights, labels, N, D, C, reduction, center };
         const handOver = onState as ((state: Record<string, number>) => void) | undefined;
-        return chosen === "wasm" ? wasm.step(hooked, handOver) : successorStep(hooked, handOver);
+        return chosen === "wasm" || chosen === "native"
+          ? synchronous[chosen].step(hooked, handOver)
+          : successorStep(hooked, handOver);
       }
       const call: Call = {
         where,
@@ -497,7 +509,7 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
       };
       if (chosen === "webgpu") return webgpu.step(call, save);
       checkSyncReadBack(where, chosen);
-      return chosen === "wasm" ? wasm.step(call) : referenceStep(call);
+      return chosen === "reference" ? referenceStep(call) : synchronous[chosen].step(call);
     }) as CustomGradient,
   ) as (f: tf.Tensor, l: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar;
   const loss = ((features: tf.Tensor, weights: tf.Tensor | tf.Tensor[], labels: tf.Tensor) => {
@@ -511,15 +523,19 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
       const spec = specNow(), chosen = engineFor(engine, spec);
       if (isSuccessorHead(spec)) checkSuccessorEngine(where, spec, chosen);
       else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
-      if (chosen === "wasm") await wasm.prepare({ spec }, shape);
+      if (chosen === "wasm" || chosen === "native") {
+        await synchronous[chosen].prepare({ spec }, shape);
+      }
     },
     prepared: () => [
       ...wasm.heads.keys().map((key) => `wasm ${key}`),
+      ...native.heads.keys().map((key) => `native ${key.split(" ")[0]}`),
       ...webgpu.heads.keys().map((key) => `webgpu ${key}`),
     ],
     readCenters: () => webgpu.readCenters(),
     dispose() {
       wasm.dispose();
+      native.dispose();
       webgpu.dispose();
     },
   });

@@ -16,6 +16,7 @@ import { centerLoss } from "../losses/center.ts";
 import { marginSoftmaxLoss } from "../losses/margin_softmax.ts";
 import { updateCenters } from "../losses/update_centers.ts";
 import { lambdaSchedule } from "../losses/lambda_schedule.ts";
+import { nativeEngine } from "../engines/native/engine.ts";
 import {
   hasSyncGpuReadBack,
   tfjsHeadLoss,
@@ -150,7 +151,7 @@ Deno.test("tfjsHeadLoss: malformed options and heads are clear errors when the l
     [
       softmaxHead(),
       { engine: "gpu" },
-      /^RangeError: tfjsHeadLoss: options\.engine must be one of "reference", "wasm", "webgpu", got "gpu"$/,
+      /^RangeError: tfjsHeadLoss: options\.engine must be one of "reference", "wasm", "webgpu", "native", got "gpu"$/,
     ],
     [
       softmaxHead(),
@@ -221,9 +222,13 @@ Deno.test("tfjsHeadLoss: shapes and per-step heads are checked at every call, in
 });
 
 /** The engines that run on a tfjs backend here. */
+/** Whether engine-native runs here (Deno with --allow-ffi and a CBLAS). */
+const NATIVE = await nativeEngine.availability();
+if (!NATIVE.available) console.log(`SKIPPED engine "native": ${NATIVE.reason}`);
+
 function enginesOf(backend: typeof BACKENDS[number]): TfjsLossEngine[] {
   if (backend === "webgpu") return SYNC_READ_BACK ? ["webgpu", "reference"] : ["webgpu"];
-  return ["reference", "wasm"];
+  return ["reference", "wasm", ...(NATIVE.available ? ["native" as const] : [])];
 }
 
 /** The tensors' values, read asynchronously (tfjs-webgpu reads back only so in Deno); disposes them. */

@@ -1,8 +1,8 @@
 // tfjsHeadLoss with the successor heads of issue 13, on the float64 reference and on engine-wasm
-// for the kinds that engine computes (asked through its supportsSuccessor): gradients equal the loss
-// pages' (and on "wasm" the reference path's, to the float32 tolerance), the state moves once per
-// training step and never on evaluation, identically on both engines, 20 Adam steps lower each loss,
-// and the engines that do not compute a head refuse it by name.
+// and engine-native (where it runs) for the kinds they compute (asked through supportsSuccessor):
+// gradients equal the loss pages' (and on "wasm" the reference path's, to the float32 tolerance),
+// the state moves once per training step and never on evaluation, identically on every engine, 20
+// Adam steps lower each loss, and the engines that do not compute a head refuse it by name.
 import assert from "node:assert";
 import { tf, useTfjsBackend } from "./tfjs_setup.ts";
 import { closeness } from "../testing/assert_close.ts";
@@ -17,6 +17,7 @@ import { magFaceHead, magFaceLoss } from "../losses/magface.ts";
 import { adaCosHead, adaCosLoss } from "../losses/adacos.ts";
 import { elasticFaceHead, elasticFaceLoss, elasticFaceMargins } from "../losses/elasticface.ts";
 import { wasmEngine } from "../engines/wasm/engine.ts";
+import { nativeEngine } from "../engines/native/engine.ts";
 import { toleranceOf } from "../testing/tolerances.ts";
 import { type SuccessorState, tfjsHeadLoss, type TfjsLossEngine } from "./tfjs_loss.ts";
 
@@ -64,9 +65,24 @@ function assertSameState(
   assert.ok(error <= 1e-6, `${message}: scale ${actual.scale} vs ${expected.scale}`);
 }
 
-/** The engines a successor runs on in these tests: the reference, and "wasm" where it computes it. */
-const enginesOf = (s: Successor): TfjsLossEngine[] =>
-  onWasm(s.head(4, undefined, 1)) ? ["reference", "wasm"] : ["reference"];
+/** Whether engine-native runs here (Deno with --allow-ffi and a CBLAS). */
+const NATIVE = await nativeEngine.availability();
+if (!NATIVE.available) console.log(`SKIPPED engine "native": ${NATIVE.reason}`);
+
+/**
+ * The engines a successor runs on in these tests: the reference, and "wasm" and "native" where
+ * they compute it.
+ */
+const enginesOf = (s: Successor): TfjsLossEngine[] => {
+  const head = s.head(4, undefined, 1);
+  return [
+    "reference",
+    ...(onWasm(head) ? ["wasm" as const] : []),
+    ...(NATIVE.available && nativeEngine.supportsSuccessor?.(head) === true
+      ? ["native" as const]
+      : []),
+  ];
+};
 
 const margins = (N: number, seed: number, variant: "arc" | "cos") =>
   elasticFaceMargins(N, { variant, seed });
@@ -204,7 +220,7 @@ for (const backend of ["cpu", "wasm"] as const) {
 
   Deno.test({
     name:
-      `tfjsHeadLoss on tfjs-${backend}: a successor state moves once per backward pass, as the loss page chains it, and never on evaluation (reference and wasm)`,
+      `tfjsHeadLoss on tfjs-${backend}: a successor state moves once per backward pass, as the loss page chains it, and never on evaluation (reference, wasm, native)`,
     ignore: !availability.available,
     async fn(t) {
       for (const s of SUCCESSORS) {
@@ -251,7 +267,7 @@ for (const backend of ["cpu", "wasm"] as const) {
                   expected = {};
                 }
                 assert.equal(calls, k + 1);
-                if (engine === "wasm") assertSameState(s, state, expected, `pass ${k}`);
+                if (engine !== "reference") assertSameState(s, state, expected, `pass ${k}`);
                 else assert.deepStrictEqual(state, expected);
                 // An evaluation in between moves nothing.
                 loss(x, w, y);
@@ -267,7 +283,7 @@ for (const backend of ["cpu", "wasm"] as const) {
 
   Deno.test({
     name:
-      `tfjsHeadLoss on tfjs-${backend}: 20 Adam steps lower every successor loss (reference and wasm)`,
+      `tfjsHeadLoss on tfjs-${backend}: 20 Adam steps lower every successor loss (reference, wasm, native)`,
     ignore: !availability.available,
     async fn(t) {
       for (const s of SUCCESSORS) {

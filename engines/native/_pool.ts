@@ -77,6 +77,27 @@ export async function startPool(
     w.onmessage = null;
     w.onerror = (e) => e.preventDefault();
   }
+  return poolOf(main, workers, memory, layout);
+}
+
+/** The pool of one thread, the calling one, made at once (no worker to wait for). */
+export function callingThreadPool(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  layout: NativeLayout,
+  lib: BlasLibrary,
+): Pool {
+  if (layout.threads !== 1) throw new Error(`${WHERE}: a calling-thread pool has one thread`);
+  return poolOf(new TileRunner(module, memory, layout, 0, lib), [], memory, layout);
+}
+
+/** The pool of started threads: `main` and the ready `workers`. */
+function poolOf(
+  main: TileRunner,
+  workers: Worker[],
+  memory: WebAssembly.Memory,
+  layout: NativeLayout,
+): Pool {
   const ctl = new Int32Array(memory.buffer, layout.control, 16);
   const helpers = layout.threads - 1;
 

@@ -34,43 +34,11 @@
  *
  * @module
  */
-import { reductionWeight } from "../../losses/cross_entropy.ts";
-import type {
-  Availability,
-  Engine,
-  EngineHead,
-  EngineOptions,
-  EngineResult,
-  ForwardResult,
-  HeadShape,
-  RunInput,
-  RunSettings,
-} from "../engine.ts";
+import type { Availability, Engine, EngineHead, EngineOptions, HeadShape } from "../engine.ts";
 import { type BlasInfo, ffiUnavailable, findBlas } from "./blas.ts";
-import {
-  BACKWARD,
-  BAD,
-  BAD_GRAD,
-  BAD_LOGITS,
-  BAD_WEIGHTS,
-  ERROR,
-  FORWARD,
-  HAS_BIAS,
-  KEEP_PRODUCTS,
-  LOGITS,
-  type NativeLayout,
-  ON_PRODUCTS,
-  PRODUCTS,
-  RATIO,
-  SLOT_GW,
-  SLOT_LOGITS,
-  SLOT_W,
-  threadRegions,
-  W_BYTES,
-} from "./_tiles.ts";
 import { nativeLayout, tiling } from "./_layout.ts";
-import { type Pool, startPool } from "./_pool.ts";
-import { finishGradients, finishLogits, rowStatistics, stageSamples } from "./_host.ts";
+import { callingThreadPool, startPool } from "./_pool.ts";
+import { NativeHead } from "./_run.ts";
 import {
   checkSubCenters,
   type HostHeadSpec,
@@ -79,10 +47,8 @@ import {
   kernelHardNegatives,
   kernelHead,
   kernelSubCenters,
-  successorOutputs,
-  targetRow,
 } from "../host/samples.ts";
-import { runHead, successorPreparer } from "../adacos.ts";
+import { successorPreparer } from "../adacos.ts";
 
 export { defaultTile } from "./_layout.ts";
 
@@ -120,6 +86,17 @@ function epilogueModule(): Promise<WebAssembly.Module> {
   })();
   wasmModule.catch(() => wasmModule = undefined);
   return wasmModule;
+}
+
+let compiledNow: WebAssembly.Module | undefined;
+
+/** The compiled epilogue, synchronously (a local file: Deno, Node.js). */
+function epilogueModuleNow(): WebAssembly.Module {
+  const url = new URL("./build/epilogue.wasm", import.meta.url);
+  if (url.protocol !== "file:") {
+    throw new Error(`${WHERE}: a synchronous head needs the epilogue as a local file, not ${url}`);
+  }
+  return compiledNow ??= new WebAssembly.Module(Deno.readFileSync(url));
 }
 
 function errorText(error: unknown): string {
@@ -182,226 +159,11 @@ function checkOptions(options: NativeEngineOptions) {
   }
 }
 
-/** The address of a typed array, for the threads (.buffer first moves a small array off V8's heap). */
-function address(array: Float32Array | Float64Array): bigint {
-  void array.buffer;
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(array)));
-}
-
-const finite = (name: string, data: ArrayLike<number>) => {
-  for (let k = 0; k < data.length; k++) {
-    if (!Number.isFinite(data[k])) {
-      throw new RangeError(`${WHERE}: ${name} overflowed float32 at ${k} (inputs too large)`);
-    }
-  }
-};
-
-/**
- * The kernels do not look at every input value (a NaN shows as a non-finite logit or loss); when a
- * run fails, the input is scanned so that the error names the argument and the index.
- */
-const FLOAT32_MAX = 3.4028234663852886e38;
-
-/**
- * The input value a failed run's error should name, if any.
- */
-function inputBlamed(view: RunInput): RangeError | undefined {
-  const arrays = [["features", view.x], ["weights", view.w], ["bias", view.bias ?? []]] as const;
-  for (const [name, data] of arrays) {
-    for (let k = 0; k < data.length; k++) {
-      if (!Number.isFinite(data[k])) {
-        return new RangeError(`${WHERE}: ${name} must hold finite numbers, got ${data[k]} at ${k}`);
-      }
-      if (Math.abs(data[k]) > FLOAT32_MAX) {
-        return new RangeError(
-          `${WHERE}: ${name} exceed the float32 range (|v| ≤ 3.4e38): ${data[k]} at ${k}`,
-        );
-      }
-    }
-  }
-  return undefined;
-}
-
-/** How a run treats the products of the forward pass (see {@linkcode KeptProducts}). */
-interface ProductsUse {
-  /** 0, KEEP_PRODUCTS or ON_PRODUCTS. */
-  mode: number;
-  /** ON_PRODUCTS: this run's scale over the kept products' (float32). */
-  ratio: number;
-  /** This run's scale (a head of scale radius). */
-  scale: number;
-}
-
-/**
- * The input whose products (S = X̃·Wᵀ) the memory holds after a forward-only run of a plain head
- * (angular, scale radius; no bias, cosine clamp, hard negatives or sub-centers): AdaCos's first
- * run, whose products its second run, at a new scale on the same arrays (`sameInput`), starts from.
- */
-class KeptProducts {
-  #of?: { view: RunInput; scale: number };
-  constructor(readonly layout: NativeLayout) {}
-
-  /** How this run treats the products; any run ends what was kept. */
-  use(
-    head: HostHeadSpec,
-    view: RunInput,
-    settings: RunSettings,
-    forwardOnly: boolean,
-  ): ProductsUse {
-    const last = this.#of, L = this.layout;
-    this.#of = undefined;
-    const plain = !("successor" in head) && head.logits === "angular" &&
-      head.radius.kind === "scale" && !view.bias && L.zlo === -Infinity && !L.hard &&
-      !L.subCenters;
-    if (!plain) return { mode: 0, ratio: 1, scale: 0 };
-    const scale = (head.radius as { scale: number }).scale;
-    if (forwardOnly) return { mode: KEEP_PRODUCTS, ratio: 1, scale };
-    const same = last?.view.x === view.x && last.view.w === view.w &&
-      last.view.labels === view.labels;
-    if (settings.sameInput && same) {
-      return { mode: ON_PRODUCTS, ratio: Math.fround(scale / last!.scale), scale };
-    }
-    return { mode: 0, ratio: 1, scale };
-  }
-
-  /** Records the forward-only run that left its products. */
-  keep(view: RunInput, scale: number): void {
-    this.#of = { view, scale };
-  }
-}
-
-/** The forward pass and the losses, synchronously: a forward-only run, or a full run's first half. */
-function forwardSync(
-  head: HostHeadSpec,
-  L: NativeLayout,
-  memory: WebAssembly.Memory,
-  pool: Pool,
-  view: RunInput,
-  settings: RunSettings & { logitsOut?: Float32Array; products?: ProductsUse },
-) {
-  const buffer = memory.buffer, logits = settings.logitsOut;
-  const ctl = new Int32Array(buffer, L.control, 16);
-  ctl[PRODUCTS] = settings.products?.mode ?? 0;
-  new Float32Array(buffer, L.control + 4 * RATIO, 1)[0] = settings.products?.ratio ?? 1;
-  const slots = new BigInt64Array(buffer, L.control + 64, 4);
-  const weight = reductionWeight(settings.reduction, L.N);
-  const samples = stageSamples(head, L, buffer, view);
-  if (view.bias) new Float32Array(buffer, L.bias, L.C).set(view.bias);
-  // The caller's W stays where it is: the threads read its tiles through its address.
-  ctl[W_BYTES] = view.w.BYTES_PER_ELEMENT;
-  slots[SLOT_W] = address(view.w);
-  if (logits) slots[SLOT_LOGITS] = address(logits);
-  ctl[HAS_BIAS] = view.bias ? 1 : 0;
-  ctl[LOGITS] = logits ? 1 : 0;
-  ctl[BAD] = ctl[ERROR] = 0;
-
-  pool.phase(FORWARD);
-  const bad = Atomics.load(ctl, BAD);
-  if (bad & BAD_WEIGHTS) throw new RangeError(`${WHERE}: weights exceed the float32 range`);
-  if (bad & BAD_LOGITS) {
-    throw new RangeError(`${WHERE}: logits overflowed float32 (inputs too large for this loss)`);
-  }
-  const { reduction } = settings;
-  const statistics = rowStatistics(L, buffer, samples.zy, weight, reduction, samples.extraLoss);
-  return { samples, statistics, weight };
-}
-
-/** Both passes and the host's work around them, synchronously. */
-function runSync(
-  head: HostHeadSpec,
-  L: NativeLayout,
-  memory: WebAssembly.Memory,
-  pool: Pool,
-  view: RunInput,
-  settings: RunSettings & { products?: ProductsUse },
-): EngineResult<Float32Array> {
-  const buffer = memory.buffer;
-  const ctl = new Int32Array(buffer, L.control, 16);
-  const slots = new BigInt64Array(buffer, L.control + 64, 4);
-  const { N, D, C } = L;
-  const classes = L.subCenters ? C / L.subCenters : C; // sub-center ArcFace: C counts C·K rows
-  const logits = settings.logits ? new Float32Array(N * classes) : undefined;
-  const { samples, statistics, weight } = forwardSync(head, L, memory, pool, view, {
-    ...settings,
-    logitsOut: logits,
-  });
-  ctl[PRODUCTS] = 0; // the backward phase overwrites them
-  const { loss, losses, rest } = statistics;
-  // The kernels write every element of ∂W: `into`'s array needs no clearing.
-  const gradWeights = (settings.into?.gradWeights as Float32Array) ?? new Float32Array(C * D);
-  slots[SLOT_GW] = address(gradWeights);
-  pool.phase(BACKWARD);
-  if (Atomics.load(ctl, BAD) & BAD_GRAD) {
-    throw new RangeError(`${WHERE}: gradWeights overflowed float32 (inputs too large)`);
-  }
-
-  const parts = Array.from(
-    { length: L.threads },
-    (_, t) => new Float32Array(buffer, threadRegions(L, t).gx, N * D),
-  );
-  const gradBias = view.bias ? new Float32Array(buffer, L.gb, C).slice() : undefined;
-  const gradFeatures = finishGradients(
-    kernelHead(head),
-    samples,
-    rest,
-    weight,
-    parts,
-    gradWeights,
-    gradBias,
-  );
-  finite("loss", [loss]);
-  finite("losses", losses);
-  finite("gradFeatures", gradFeatures);
-  for (let i = 0; i < N; i++) {
-    const y = targetRow(samples, i);
-    finite("gradWeights", gradWeights.subarray(y * D, y * D + D));
-  }
-  if (gradBias) finite("gradBias", gradBias);
-  const result: EngineResult<Float32Array> = {
-    loss,
-    losses,
-    gradFeatures: { rows: N, cols: D, data: gradFeatures },
-    gradWeights: { rows: C, cols: D, data: gradWeights },
-    ...successorOutputs(samples),
-  };
-  if (gradBias) result.gradBias = gradBias;
-  if (logits) {
-    finishLogits(samples, logits, classes);
-    finite("logits", logits);
-    result.logits = { rows: N, cols: classes, data: logits };
-  }
-  return result;
-}
-
-/** The forward pass alone (no BACKWARD phase, none of its products): the losses. */
-function forwardOnly(
-  head: HostHeadSpec,
-  L: NativeLayout,
-  memory: WebAssembly.Memory,
-  pool: Pool,
-  view: RunInput,
-  settings: RunSettings & { products?: ProductsUse },
-): ForwardResult {
-  const { reduction, products } = settings;
-  const { loss, losses } = forwardSync(head, L, memory, pool, view, {
-    reduction,
-    logits: false,
-    products,
-  }).statistics;
-  finite("loss", [loss]);
-  finite("losses", losses);
-  return { loss, losses };
-}
-
-async function prepare(
-  head: HostHeadSpec,
-  shape: HeadShape,
-  options: NativeEngineOptions,
-): Promise<EngineHead<Float32Array>> {
+/** Everything of a head but its threads: checked options, the BLAS, the layout, the memory. */
+function headMemory(head: HostHeadSpec, shape: HeadShape, options: NativeEngineOptions) {
   checkOptions(options);
   const base = kernelHead(head); // a successor head's kernels: scale s, no margin
   const { lib, info } = findBlas(options.library);
-  const module = await epilogueModule();
   const cores = navigator.hardwareConcurrency ?? 1;
   const wanted = Math.min(options.threads ?? (info.threadControl ? cores : 1), MAX_THREADS);
   checkSubCenters(WHERE, head, shape.classes);
@@ -411,40 +173,83 @@ async function prepare(
   const { layout, pages } = nativeLayout(base, shape, split, kernelClamp(head), K, hard);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   if (!layout.angular) new Float32Array(memory.buffer, layout.colf, shape.classes).fill(1);
-  const pool = await startPool(module, memory, layout, { lib, library: info.library });
-  let disposed = false;
-  const kept = new KeptProducts(layout);
-  function guarded<R>(
-    pass: (...args: Parameters<typeof runSync>) => R,
-    view: RunInput,
-    settings: RunSettings,
-  ): Promise<R> {
-    if (disposed) return Promise.reject(new Error(`${WHERE}: run() after dispose()`));
-    // One-thread products on each of our threads; with one thread, the BLAS's own threads.
-    const restore = pool.main.blasThreads(layout.threads > 1 ? 1 : cores);
+  return { lib, info, layout, memory, cores };
+}
+
+/** A prepared head on all of its threads (the helpers started and ready). */
+async function prepareNative(
+  head: HostHeadSpec,
+  shape: HeadShape,
+  options: NativeEngineOptions,
+): Promise<NativeHead> {
+  const { lib, info, layout, memory, cores } = headMemory(head, shape, options);
+  const pool = await startPool(await epilogueModule(), memory, layout, {
+    lib,
+    library: info.library,
+  });
+  return new NativeHead({ head, layout, memory, pool, cores });
+}
+
+async function prepare(
+  head: HostHeadSpec,
+  shape: HeadShape,
+  options: NativeEngineOptions,
+): Promise<EngineHead<Float32Array>> {
+  const native = await prepareNative(head, shape, options);
+  const settled = <R>(pass: () => R): Promise<R> => {
     try {
-      const now = runHead(head, settings); // AdaCos's per-run scale, where given
-      const products = kept.use(now, view, settings, pass === forwardOnly);
-      const result = pass(now, layout, memory, pool, view, { ...settings, products });
-      if (products.mode === KEEP_PRODUCTS) kept.keep(view, products.scale);
-      return Promise.resolve(result);
+      return Promise.resolve(pass());
     } catch (error) {
-      return Promise.reject(inputBlamed(view) ?? error);
-    } finally {
-      restore();
+      return Promise.reject(error);
     }
-  }
+  };
   return {
-    threads: layout.threads,
-    run: (view, settings) => guarded(runSync, view, settings),
-    forward: (view, settings) => guarded(forwardOnly, view, settings),
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      pool.dispose();
-    },
+    threads: native.threads,
+    run: (view, settings) => settled(() => native.run(view, settings)),
+    forward: (view, settings) => settled(() => native.forward(view, settings)),
+    dispose: () => native.dispose(),
   };
 }
+
+/**
+ * Prepares `head` on engine-native for runs that return synchronously (`run`, `forward` of
+ * {@linkcode NativeHead}), for callers that cannot await, such as the forward function of
+ * `tf.customGrad`: its helper threads started, as `prepareHead` starts them. A run's head may change
+ * the prepared one's numbers (a successor's state, a margin), not its structure.
+ *
+ * @param head The head the runs start with.
+ * @param shape The sizes of every run.
+ * @param options engine-native's options.
+ * @returns The prepared head; release it with `dispose()`.
+ */
+export function prepareSyncNativeHead(
+  head: HostHeadSpec,
+  shape: HeadShape,
+  options: NativeEngineOptions = {},
+): Promise<NativeHead> {
+  return prepareNative(head, shape, options);
+}
+
+/**
+ * {@linkcode prepareSyncNativeHead} at once, on one thread (the calling thread, with the BLAS's own
+ * threads for the products): no helper thread to wait for.
+ *
+ * @param head The head the runs start with.
+ * @param shape The sizes of every run.
+ * @param options engine-native's options (`threads` is 1 here).
+ * @returns The prepared head; release it with `dispose()`.
+ */
+export function createSyncNativeHead(
+  head: HostHeadSpec,
+  shape: HeadShape,
+  options: NativeEngineOptions = {},
+): NativeHead {
+  const { lib, layout, memory, cores } = headMemory(head, shape, { ...options, threads: 1 });
+  const pool = callingThreadPool(epilogueModuleNow(), memory, layout, lib);
+  return new NativeHead({ head, layout, memory, pool, cores });
+}
+
+export type { NativeHead };
 
 /**
  * The fused head on the machine's BLAS: cblas_sgemm through Deno's FFI for the three products,
