@@ -10,6 +10,7 @@ import {
   BAD_GRAD,
   BAD_LOGITS,
   BAD_WEIGHTS,
+  DIRECT_GW,
   ERROR,
   FORWARD,
   HAS_BIAS,
@@ -70,6 +71,21 @@ function inputBlamed(view: RunInput): RangeError | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a linear head's non-target ∂W is surely finite in float32: |H_ij| ≤ weight (a
+ * probability times the reduction's factor), so |∂W_jd| ≤ weight·Σ_i |x_id|, the column sums of the
+ * staged features; far below float32's largest value, no rounding of the product reaches it.
+ */
+function boundedGradient(L: NativeLayout, buffer: ArrayBufferLike, weight: number): boolean {
+  const X = new Float32Array(buffer, L.xt, L.N * L.D), sums = new Float64Array(L.D);
+  for (let i = 0; i < L.N; i++) {
+    for (let d = 0; d < L.D; d++) sums[d] += Math.abs(X[i * L.D + d]);
+  }
+  let largest = 0;
+  for (const v of sums) largest = Math.max(largest, v);
+  return weight * largest < 1e37;
 }
 
 /** How a run treats the products of the forward pass (see {@linkcode KeptProducts}). */
@@ -180,6 +196,7 @@ function runSync(
   // The kernels write every element of ∂W: `into`'s array needs no clearing.
   const gradWeights = (settings.into?.gradWeights as Float32Array) ?? new Float32Array(C * D);
   slots[SLOT_GW] = address(gradWeights);
+  ctl[DIRECT_GW] = !L.angular && boundedGradient(L, buffer, weight) ? 1 : 0;
   pool.phase(BACKWARD);
   if (Atomics.load(ctl, BAD) & BAD_GRAD) {
     throw new RangeError(`${WHERE}: gradWeights overflowed float32 (inputs too large)`);

@@ -20,6 +20,11 @@ export const HAS_BIAS = 8;
  * run's scale to the one they were made at, in word {@linkcode RATIO}.
  */
 export const PRODUCTS = 9, RATIO = 10;
+/**
+ * Whether the BACKWARD phase writes ∂W straight into the caller's array (a linear head, whose ∂W
+ * needs no normalisation backward, where the host has bounded it below float32's range).
+ */
+export const DIRECT_GW = 11;
 /** A forward-only run of a plain head: the row statistics only, the products left as they are. */
 export const KEEP_PRODUCTS = 1;
 /** A run on the products a KEEP_PRODUCTS run left (the same inputs): no forward product, no norms. */
@@ -199,7 +204,7 @@ export class TileRunner {
     K: number,
     A: [number | bigint, number],
     B: [number | bigint, number],
-    C: [number, number],
+    C: [number | bigint, number],
     accumulate = false,
   ): void {
     this.#sgemm(
@@ -396,7 +401,12 @@ export class TileRunner {
       true,
     );
     if (L.angular && this.#w instanceof Float32Array) this.#stage(j0, width);
-    // ∂W_t = H_tᵀ · X̃ (width×D)
+    // ∂W_t = H_tᵀ · X̃ (width×D): into the caller's ∂W where the host allows it, else into this
+    // thread's tile, normalised (angular), checked and copied.
+    if (Atomics.load(this.#ctl, DIRECT_GW)) {
+      const at = this.#slots[SLOT_GW] + BigInt(4 * j0 * L.D);
+      return this.#gemm(true, false, width, L.D, L.N, [H, ld], [L.xt, L.D], [at, L.D]);
+    }
     this.#gemm(true, false, width, L.D, L.N, [H, ld], [L.xt, L.D], [this.#gwt, L.Dp]);
     const mode = !L.angular ? 0 : L.normProduct ? 2 : 1;
     if (k.fixupTile(this.#gwt, this.#wt, L.Dp, width, L.nw + 4 * j0, mode)) {

@@ -179,6 +179,23 @@ Deno.test({
       }),
       /overflowed float32/,
     );
+    // A linear head's ∂W past float32 on a class no sample has (eight rows of 2e38, each its own
+    // label, all leaning to class 8: ∂W_8 = Σ_i p_i8·x_i ≈ 7.7e38, each target row ≈ 1e38): an
+    // error, not Infinity, although ∂W of smaller features goes straight to the caller's array.
+    const big = matrix(8, 3, Array.from({ length: 24 }, (_, k) => k % 3 === 0 ? 2e38 : 0));
+    const leaning = matrix(9, 3, Array.from({ length: 27 }, (_, k) => k === 24 ? 1e-38 : 0));
+    await using eight = await prepareOn(
+      nativeEngine,
+      softmax,
+      { samples: 8, dims: 3, classes: 9 },
+      {},
+    );
+    await assert.rejects(
+      eight.run({ features: big, weights: leaning, labels: [0, 1, 2, 3, 4, 5, 6, 7] }, {
+        reduction: "sum",
+      }),
+      /gradWeights overflowed float32/,
+    );
     // The same as the target: computed in float64, and it leaves nothing to overflow.
     const targetOnly = await prepared.run({
       features: matrix(2, 3, [1e30, 0, 0, 0, 1, 0]),
