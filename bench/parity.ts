@@ -115,9 +115,10 @@ const markdown = [
   "only where a case has one). The tolerance (rtol) comes from testing/tolerances.ts.",
   "",
   "The successor losses (issue 13: subCenterArcFace, curricularFace, adaFace, magFace, adaCos, " +
-  "elasticFace) run their `successorCases`: each case is one or more steps, each step a head " +
-  "built by the loss's `…Head` builder with the state the engine returned for the step before, " +
-  "prepared on the engine (prepareHead) and run; their cells add the state after each step " +
+  "elasticFace) run their `successorCases`: each case is one or more steps on one head built by " +
+  "the loss's `…Head` builder from the case's options and prepared on the engine (prepareHead), " +
+  "each step's run given the state the engine returned for the step before (`options.state`, as " +
+  "a training loop passes it); their cells add the state after each step " +
   "(state) and ElasticFace's margins as applied (m). An engine that does not compute a head is " +
   "shown as skipped with its reason: the engine's own `supportsSuccessor` decides.",
   "",
