@@ -101,17 +101,6 @@ interface Epilogue {
     hard: number,
     ratio: number,
   ): number;
-  statsTile(
-    s: number,
-    ld: number,
-    rows: number,
-    width: number,
-    colf: number,
-    labels: number,
-    j0: number,
-    m: number,
-    sum: number,
-  ): number;
   forwardTileSub(
     s: number,
     ld: number,
@@ -316,8 +305,7 @@ export class TileRunner {
     const ratio = products === ON_PRODUCTS ? this.#ratio[0] : 1;
     let bad: number;
     if (products === KEEP_PRODUCTS) {
-      const [, , , , colf, , , labels, , m, sum] = args;
-      bad = k.statsTile(S, ld, L.N, width, colf, labels, j0, m, sum);
+      bad = k.forwardTile(...args, 4, L.zlo, L.zhi, L.hard, 1);
     } else if (logits) {
       bad = k.forwardTile(...args, 1, L.zlo, L.zhi, L.hard, ratio);
       const z = new Float32Array(this.#buffer, S, L.N * ld);

@@ -369,7 +369,7 @@ let badLogit = false;
   return max(out, 0);
 }
 
-// One row's statistics without writing it (statsTile): pass 1's max of z = s·colf over the
+// One row's statistics without writing it (forwardTile's phase 4): pass 1's max of z = s·colf over the
 // non-targets, pass 2's Σ exp(z − max), in the order and with the rounding of scaleRow and expRow
 // for a row without bias or clamp, so the losses are a full run's bit for bit.
 // @ts-ignore: decorator
@@ -425,32 +425,6 @@ let badLogit = false;
 }
 
 /**
- * A forward-only run's epilogue of one tile of a plain head (no bias, clamp or hard negatives):
- * each row's max and Σ exp, as forwardTile's phase 3 stores them, with the products left as they
- * are, so that the run after it at another scale (AdaCos's second) may start from them. Returns 1
- * when a logit is not finite.
- */
-export function statsTile(
-  s: usize,
-  ld: i32,
-  rows: i32,
-  width: i32,
-  colf: usize,
-  labels: usize,
-  j0: i32,
-  m: usize,
-  sum: usize,
-): i32 {
-  badLogit = false;
-  for (let i = 0; i < rows; i++) {
-    const row = s + ((<usize> i * <usize> ld) << 2);
-    const y = load<i32>(labels + (<usize> i << 2)) - j0;
-    statsRow(row, width, colf, y, m + (<usize> i << 2), sum + (<usize> i << 2));
-  }
-  return badLogit ? 1 : 0;
-}
-
-/**
  * The forward epilogue of one tile: `rows` rows of `width` products, `ld` floats apart, in place.
  * `phase` bit 1: z = s·colf_j·ratio (+ bias_j) clamped to [lo, hi] (`ratio`: 1, or the run's scale
  * over the scale the products were made at, for a run on a forward-only run's products; the host
@@ -458,7 +432,9 @@ export function statsTile(
  * a cosine clamp, −∞ and +∞ for none), each row's target column (labels[i] − j0, when inside the
  * tile) replaced by MASKED, the row max into m[i]; bit 2: e = exp(z − m[i]), its row sum over the
  * non-targets into sum[i], and in place e, or 0 where the clamp bound (so the backward's H is 0
- * there), the target's set to 0. `hard` ≠ 0: CurricularFace's hard negatives instead of the clamp
+ * there), the target's set to 0; bit 4 alone: the max and the sum of a plain row (no bias, clamp or
+ * hard negatives) without writing it (statsRow: a forward-only run that keeps its products for the
+ * run after it). `hard` ≠ 0: CurricularFace's hard negatives instead of the clamp
  * (t, 1/s, then one threshold per row, f32; see hardRow). Returns 1 when a logit is not finite.
  */
 export function forwardTile(
@@ -484,6 +460,10 @@ export function forwardTile(
     const row = s + ((<usize> i * <usize> ld) << 2);
     const y = load<i32>(labels + (<usize> i << 2)) - j0;
     const mp = m + (<usize> i << 2), sp = sum + (<usize> i << 2);
+    if (phase & 4) {
+      statsRow(row, width, colf, y, mp, sp);
+      continue;
+    }
     if (hard) {
       const thr = load<f32>(hard + 8 + (<usize> i << 2));
       if (phase & 1) store<f32>(mp, hardRow(row, width, colf, y, hard, thr, 0, 1));
