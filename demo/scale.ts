@@ -2,19 +2,21 @@
  * Training at scale: a 10 000-class embedding task that the demo makes itself (a Gaussian mixture:
  * each class a random centre in R^32, its samples the centre plus noise), an MLP body (32 → 256,
  * relu, → 128) and an ArcFace head on 10 000 class weights, trained with Adam through
- * `tfjsHeadLoss` on each engine: engine-wasm on tfjs-wasm and engine-webgpu on tfjs-webgpu (its
- * passes on tfjs's own device, nothing read back). Prints the test accuracy (nearest class weight
- * by cosine, over all 10 000 classes) and the time per epoch of each.
+ * `tfjsHeadLoss` on each engine: engine-wasm and engine-native (the machine's BLAS, where Deno's FFI
+ * and a CBLAS are there; else skipped, saying why) on tfjs-wasm, and engine-webgpu on tfjs-webgpu
+ * (its passes on tfjs's own device, nothing read back). Prints the test accuracy (nearest class
+ * weight by cosine, over all 10 000 classes) and the time per epoch of each.
  *
  * Run: `deno task demo:scale` (fixed seeds; about 4 minutes on 2 cores). Options: `--epochs=K`
- * `--engines=wasm,webgpu,reference` (the float64 reference takes seconds per step: a few steps,
- * timed, stand for its epoch), `--classes=C`.
+ * `--engines=wasm,native,webgpu,reference` (the float64 reference takes seconds per step: a few
+ * steps, timed, stand for its epoch), `--classes=C`.
  *
  * @module
  */
 import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts";
 import { tfjsHeadLoss, type TfjsLossEngine } from "../train/tfjs_loss.ts";
 import { arcFaceHead } from "../losses/arcface.ts";
+import { nativeEngine } from "../engines/native/engine.ts";
 
 const IN = 32, HIDDEN = 256, D = 128, TRAIN_PER_CLASS = 4, TEST_PER_CLASS = 2;
 const BATCH = 500, LEARNING_RATE = 3e-3, NOISE = 0.55, SEED = 11;
@@ -102,6 +104,7 @@ async function train(engine: TfjsLossEngine, data: { train: Split; test: Split }
   const body = (x: tf.Tensor2D) =>
     tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2) as tf.Tensor2D;
   const loss = tfjsHeadLoss(HEAD, { engine });
+  await loss.prepare({ samples: BATCH, dims: D, classes: C }); // engine-native's helper threads
   const optimizer = tf.train.adam(LEARNING_RATE);
   const xs = tf.tensor2d(data.train.x, [data.train.n, IN]);
   const ys = tf.tensor1d(data.train.y, "int32");
@@ -140,7 +143,7 @@ async function train(engine: TfjsLossEngine, data: { train: Split; test: Split }
 
 if (import.meta.main) {
   const C = Number(option("classes", "10000")), epochs = Number(option("epochs", "3"));
-  const engines = option("engines", "wasm,webgpu").split(",") as TfjsLossEngine[];
+  const engines = option("engines", "wasm,native,webgpu").split(",") as TfjsLossEngine[];
   const data = mixture(C);
   console.log(
     `${C} classes, Gaussian mixture in R^${IN} (noise ${NOISE}): ${data.train.n} train, ` +
@@ -150,6 +153,11 @@ if (import.meta.main) {
   );
   const rows: string[] = [];
   for (const engine of engines) {
+    const native = engine === "native" ? await nativeEngine.availability() : undefined;
+    if (native?.available === false) {
+      console.log(`engine-native skipped: ${native.reason}`);
+      continue;
+    }
     const r = await train(engine, data, epochs);
     const perEpoch = r.seconds.reduce((a, b) => a + b, 0) / r.seconds.length;
     rows.push(
@@ -158,6 +166,8 @@ if (import.meta.main) {
           ? "engine-webgpu on tfjs-webgpu"
           : engine === "wasm"
           ? "engine-wasm on tfjs-wasm"
+          : engine === "native"
+          ? "engine-native on tfjs-wasm"
           : "reference on tfjs-wasm"
       } | ${r.seconds.length} | ${perEpoch.toFixed(1)} s | ${
         (1000 * perEpoch / r.steps).toFixed(0)
