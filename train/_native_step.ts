@@ -1,7 +1,8 @@
 // engine "native" inside tf.customGrad (train/_sync_step.ts): engine-native's runs are synchronous
 // already (the calling thread takes tiles and waits for its helpers in Atomics.wait). A head
 // prepared ahead (`loss.prepare(shape)`) has all of its threads; one made at a call has one, the
-// calling thread with the BLAS's own threads for the products (no helper to wait for). The head of
+// calling thread with the BLAS's own threads for the products (no helper to wait for), until the
+// head with all of its threads, prepared at once in the background, takes its place. The head of
 // each call is handed to the run: a λ schedule, a successor's state or ElasticFace's margins need
 // no new preparation; what fixes the memory's layout (linear or angular, the radius kind, AdaFace's
 // clamp at its scale, sub-centers, hard negatives) is part of the key. AdaCos runs as two runs of
@@ -95,6 +96,7 @@ export class NativePath extends SyncPath<NativeStepHead> {
         new NativeStepHead(createSyncNativeHead(laidOut(spec, shape), shape, options)),
       prepare: async (spec, shape) =>
         new NativeStepHead(await prepareSyncNativeHead(laidOut(spec, shape), shape, options)),
+      createdLess: true,
     });
   }
 }

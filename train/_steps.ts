@@ -127,6 +127,13 @@ export class HeadCache<H extends { dispose(): void }> {
     this.get(key, () => head);
   }
 
+  /** Puts `next` in `current`'s place under `key` where `current` is still there; else drops `next`. */
+  replace(key: string, current: H, next: H): void {
+    if (this.#heads.get(key) !== current) return next.dispose();
+    current.dispose();
+    this.#heads.set(key, next);
+  }
+
   /** Disposes every head. */
   clear(): void {
     for (const head of this.#heads.values()) head.dispose();

@@ -51,6 +51,11 @@ export interface StepHeads<H extends StepHead> {
   key(spec: HeadSpec | SuccessorHeadSpec, shape: HeadShape): string;
   create(spec: HeadSpec | SuccessorHeadSpec, shape: HeadShape): H;
   prepare(spec: HeadSpec | SuccessorHeadSpec, shape: HeadShape): Promise<H>;
+  /**
+   * Whether a head made at a call has less than a prepared one (engine-native's: no helper
+   * threads), so that one is prepared at once and takes its place when ready.
+   */
+  readonly createdLess?: boolean;
 }
 
 /** The prepared heads of one loss on an engine whose runs return at once, by key. */
@@ -103,8 +108,17 @@ export class SyncPath<H extends StepHead> {
     const { features, labels, N, D, C, spec, reduction, center } = call;
     this.#touch();
     // Prepared for this head's structure (a sub-center tile, …); runSync reads each run's head.
-    const shape = { samples: N, dims: D, classes: C };
-    const head = this.heads.get(this.make.key(spec, shape), () => this.make.create(spec, shape));
+    const shape = { samples: N, dims: D, classes: C }, key = this.make.key(spec, shape);
+    const head = this.heads.get(key, () => {
+      const made = this.make.create(spec, shape);
+      if (this.make.createdLess) {
+        this.make.prepare(spec, shape).then(
+          (ready) => this.heads.replace(key, made, ready),
+          () => {}, // the head made at the call stays
+        );
+      }
+      return made;
+    });
     const x = features.dataSync() as Float32Array, y = labels.dataSync();
     const spare = this.#takeSpare(C * D);
     if (call.weights.length > 1 && this.#stage?.length !== C * D) this.#stage = undefined;

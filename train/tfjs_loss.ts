@@ -77,9 +77,9 @@ export interface TfjsHeadLossOptions {
    * The engine: `"webgpu"` (engine-webgpu on tfjs-webgpu's device and buffers; needs the webgpu
    * backend), `"wasm"` (engine-wasm; reads the tensors back synchronously, free on tfjs-wasm and
    * tfjs-cpu), `"native"` (engine-native, the machine's BLAS: Deno with `--allow-ffi` and a CBLAS;
-   * reads the tensors back like "wasm"; `await loss.prepare(shape)` starts its helper threads, a
-   * head made at a call has the calling thread alone) or `"reference"` (the float64 reference, as
-   * exact as the library gets).
+   * reads the tensors back like "wasm"; `await loss.prepare(shape)` starts its helper threads; a
+   * head made at a call runs on the calling thread alone until its helper threads, started then,
+   * are ready) or `"reference"` (the float64 reference, as exact as the library gets).
    * A successor head runs on "reference", on "native" where engine-native computes it, and on
    * "wasm" where engine-wasm computes its kind (its
    * `supportsSuccessor`: every successor kind, sub-center ArcFace on C·K rows of weights, AdaCos
