@@ -176,26 +176,12 @@ function headMemory(head: HostHeadSpec, shape: HeadShape, options: NativeEngineO
   return { lib, info, layout, memory, cores };
 }
 
-/** A prepared head on all of its threads (the helpers started and ready). */
-async function prepareNative(
-  head: HostHeadSpec,
-  shape: HeadShape,
-  options: NativeEngineOptions,
-): Promise<NativeHead> {
-  const { lib, info, layout, memory, cores } = headMemory(head, shape, options);
-  const pool = await startPool(await epilogueModule(), memory, layout, {
-    lib,
-    library: info.library,
-  });
-  return new NativeHead({ head, layout, memory, pool, cores });
-}
-
 async function prepare(
   head: HostHeadSpec,
   shape: HeadShape,
   options: NativeEngineOptions,
 ): Promise<EngineHead<Float32Array>> {
-  const native = await prepareNative(head, shape, options);
+  const native = await prepareSyncNativeHead(head, shape, options);
   const settled = <R>(pass: () => R): Promise<R> => {
     try {
       return Promise.resolve(pass());
@@ -222,12 +208,17 @@ async function prepare(
  * @param options engine-native's options.
  * @returns The prepared head; release it with `dispose()`.
  */
-export function prepareSyncNativeHead(
+export async function prepareSyncNativeHead(
   head: HostHeadSpec,
   shape: HeadShape,
   options: NativeEngineOptions = {},
 ): Promise<NativeHead> {
-  return prepareNative(head, shape, options);
+  const { lib, info, layout, memory, cores } = headMemory(head, shape, options);
+  const pool = await startPool(await epilogueModule(), memory, layout, {
+    lib,
+    library: info.library,
+  });
+  return new NativeHead({ head, layout, memory, pool, cores });
 }
 
 /**
