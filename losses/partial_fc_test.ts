@@ -135,3 +135,25 @@ Deno.test("partialFcInput: a bad class set or a non-finite sampled row is named"
   assert.throws(() => partialFcInput(input, [1, 2]), /weights must hold finite numbers.*row 2/);
   assert.deepEqual(Array.from(partialFcInput(input, [1, 3]).labels), [0]); // row 2 not sampled
 });
+
+Deno.test("partialFcInput: with subCenters K, the K rows of each sampled class; K checked", () => {
+  // Three classes of two sub-centers each: rows 2c and 2c + 1 belong to class c.
+  const input = {
+    features: matrix(2, 2, [1, 0, 0, 1]),
+    weights: matrix(6, 2, [0, 0, 0, 1, 1, 0, 1, 1, 2, 0, 2, 1]),
+    labels: [2, 0],
+  };
+  const sub = partialFcInput(input, [0, 2], { subCenters: 2 });
+  assert.deepEqual(Array.from(sub.weights.data), [0, 0, 0, 1, 2, 0, 2, 1]);
+  assert.equal(sub.weights.rows, 4);
+  assert.deepEqual(Array.from(sub.labels), [1, 0]);
+  assert.throws(
+    () => partialFcInput(input, [0, 2], { subCenters: 4 }),
+    /weights\.rows must be a multiple of subCenters \(4 rows per class\), got 6/,
+  );
+  assert.throws(
+    () => partialFcInput(input, [0, 2], { subCenters: 0 }),
+    /options\.subCenters must be a positive integer, got 0/,
+  );
+  assert.throws(() => partialFcInput(input, [0, 3], { subCenters: 2 }), /in \[0, C\) = \[0, 3\)/);
+});
