@@ -1,6 +1,7 @@
 // What the digits demo (demo/digits.ts) and the page's digits experiment (site/digits.ts) share:
 // the fixed data split, the seeded batch order and the 64→64→2 network, so both train the same.
 import { tf } from "../train/tfjs_setup.ts";
+import { mulberry32 } from "./_mulberry32.ts";
 
 /** One split of the digits: N×64 pixels in [0, 1] and N labels. */
 export interface Digits {
@@ -29,14 +30,7 @@ export function splitDigits(text: string): { train: Digits; test: Digits } {
 
 /** A seeded permutation (mulberry32), so batches are the same every run. */
 export function shuffled(n: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  const random = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(seed);
   const order = Int32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

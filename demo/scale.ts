@@ -17,6 +17,7 @@ import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts
 import { tfjsHeadLoss, type TfjsLossEngine } from "../train/tfjs_loss.ts";
 import { arcFaceHead } from "../losses/arcface.ts";
 import { nativeEngine } from "../engines/native/engine.ts";
+import { mulberry32 } from "./_mulberry32.ts";
 
 const IN = 32, HIDDEN = 256, D = 128, TRAIN_PER_CLASS = 4, TEST_PER_CLASS = 2;
 const BATCH = 500, LEARNING_RATE = 3e-3, NOISE = 0.55, SEED = 11;
@@ -29,14 +30,7 @@ function option(name: string, fallback: string): string {
 
 /** mulberry32: a seeded uniform generator; Box–Muller on top for normals. */
 function normals(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = mulberry32(seed);
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

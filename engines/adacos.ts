@@ -45,6 +45,18 @@ export function runHead(head: HostHeadSpec, settings: RunSettings): HostHeadSpec
   return { ...head, radius: { kind: "scale", scale } };
 }
 
+/**
+ * Whether a run marked {@linkcode RunSettings.sameInput} is on the arrays of `last`, the
+ * forward-only run whose cosines (or products) an engine kept: the same x, W and labels arrays.
+ */
+export function onKeptInput(
+  view: Pick<RunInput, "x" | "w" | "labels">,
+  last?: Pick<RunInput, "x" | "w" | "labels">,
+): boolean {
+  return last !== undefined && last.x === view.x && last.w === view.w &&
+    last.labels === view.labels;
+}
+
 /** AdaCos's base head: angular, of scale radius, without margin. */
 export type AdaCosBase = Extract<HeadSpec, { logits: "angular" }> & {
   radius: { kind: "scale"; scale: number };

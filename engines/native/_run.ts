@@ -29,7 +29,7 @@ import {
 import type { Pool } from "./_pool.ts";
 import { finishGradients, finishLogits, rowStatistics, stageSamples } from "./_host.ts";
 import { type HostHeadSpec, kernelHead, successorOutputs, targetRow } from "../host/samples.ts";
-import { runHead } from "../adacos.ts";
+import { onKeptInput, runHead } from "../adacos.ts";
 
 const WHERE = "engine-native";
 
@@ -122,10 +122,8 @@ class KeptProducts {
     if (!plain) return { mode: 0, ratio: 1, scale: 0 };
     const scale = (head.radius as { scale: number }).scale;
     if (forwardOnly) return { mode: KEEP_PRODUCTS, ratio: 1, scale };
-    const same = last?.view.x === view.x && last.view.w === view.w &&
-      last.view.labels === view.labels;
-    if (settings.sameInput && same) {
-      return { mode: ON_PRODUCTS, ratio: Math.fround(scale / last!.scale), scale };
+    if (settings.sameInput && last && onKeptInput(view, last.view)) {
+      return { mode: ON_PRODUCTS, ratio: Math.fround(scale / last.scale), scale };
     }
     return { mode: 0, ratio: 1, scale };
   }

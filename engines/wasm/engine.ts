@@ -60,7 +60,7 @@ import {
   kernelHead,
   kernelSubCenters,
 } from "../host/samples.ts";
-import { runHead, successorPreparer } from "../adacos.ts";
+import { onKeptInput, runHead, successorPreparer } from "../adacos.ts";
 
 export type { KernelBuild } from "./_runtime.ts";
 
@@ -166,8 +166,7 @@ function wasmHead(
     }
     const now = runHead(head, settings); // AdaCos's per-run scale, where given
     const mine = memory;
-    const reuseCosines = settings.sameInput === true && cosinesOf?.x === view.x &&
-      cosinesOf.w === view.w && cosinesOf.labels === view.labels;
+    const reuseCosines = settings.sameInput === true && onKeptInput(view, cosinesOf);
     cosinesOf = undefined;
     const samples = layOutRun(now, layout, mine, view, settings.reduction, {
       forwardOnly,

@@ -19,7 +19,7 @@ import { createStaging, type RunView, type Staged, stageInput, stageTargets } fr
 import { headUniforms } from "./_uniforms.ts";
 import { Programs } from "./_programs.ts";
 import { type HostHeadSpec, kernelHead, type Samples } from "../host/samples.ts";
-import { runHead } from "../adacos.ts";
+import { onKeptInput, runHead } from "../adacos.ts";
 
 /**
  * Each chunk's uniforms of `head` for a run's settings, packed once per reduction; a run with its
@@ -49,12 +49,6 @@ interface Job {
   settings: RunSettings;
   passes: Passes;
   successor?: Samples;
-}
-
-/** Whether `view` holds the same arrays as `last`, the forward-only run whose cosines are kept. */
-function sameArrays(view: RunView, last?: RunView): boolean {
-  return last !== undefined && last.x === view.x && last.w === view.w &&
-    last.labels === view.labels;
 }
 
 /** What a head's runs work on. */
@@ -105,7 +99,7 @@ export class HeadRuns {
     if (problem) return Promise.reject(new RangeError(`${where}: with logits, ${problem}`));
     const job: Job = { view, settings, passes };
     const idle = this.#pending === 0;
-    if (passes === "both" && settings.sameInput && idle && sameArrays(view, this.#cosinesOf)) {
+    if (passes === "both" && settings.sameInput && idle && onKeptInput(view, this.#cosinesOf)) {
       job.passes = "afterForward";
     } else {
       try {
