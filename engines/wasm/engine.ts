@@ -7,14 +7,14 @@
  *   twice, and computes in float64 each target's c_iy, f(c_iy), f′(c_iy) and z_iy (through
  *   losses/target.ts) from float64 copies of x and of the N target rows of W;
  * - forward (threads take class tiles of 128 from an atomic counter): ‖w_j‖ of the tile (float64
- *   where float32 would overflow), a 4×8 register-blocked SIMD product for the cosines into one
+ *   where float32 would overflow), a 6×8 register-blocked SIMD product for the cosines into one
  *   Cp×Np buffer (kept for the backward: 6·N·D·C flops instead of 8), and an online (max, Σ exp)
  *   over the non-target classes per sample and thread;
  * - barrier; every thread combines the statistics and z_iy into log Σ_j exp(z_ij);
  * - backward, tile by tile, non-targets only: ∂/∂z = w·p, ∂/∂c = ∂/∂z·a·b, the tile's ∂/∂W rows
  *   with the normalisation and radius terms, and the tile's share of Σ_j ∂/∂c_ij·ŵ_j and of the
  *   per-sample sums, added to the thread's float64 accumulators, so the error does not grow with
- *   C (both products are the same 4×8 microkernel as the cosines);
+ *   C (both products are the same 6×8 microkernel as the cosines, 4×8 for a block's last rows);
  * - host (_finish.ts): losses as log(1 + Σ_{j≠y} e^(z_j − z_y)) and 1 − p_y without
  *   cancellation, the sum of the partials, the row-norm backward of x, and each target's whole
  *   contribution in float64.

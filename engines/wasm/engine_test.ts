@@ -35,10 +35,10 @@ async function compare(
   reduction: Reduction,
   threads: number,
   name: string,
+  tile = 8, // small tiles, so that even small heads spread over the threads
 ): Promise<number> {
   const expected = marginSoftmaxLoss(input, head, { reduction });
-  // Tiles of 8 classes, so that even small heads spread over the threads.
-  const actual = await runOnce(input, head, { reduction, threads, tile: 8, logits: true });
+  const actual = await runOnce(input, head, { reduction, threads, tile, logits: true });
   return assertMatchesReference(actual, expected, { name, rtol: RTOL });
 }
 
@@ -120,6 +120,18 @@ Deno.test("engine-wasm: catalog heads on a larger head, 1 and 3 threads", async 
   for (const entry of HEAD_CATALOG) {
     for (const threads of [1, 3]) {
       await compare(input, entry.head(), "mean", threads, `${entry.name} threads=${threads}`);
+    }
+  }
+});
+
+Deno.test("engine-wasm: every split of rows into the six- and four-row blocks", async () => {
+  // The products run six rows at a time and end a block with zero to two four-row ones: tiles of
+  // 4 to 20 classes and a shorter last tile (C = 45), 8, 16 and 24 padded samples, cover each split.
+  const head = HEAD_CATALOG.find((entry) => entry.name === "arcFace")!.head();
+  for (const N of [5, 11, 24]) {
+    const input = randomHeadInput({ N, D: 40, C: 45 }, N);
+    for (const tile of [4, 8, 12, 16, 20]) {
+      await compare(input, head, "mean", 2, `N=${N} tile=${tile}`, tile);
     }
   }
 });
