@@ -6,6 +6,7 @@
 // a loss: the host folds the head into per-class factors (colf = b_j/max(‖w_j‖, ε)) and per-row
 // factors (F = weight·e^(m − lse)).
 // Build: `deno task build:wasm` (engines/wasm/build.ts; deterministic output, committed).
+import { EXP, expv } from "../../_assembly/exp";
 
 const NORM_EPS: f32 = 1e-12;
 // Stands in for a target's logit in the forward statistics: finite, so max − max is 0.
@@ -51,96 +52,11 @@ const MASKED: f32 = -3.4028234663852886e38;
   return f32x4.ne(f32x4.sub(v, v), splat(0));
 }
 
-// The constants of expv, four lanes each, in memory: V8 rebuilds a v128.const at every use inside
-// a loop (several instructions each), while loads from here stay cheap (measured: exp 2× faster).
-const EXP = memory.data<f32>([
-  -87,
-  -87,
-  -87,
-  -87,
-  88,
-  88,
-  88,
-  88,
-  1.44269504088896341,
-  1.44269504088896341,
-  1.44269504088896341,
-  1.44269504088896341,
-  12582912.0,
-  12582912.0,
-  12582912.0,
-  12582912.0,
-  0.693359375,
-  0.693359375,
-  0.693359375,
-  0.693359375,
-  2.12194440e-4,
-  2.12194440e-4,
-  2.12194440e-4,
-  2.12194440e-4,
-  1.9875691500e-4,
-  1.9875691500e-4,
-  1.9875691500e-4,
-  1.9875691500e-4,
-  1.3981999507e-3,
-  1.3981999507e-3,
-  1.3981999507e-3,
-  1.3981999507e-3,
-  8.3334519073e-3,
-  8.3334519073e-3,
-  8.3334519073e-3,
-  8.3334519073e-3,
-  4.1665795894e-2,
-  4.1665795894e-2,
-  4.1665795894e-2,
-  4.1665795894e-2,
-  1.6666665459e-1,
-  1.6666665459e-1,
-  1.6666665459e-1,
-  1.6666665459e-1,
-  5.0000001201e-1,
-  5.0000001201e-1,
-  5.0000001201e-1,
-  5.0000001201e-1,
-  1,
-  1,
-  1,
-  1,
-  MASKED,
-  MASKED,
-  MASKED,
-  MASKED,
-], 16);
+// A target's logit in every lane, as a vector constant in memory (as EXP in ../../_assembly/exp.ts).
+const MASKED4 = memory.data<f32>([MASKED, MASKED, MASKED, MASKED], 16);
 
 // The lane indices 0…3 and 4 in every lane, for the target mask of forwardTile.
 const LANES = memory.data<i32>([0, 1, 2, 3, 4, 4, 4, 4], 16);
-
-// exp of four floats: Cody–Waite reduction x = n·ln 2 + r, Cephes expf's degree-6 polynomial for
-// e^r (≈ 1 ulp), 2^n from n's bits. n is rounded by adding 1.5·2^23 (the sum's low bits are n), so
-// no float-to-int conversion; the clamps are pmin/pmax (one instruction each) and keep NaN when
-// x is NaN. Inputs are clamped to [−87, 88] so 2^n stays a normal float; exp(−87) ≈ 1.6e-38
-// stands in for 0.
-// @ts-ignore: decorator
-@inline function expv(x: v128): v128 {
-  const K = EXP;
-  x = f32x4.pmin(f32x4.pmax(x, v128.load(K)), v128.load(K, 16));
-  const big = v128.load(K, 48);
-  const k = f32x4.add(f32x4.mul(x, v128.load(K, 32)), big);
-  const n = f32x4.sub(k, big);
-  let r = f32x4.sub(x, f32x4.mul(n, v128.load(K, 64)));
-  r = f32x4.add(r, f32x4.mul(n, v128.load(K, 80)));
-  let p = v128.load(K, 96);
-  p = fma(p, r, v128.load(K, 112));
-  p = fma(p, r, v128.load(K, 128));
-  p = fma(p, r, v128.load(K, 144));
-  p = fma(p, r, v128.load(K, 160));
-  p = fma(p, r, v128.load(K, 176));
-  const one = v128.load(K, 192);
-  p = fma(p, f32x4.mul(r, r), f32x4.add(r, one));
-  // bits(k) = bits(1.5·2^23) + n: shifted by 23, the constant's bits leave the word; the bits of
-  // 1.0f are 127 << 23.
-  return f32x4.mul(p, i32x4.add(i32x4.shl(k, 23), one));
-}
 
 // @ts-ignore: decorator
 @inline function exps(x: f32): f32 {
@@ -204,7 +120,7 @@ let badLogit = false;
   ratio: f32,
 ): f32 {
   const w4 = width & ~3, yv = i32x4.splat(y), lov = splat(lo), hiv = splat(hi), rv = splat(ratio);
-  const lanes = v128.load(LANES), four = v128.load(LANES, 16), masked = v128.load(EXP, 208);
+  const lanes = v128.load(LANES), four = v128.load(LANES, 16), masked = v128.load(MASKED4);
   let m0 = masked, m1 = masked, n0 = splat(0), n1 = splat(0);
   let j = 0;
   for (; j + 8 <= w4; j += 8) {
@@ -313,7 +229,7 @@ let badLogit = false;
 ): f32 {
   const t = load<f32>(hard), invs = load<f32>(hard, 4);
   const tv = splat(t), iv = splat(invs), thrv = splat(thr), one = v128.load(EXP, 192);
-  const lanes = v128.load(LANES), yv = i32x4.splat(y), masked = v128.load(EXP, 208);
+  const lanes = v128.load(LANES), yv = i32x4.splat(y), masked = v128.load(MASKED4);
   const w4 = width & ~3, mv = splat(mx);
   let acc = pass == 1 ? masked : splat(0), low = splat(0);
   let j = 0;
@@ -374,7 +290,7 @@ let badLogit = false;
 // for a row without bias or clamp, so the losses are a full run's bit for bit.
 // @ts-ignore: decorator
 @inline function statsRow(row: usize, width: i32, colf: usize, y: i32, mp: usize, sp: usize): void {
-  const w4 = width & ~3, yv = i32x4.splat(y), lanes = v128.load(LANES), masked = v128.load(EXP, 208);
+  const w4 = width & ~3, yv = i32x4.splat(y), lanes = v128.load(LANES), masked = v128.load(MASKED4);
   let m0 = masked, n0 = splat(0), j = 0;
   for (; j < w4; j += 4) {
     const z = f32x4.mul(v128.load(row + (<usize> j << 2)), v128.load(colf + (<usize> j << 2)));
@@ -652,7 +568,7 @@ export function forwardTileSub(
     memory.fill(row, 0, <usize> width << 2); // the tile holds this row's target class only
     return 0;
   }
-  const w4 = width & ~3, mv = splat(mx), masked = v128.load(EXP, 208);
+  const w4 = width & ~3, mv = splat(mx), masked = v128.load(MASKED4);
   let s0 = splat(0);
   let j = 0;
   for (; j < w4; j += 4) {

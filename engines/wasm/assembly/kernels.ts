@@ -51,6 +51,7 @@ import {
   T_TILE_GRADA,
   T_TILE_SUMX,
 } from "./layout";
+import { expv } from "../../_assembly/exp";
 
 const NORM_EPS: f32 = 1e-12;
 const FLOAT32_MAX: f64 = 3.4028234663852886e38;
@@ -121,24 +122,6 @@ function partSlope<M>(g: v128, c: v128, lo: v128, hi: v128, thr: v128, t: v128):
     return f32x4.mul(g, v128.bitselect(slope, splat(1), f32x4.gt(c, thr)));
   }
   return g;
-}
-
-// exp of four floats (Cephes expf: Cody–Waite reduction, degree-6 polynomial, ≈1 ulp). Inputs are
-// clamped to [−87, 88] so 2^n stays a normal float; exp(−87) ≈ 1.6e-38 stands in for 0.
-function expv(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, splat(-87.0)), splat(88.0));
-  const n = f32x4.nearest(f32x4.mul(x, splat(1.44269504088896341)));
-  let r = f32x4.sub(x, f32x4.mul(n, splat(0.693359375)));
-  r = f32x4.add(r, f32x4.mul(n, splat(2.12194440e-4)));
-  let p = splat(1.9875691500e-4);
-  p = fma(p, r, splat(1.3981999507e-3));
-  p = fma(p, r, splat(8.3334519073e-3));
-  p = fma(p, r, splat(4.1665795894e-2));
-  p = fma(p, r, splat(1.6666665459e-1));
-  p = fma(p, r, splat(5.0000001201e-1));
-  p = fma(p, f32x4.mul(r, r), f32x4.add(r, splat(1)));
-  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, e);
 }
 
 // The rows of a microkernel (a type parameter, so that each size compiles apart): six, whose 12
@@ -408,15 +391,16 @@ function tileStatsOf<M>(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): v
   const cos = ptr(P, SLOT_COS), labels = ptr(P, SLOT_LABELS), av = ptr(P, SLOT_A);
   const nw = ptr(P, SLOT_NW), lo = slotSplat(P, SLOT_COS_LO), hi = slotSplat(P, SLOT_COS_HI);
   const thrs = ptr(P, SLOT_THR), t = slotSplat(P, SLOT_HARD_T);
-  let big = splat(0);
+  let bad = splat(0);
   for (let i = 0; i < Np; i += 4) {
     const off = <usize> i << 2, a = v128.load(av + off), lab = v128.load(labels + off);
     const thr = isHard<M>() ? v128.load(thrs + off) : a;
     let m = splat(MASKED);
     for (let j = jt; j < jr; j++) {
       const z = logit<M>(a, normProduct, nw, j, cos + <usize> j * unit + off, lo, hi, thr, t);
-      big = f32x4.max(big, f32x4.abs(z));
-      m = f32x4.max(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
+      // nonFinite and pmax: a few instructions where V8's NaN-propagating max takes eight.
+      bad = v128.or(bad, nonFinite(z));
+      m = f32x4.pmax(m, v128.bitselect(splat(MASKED), z, i32x4.eq(lab, i32x4.splat(j))));
     }
     let s = splat(0);
     for (let j = jt; j < jr; j++) {
@@ -426,7 +410,7 @@ function tileStatsOf<M>(P: usize, tmax: usize, tsum: usize, jt: i32, jr: i32): v
     }
     mergeStats(tmax + off, tsum + (<usize> i << 3), m, s);
   }
-  if (v128.any_true(nonFinite(big))) store<i32>(P + (<usize> SLOT_BAD_Z << 2), 1);
+  if (v128.any_true(bad)) store<i32>(P + (<usize> SLOT_BAD_Z << 2), 1);
 }
 
 // Merges a tile's (m, s) into the running (M, S) of 4 samples: M' = max, S' = S·e^(M−M') + s·e^(m−M').
