@@ -6,7 +6,9 @@
  * N×C×D, through the same FFI and library, BLAS threads = cores), at M and L for arcFace, cosFace,
  * sphereFace and softmax; PyTorch after each head's rounds (bench/pytorch_anchor.py in its own
  * process: OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE=SkylakeX where the CPU has AVX-512); then
- * each contender's peak RSS at L (arcFace) in a process of its own.
+ * each contender's peak RSS at L (arcFace) in a process of its own. engine-wasm's GFLOP/s are also
+ * given as a share of the 128-bit FMA peak WebAssembly reaches here (bench/_fma_peak.ts, measured
+ * before and after the rounds).
  *
  * Every contender is prepared once and run on two alternating float32 input sets (new features
  * and weights every run, as training does); rounds go ABCD…, the order rotating each round, and
@@ -29,6 +31,7 @@ import { ortNodeEngine } from "../adapters/onnxruntime_node.ts";
 import { benchInput } from "./_inputs.ts";
 import { peakRssMiB } from "./_peak_rss.ts";
 import { pytorchAllocator } from "./_pytorch.ts";
+import { fmaPeak128 } from "./_fma_peak.ts";
 
 interface Size {
   name: string;
@@ -279,6 +282,9 @@ interface Row {
   error?: string;
 }
 const rows: Row[] = [];
+// engine-wasm's ceiling, measured before and after the rounds (the machine's clock may change).
+const wasmPeaks = [await fmaPeak128(CORES)];
+console.error(`[128-bit FMA peak, WebAssembly, ${CORES} cores] ${wasmPeaks[0].toFixed(1)} GFLOP/s`);
 const withPytorch = !Deno.args.includes("--no-pytorch");
 let pytorchSummary: string | undefined;
 const pytorchRows: PytorchRow[] = [];
@@ -349,6 +355,9 @@ for (const size of sizes) {
     }
   }
 }
+wasmPeaks.push(await fmaPeak128(CORES));
+console.error(`[128-bit FMA peak, WebAssembly, ${CORES} cores] ${wasmPeaks[1].toFixed(1)} GFLOP/s`);
+const wasmPeak = Math.max(...wasmPeaks);
 if (withPytorch && !Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
   const peak = await runPytorch([SIZES[1]], ["arcFace"], 10);
   pytorchPeak = typeof peak === "string" ? peak : peak.peakRssMiB;
@@ -379,9 +388,10 @@ if (!Deno.args.includes("--no-rss") && sizes.some((s) => s.name === "L")) {
 const fmt = (ms: number) => ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
 console.log(
   "\n| size | loss | " + CONTENDERS.map((c) => c.name).join(" | ") +
-    " | PyTorch | native vs ort-node | native vs PyTorch | native / floor | native GFLOP/s |",
+    " | PyTorch | native vs ort-node | native vs PyTorch | native / floor | native GFLOP/s |" +
+    " wasm GFLOP/s (% of 128-bit peak) |",
 );
-console.log("|" + " --- |".repeat(CONTENDERS.length + 7));
+console.log("|" + " --- |".repeat(CONTENDERS.length + 8));
 for (const size of sizes) {
   for (const loss of losses) {
     const cells: string[] = [];
@@ -404,9 +414,13 @@ for (const size of sizes) {
     const ratio = (other?: number) =>
       native !== undefined && other !== undefined ? `${(other / native).toFixed(2)}×` : "—";
     const floorMs = med.get("3-GEMM floor");
-    const gflops = native !== undefined
-      ? (6 * size.N * size.D * size.C / native / 1e6).toFixed(0)
-      : "—";
+    const gflopsOf = (ms?: number) =>
+      ms === undefined ? undefined : 6 * size.N * size.D * size.C / ms / 1e6;
+    const gflops = gflopsOf(native)?.toFixed(0) ?? "—";
+    const wasm = gflopsOf(med.get("engine-wasm"));
+    const wasmCell = wasm === undefined
+      ? "—"
+      : `${wasm.toFixed(0)} (${(100 * wasm / wasmPeak).toFixed(0)} %)`;
     console.log(
       `| ${size.name} | ${loss} | ${cells.join(" | ")} | ${
         torch !== undefined ? fmt(torch) : "—"
@@ -415,7 +429,7 @@ for (const size of sizes) {
         `${
           native !== undefined && floorMs !== undefined ? (native / floorMs).toFixed(2) : "—"
         } | ` +
-        `${gflops} |`,
+        `${gflops} | ${wasmCell} |`,
     );
   }
 }
@@ -438,7 +452,12 @@ for (const size of sizes) {
 console.log(
   "\nConfigurations: " + CONTENDERS.map((c) => `${c.name}: ${c.config}`).join("; ") +
     (pytorchSummary ? `; PyTorch: ${pytorchSummary}, OMP_WAIT_POLICY=PASSIVE` : "") +
-    ". Ratios: the peer's median over engine-native's (above 1: engine-native is faster).",
+    ". Ratios: the peer's median over engine-native's (above 1: engine-native is faster). " +
+    `128-bit FMA peak (bench/_fma_peak.ts: WebAssembly relaxed SIMD, ${CORES} cores, before and ` +
+    `after the rounds): ${
+      wasmPeaks.map((g) => g.toFixed(1)).join(" and ")
+    } GFLOP/s; engine-wasm's ` +
+    "share is of the larger.",
 );
 if (peaks.size) {
   console.log(
@@ -461,6 +480,7 @@ if (out) {
         rows,
         pytorch: { summary: pytorchSummary, rows: pytorchRows },
         peaks: Object.fromEntries(peaks),
+        wasmPeaks,
       },
       null,
       1,

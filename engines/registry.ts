@@ -18,7 +18,7 @@ export const ENGINES = {
   native: nativeEngine,
 } as const satisfies Record<string, Engine<Float32Array> | Engine<Float64Array>>;
 
-/** The name of one of our engines: `"reference"`, `"wasm"` or `"webgpu"`. */
+/** The name of one of our engines: `"reference"`, `"wasm"`, `"webgpu"` or `"native"`. */
 export type EngineName = keyof typeof ENGINES;
 
 /** The names of {@linkcode ENGINES}, in order. */
