@@ -125,8 +125,8 @@ function partSlope<M>(g: v128, c: v128, lo: v128, hi: v128, thr: v128, t: v128):
 }
 
 // The rows of a microkernel (a type parameter, so that each size compiles apart): six, whose 12
-// accumulators keep both FMA pipes busy (FMA latency × pipes needs more than the 8 of four rows:
-// 52 against 46 GFLOP/s a core measured, of a 128-bit peak of 55), and four for a block's last rows.
+// accumulators run at 52 GFLOP/s a core where four rows' 8 ran at 46 (a 128-bit peak of 55 here),
+// and four for a block's last rows.
 type Six = u16;
 type Four = u8;
 
