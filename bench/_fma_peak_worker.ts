@@ -1,13 +1,13 @@
 // One core's share of bench/_fma_peak.ts: instantiates the loop's module (once) and answers each
 // { binary, n } with the milliseconds of n iterations.
-let peak: ((n: number, p: number) => number) | undefined;
+type Peak = (n: number, p: number) => number;
+let peak: Peak | undefined;
 
 self.onmessage = async (e: MessageEvent<{ binary: Uint8Array; n: number }>) => {
   if (!peak) {
-    const { instance } = await WebAssembly.instantiate(e.data.binary, {
-      env: { abort: () => {} },
-    });
-    const exports = instance.exports as { peak: typeof peak; memory: WebAssembly.Memory };
+    const module = await WebAssembly.compile(e.data.binary as BufferSource);
+    const instance = await WebAssembly.instantiate(module, { env: { abort: () => {} } });
+    const exports = instance.exports as { peak: Peak; memory: WebAssembly.Memory };
     new Float32Array(exports.memory.buffer, 1024, 128).fill(0.5);
     peak = exports.peak;
   }

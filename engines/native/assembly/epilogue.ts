@@ -17,13 +17,6 @@ const MASKED: f32 = -3.4028234663852886e38;
   return f32x4.splat(v);
 }
 
-// a·b + c as a multiply and an add (relaxed SIMD's fused form measured no faster here, and the
-// plain one rounds the same on every machine).
-// @ts-ignore: decorator
-@inline function fma(a: v128, b: v128, c: v128): v128 {
-  return f32x4.add(f32x4.mul(a, b), c);
-}
-
 // @ts-ignore: decorator
 @inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) +
