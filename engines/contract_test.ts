@@ -11,6 +11,13 @@ import { ENGINES } from "./registry.ts";
 import type { Engine } from "./engine.ts";
 
 const BAD = [NaN, Infinity, -Infinity, 1e39];
+
+/** A copy of a result with its typed arrays as plain arrays (structuredClone shares shared memory). */
+function snapshot(result: object): unknown {
+  return JSON.parse(
+    JSON.stringify(result, (_, v) => ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v),
+  );
+}
 const SIZE = { N: 5, D: 7, C: 9 };
 const SHAPE = { samples: SIZE.N, dims: SIZE.D, classes: SIZE.C };
 
@@ -49,6 +56,23 @@ for (const engine of Object.values(ENGINES) as Engine[]) {
           }
         }
       }
+    },
+  });
+}
+
+for (const engine of Object.values(ENGINES) as Engine[]) {
+  const availability = await engine.availability();
+  Deno.test({
+    name: `${engine.name}: a run's results stay as they were when the head runs again`,
+    ignore: !availability.available,
+    async fn() {
+      // Engines keep buffers from run to run (engine-wasm its float64 copies of x and the target
+      // rows); without `into`, nothing a run returned may change with the next run.
+      await using prepared = await prepareOn(engine, arcFaceHead(), SHAPE, {});
+      const first = await prepared.run(randomHeadInput(SIZE, 11), { reduction: "none" });
+      const kept = snapshot(first);
+      await prepared.run(randomHeadInput(SIZE, 12), { reduction: "none" });
+      assert.deepStrictEqual(snapshot(first), kept, engine.name);
     },
   });
 }

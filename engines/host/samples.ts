@@ -84,7 +84,9 @@ export function checkSubCenters(
 /**
  * Each sample's target rows gathered from W in float64 (sub-center ArcFace: the K rows of its
  * class, the sizes checked first), as {@linkcode SampleRows} read them: a copy the finishing step
- * may read after an await, whatever the caller does to its arrays.
+ * may read after an await, whatever the caller does to its arrays. `into`, where it has the size,
+ * receives them (a prepared head's array from its last run: a new one each run costs more than the
+ * copy).
  */
 export function gatherTargetRows(
   where: string,
@@ -92,10 +94,11 @@ export function gatherTargetRows(
   w: Float32Array | Float64Array,
   D: number,
   labels: Int32Array,
+  into?: Float64Array,
 ): { w: Float64Array; wRow: Int32Array; subCenters: number } {
   const K = Math.max(kernelSubCenters(head), 1), size = K * D, N = labels.length;
   checkSubCenters(where, head, w.length / D, labels);
-  const rows = new Float64Array(N * size);
+  const rows = into?.length === N * size ? into : new Float64Array(N * size);
   for (let i = 0; i < N; i++) {
     rows.set(w.subarray(labels[i] * size, (labels[i] + 1) * size), i * size);
   }

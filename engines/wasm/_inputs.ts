@@ -71,15 +71,31 @@ export interface SampleInput {
   bias?: ArrayLike<number>;
 }
 
+/** A prepared head's float64 copies from its last run, reused by the next (runs never overlap). */
+export interface SampleCopies {
+  x?: Float64Array;
+  w?: Float64Array;
+}
+
 /**
  * Copies what the run needs of the samples and their target rows (sub-center ArcFace: the K rows
  * of the target class) into float64, checks them against float32's range, and computes each
- * target's cosine, f, f′ and logit.
+ * target's cosine, f, f′ and logit. `copies`: arrays of the head's last run to copy into, updated
+ * to this run's (an allocation of each per run took more than half of the host's work at M).
  */
-export function sampleMaths(where: string, head: HostHeadSpec, input: SampleInput): Samples {
+export function sampleMaths(
+  where: string,
+  head: HostHeadSpec,
+  input: SampleInput,
+  copies: SampleCopies = {},
+): Samples {
   const { N, D } = input, labels = Int32Array.from(input.labels);
-  const gathered = gatherTargetRows(where, head, input.w, D, labels);
-  const x = Float64Array.from(input.x), size = gathered.subCenters * D;
+  const gathered = gatherTargetRows(where, head, input.w, D, labels, copies.w);
+  const x = copies.x?.length === N * D ? copies.x : new Float64Array(N * D);
+  x.set(input.x);
+  copies.x = x;
+  copies.w = gathered.w;
+  const size = gathered.subCenters * D;
   checkFloat32(where, "features", x, D);
   for (let i = 0; i < N; i++) {
     const row = gathered.w.subarray(i * size, (i + 1) * size);

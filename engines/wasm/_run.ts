@@ -15,6 +15,7 @@ import {
   float32Error,
   layOutWeights,
   packSamples,
+  type SampleCopies,
   sampleMaths,
   type Samples,
 } from "./_inputs.ts";
@@ -50,6 +51,9 @@ export function writeSlots(head: HeadSpec, layout: WasmLayout, memory: WebAssemb
   }
 }
 
+/** Each head's float64 copies from its last run, by its memory (one per prepared head). */
+const sampleCopies = new WeakMap<WebAssembly.Memory, SampleCopies>();
+
 /**
  * Writes a run's inputs into the memory; returns the float64 copies the finishing step needs.
  * `forwardOnly`: the kernels skip the backward pass (finish with {@linkcode finishLosses}).
@@ -63,7 +67,9 @@ export function layOutRun(
   passes: { forwardOnly?: boolean; reuseCosines?: boolean } = {},
 ): Samples {
   const { C, Np, Dp, Cp, offsets: o } = layout, buffer = memory.buffer;
-  const samples = sampleMaths(RUN, head, view);
+  let copies = sampleCopies.get(memory);
+  if (!copies) sampleCopies.set(memory, copies = {});
+  const samples = sampleMaths(RUN, head, view, copies);
   const bias = new Float32Array(buffer, o.bias, C);
   if (view.bias) {
     checkFloat32(RUN, "bias", view.bias);
