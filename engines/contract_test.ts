@@ -11,6 +11,8 @@ import { ENGINES } from "./registry.ts";
 import type { Engine } from "./engine.ts";
 
 const BAD = [NaN, Infinity, -Infinity, 1e39];
+const SIZE = { N: 5, D: 7, C: 9 };
+const SHAPE = { samples: SIZE.N, dims: SIZE.D, classes: SIZE.C };
 
 /** A copy of a result with its typed arrays as plain arrays (structuredClone shares shared memory). */
 function snapshot(result: object): unknown {
@@ -18,8 +20,6 @@ function snapshot(result: object): unknown {
     JSON.stringify(result, (_, v) => ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v),
   );
 }
-const SIZE = { N: 5, D: 7, C: 9 };
-const SHAPE = { samples: SIZE.N, dims: SIZE.D, classes: SIZE.C };
 
 for (const engine of Object.values(ENGINES) as Engine[]) {
   const availability = await engine.availability();

@@ -1,7 +1,8 @@
 // engine-wasm's host work before the kernels: the range checks, float64 copies of x and of the
 // target rows (each sample's target terms from them in engines/host/samples.ts), and the packing of
-// x̂ and W for the kernels. Pure: plain arrays in, plain arrays out; the float64 copies it returns
-// are all that the finishing step reads, never the caller's arrays.
+// x̂ and W for the kernels. Plain arrays in, plain arrays out (the float64 copies into a head's
+// arrays of its last run where given); those copies are all that the finishing step reads, never
+// the caller's arrays.
 import {
   gatherTargetRows,
   type HostHeadSpec,
