@@ -17,6 +17,7 @@
  * @module
  */
 import { anchorOf, anchorSamples, type BenchResult, type BenchRow, trackedOf } from "./_results.ts";
+import { seededRandom } from "../testing/random.ts";
 
 /** How {@linkcode compareRuns} decides. */
 export interface CompareOptions {
@@ -77,18 +78,6 @@ export interface Comparison {
   busy: string[];
 }
 
-/** A small seeded generator (mulberry32): uniform in [0, 1). */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function resampled(samples: readonly number[], random: () => number, scratch: number[]) {
   scratch.length = samples.length;
   for (let i = 0; i < samples.length; i++) {
@@ -116,7 +105,7 @@ export function ratioChange(
     trackedOf(oldRow),
     trackedOf(oldAnchor),
   );
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const scratch: number[] = [];
   const changes = new Float64Array(resamples);
   for (let b = 0; b < resamples; b++) {

@@ -1,7 +1,7 @@
 // What the digits demo (demo/digits.ts) and the page's digits experiment (site/digits.ts) share:
 // the fixed data split, the seeded batch order and the 64→64→2 network, so both train the same.
 import { tf } from "../train/tfjs_setup.ts";
-import { mulberry32 } from "./_mulberry32.ts";
+import { seededRandom } from "../testing/random.ts";
 
 /** One split of the digits: N×64 pixels in [0, 1] and N labels. */
 export interface Digits {
@@ -30,7 +30,7 @@ export function splitDigits(text: string): { train: Digits; test: Digits } {
 
 /** A seeded permutation (mulberry32), so batches are the same every run. */
 export function shuffled(n: number, seed: number): Int32Array {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const order = Int32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

@@ -17,7 +17,7 @@ import { tf, type TfjsBackendName, useTfjsBackend } from "../train/tfjs_setup.ts
 import { tfjsHeadLoss, type TfjsLossEngine } from "../train/tfjs_loss.ts";
 import { arcFaceHead } from "../losses/arcface.ts";
 import { nativeEngine } from "../engines/native/engine.ts";
-import { mulberry32 } from "./_mulberry32.ts";
+import { gaussian, seededRandom } from "../testing/random.ts";
 
 const IN = 32, HIDDEN = 256, D = 128, TRAIN_PER_CLASS = 4, TEST_PER_CLASS = 2;
 const BATCH = 500, LEARNING_RATE = 3e-3, NOISE = 0.55, SEED = 11;
@@ -28,12 +28,6 @@ function option(name: string, fallback: string): string {
   return found ? found.slice(name.length + 3) : fallback;
 }
 
-/** mulberry32: a seeded uniform generator; Box–Muller on top for normals. */
-function normals(seed: number): () => number {
-  const uniform = mulberry32(seed);
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
-
 interface Split {
   x: Float32Array;
   y: Int32Array;
@@ -42,7 +36,7 @@ interface Split {
 
 /** The mixture: C centres in R^IN, `perClass` noisy samples of each, in a seeded shuffled order. */
 function mixture(C: number): { train: Split; test: Split } {
-  const normal = normals(SEED);
+  const normal = gaussian(seededRandom(SEED));
   const centres = Float32Array.from({ length: C * IN }, () => normal());
   const split = (perClass: number): Split => {
     const n = C * perClass;

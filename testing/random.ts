@@ -1,4 +1,7 @@
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32), for reproducible tests. */
+/**
+ * A seeded generator of uniform numbers in [0, 1) (mulberry32), for reproducible tests, bench inputs
+ * and demo data.
+ */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
