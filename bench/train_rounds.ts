@@ -1,0 +1,85 @@
+/**
+ * The training-step contenders of bench/train_bench.ts in interleaved rounds: within each tfjs
+ * backend's group every trainer is made first (the heads prepared, two warm-up steps each), then
+ * each round gives every contender, in an order that rotates from round to round, one untimed step
+ * (the first after a switch finds the caches holding another model) and two timed ones, as a
+ * training loop runs them: a machine that slows down for a while slows them all. Prints, per
+ * contender, the median of its rounds' mean step and the median over rounds of the baseline's step
+ * over its step (the group's first: tfjs autodiff), as a Markdown table. PyTorch's anchor is left
+ * out (its own group in the bench).
+ *
+ * Run: `deno run -A bench/train_rounds.ts [--rounds 9] [--size M] [--groups wasm,webgpu]`
+ * (`deno task bench:train:rounds`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { nativeEngine } from "../engines/native/engine.ts";
+import { type Contender, contenders, type SizeName, useBestOpenBlas } from "./_train_steps.ts";
+
+/** Steps timed per contender and round, after one untimed step. */
+const TIMED = 2;
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b), mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** One group's contenders in `rounds` interleaved rounds: each one's step times, in ms. */
+async function roundsOf(group: Contender[], rounds: number): Promise<number[][]> {
+  const trainers = [];
+  for (const c of group) {
+    const trainer = await c.make();
+    for (let k = 0; k < 2; k++) await trainer.step();
+    trainers.push(trainer);
+  }
+  const times = group.map(() => [] as number[]);
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < group.length; k++) {
+        const at = (k + r) % group.length;
+        await trainers[at].step(); // untimed: the step after a switch finds the caches cold
+        const start = performance.now();
+        for (let s = 0; s < TIMED; s++) await trainers[at].step();
+        times[at].push((performance.now() - start) / TIMED);
+      }
+    }
+  } finally {
+    for (const t of trainers) t.dispose();
+  }
+  return times;
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "9" },
+    size: { type: "string", default: "M" },
+    groups: { type: "string", default: "wasm,webgpu" },
+  },
+});
+const rounds = Number(values.rounds), size = values.size as SizeName;
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be an integer ≥ 1");
+console.error(`[train rounds] ${await useBestOpenBlas()}`);
+const native = await nativeEngine.availability();
+if (!native.available) console.error(`[train rounds] engine-native: ${native.reason}`);
+const all = contenders(size, native.available).filter((c) => !c.ignore);
+const started = new Date().toISOString().slice(0, 16) + "Z";
+const lines = [
+  `Training steps at ${size}, ${rounds} interleaved rounds (${started}):`,
+  "",
+  "| group | contender | median step | baseline ÷ it (median of rounds) |",
+  "|---|---|---|---|",
+];
+for (const backend of values.groups.split(",")) {
+  const group = all.filter((c) => c.group.endsWith(`tfjs-${backend}`));
+  if (group.length === 0) throw new Error(`--groups: no contenders on tfjs-${backend}`);
+  const times = await roundsOf(group, rounds);
+  group.forEach((c, k) => {
+    const ratio = median(times[0].map((base, r) => base / times[k][r]));
+    lines.push(
+      `| ${c.group} | ${c.name} | ${median(times[k]).toFixed(1)} ms | ${ratio.toFixed(2)}× |`,
+    );
+  });
+}
+console.log(lines.join("\n"));
