@@ -103,6 +103,10 @@ export async function tfjsTrainer(
       loss?.dispose();
       optimizer.dispose();
       tf.dispose([...model.body, ...model.w, model.x0, model.labels]);
+      // At L, Adam's temporaries grow tfjs-wasm's heap to its 4 GiB (wasm32) and it never shrinks:
+      // the next trainer's allocations would fail, and tfjs-wasm does not check them (it writes at
+      // offset 0 and fails later in a dispose). New backend instances start with a new heap.
+      if (size.C * size.D >= 2 ** 25) tf.engine().reset();
     },
   };
 }
@@ -170,6 +174,11 @@ export interface Contender {
   baseline?: boolean;
   /** Timed steps in `deno bench`. */
   n: number;
+  /**
+   * Steps before the timed ones: tfjs autodiff's first steps grow tfjs-wasm's heap and run ~1.5×
+   * slower than later ones; at L the heap grows for the first six steps of every trainer.
+   */
+  warmup: number;
   /** Left out at this size, or without engine-native. */
   ignore?: boolean;
   make(): Promise<Trainer>;
@@ -190,7 +199,7 @@ function engineHead(options: Parameters<typeof tfjsHeadLoss>[1]) {
 export function contenders(name: SizeName, native: boolean): Contender[] {
   const size = SIZES[name];
   if (!size) throw new Error(`TRAIN_BENCH_SIZES: unknown size ${name} (M or L)`);
-  const L = name === "L", n = L ? 3 : 8;
+  const L = name === "L", n = L ? 3 : 8, warmup = L ? 6 : 3;
   const wasm = `train ${name} · tfjs-wasm`, webgpu = `train ${name} · tfjs-webgpu`;
   const onWebgpu = (head: () => { fn: HeadFn; loss?: TfjsHeadLoss }) => async () => {
     await useTfjsBackend("webgpu");
@@ -203,6 +212,7 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       name: "PyTorch 1.13 step",
       baseline: true,
       n,
+      warmup,
       make: () => pytorchTrainer(size),
     },
     {
@@ -210,6 +220,7 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       name: "tfjs autodiff",
       baseline: true,
       n: 4,
+      warmup,
       ignore: L,
       make: () => tfjsTrainer("wasm", size, 1, () => ({ fn: autodiff })),
     },
@@ -217,6 +228,7 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       group: wasm,
       name: alone,
       n,
+      warmup,
       ignore: L,
       make: () => tfjsTrainer("wasm", size, 1, () => ({ fn: noHead })),
     },
@@ -224,6 +236,7 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       group: wasm,
       name: `tfjsHeadLoss engine-wasm (${mode})`,
       n,
+      warmup,
       ignore: L && mode !== "blocking",
       make: () => tfjsTrainer("wasm", size, 1, engineHead({ engine: "wasm", wasmMode: mode })),
     })),
@@ -231,6 +244,7 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       group: wasm,
       name: "tfjsHeadLoss engine-native",
       n,
+      warmup,
       ignore: !native,
       make: () => tfjsTrainer("wasm", size, 1, engineHead({ engine: "native" })),
     },
@@ -239,14 +253,16 @@ export function contenders(name: SizeName, native: boolean): Contender[] {
       name: "tfjs autodiff",
       baseline: true,
       n: 4,
+      warmup,
       ignore: L,
       make: () => tfjsTrainer("webgpu", size, 1, () => ({ fn: autodiff })),
     },
-    { group: webgpu, name: alone, n, ignore: L, make: onWebgpu(() => ({ fn: noHead })) },
+    { group: webgpu, name: alone, n, warmup, ignore: L, make: onWebgpu(() => ({ fn: noHead })) },
     {
       group: webgpu,
       name: "tfjsHeadLoss engine-webgpu",
       n,
+      warmup,
       make: onWebgpu(engineHead({ engine: "webgpu" })),
     },
   ];

@@ -22,7 +22,7 @@
  * the N×C and C×D tensors (lavapipe's 128 MiB binding limit).
  *
  * Run: `deno bench -A bench/train_bench.ts` (TRAIN_BENCH_SIZES=M,L for both sizes). Contenders run
- * one after another here, each after three warm-up steps; bench/train_rounds.ts interleaves them
+ * one after another here, each after its warm-up steps; bench/train_rounds.ts interleaves them
  * (`deno task bench:train:rounds`), which is what the README quotes.
  *
  * @module
@@ -49,8 +49,7 @@ function bench(c: Contender): void {
     baseline: c.baseline,
     ignore: c.ignore,
     n: c.n,
-    // tfjs autodiff's first steps grow tfjs-wasm's heap and run ~1.5× slower than its later ones.
-    warmup: 3,
+    warmup: c.warmup,
     async fn() {
       if (current?.key !== key) {
         current?.trainer.dispose();

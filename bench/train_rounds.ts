@@ -1,6 +1,6 @@
 /**
  * The training-step contenders of bench/train_bench.ts in interleaved rounds: within each tfjs
- * backend's group every trainer is made first (the heads prepared, two warm-up steps each), then
+ * backend's group every trainer is made first (the heads prepared, its warm-up steps taken), then
  * each round gives every contender, in an order that rotates from round to round, one untimed step
  * (the first after a switch finds the caches holding another model) and two timed ones, as a
  * training loop runs them: a machine that slows down for a while slows them all. Prints, per
@@ -8,7 +8,7 @@
  * over its step (the group's first: tfjs autodiff), as a Markdown table. PyTorch's anchor is left
  * out (its own group in the bench).
  *
- * Run: `deno run -A bench/train_rounds.ts [--rounds 9] [--size M] [--groups wasm,webgpu]`
+ * Run: `deno run -A bench/train_rounds.ts [--rounds 9] [--groups wasm,webgpu]` (M only)
  * (`deno task bench:train:rounds`).
  *
  * @module
@@ -30,7 +30,7 @@ async function roundsOf(group: Contender[], rounds: number): Promise<number[][]>
   const trainers = [];
   for (const c of group) {
     const trainer = await c.make();
-    for (let k = 0; k < 2; k++) await trainer.step();
+    for (let k = 0; k < c.warmup; k++) await trainer.step();
     trainers.push(trainer);
   }
   const times = group.map(() => [] as number[]);
@@ -60,6 +60,13 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds), size = values.size as SizeName;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds must be an integer ≥ 1");
+if (size !== "M") {
+  // Interleaving keeps every trainer of a group alive at once.
+  throw new Error(
+    `--size ${size}: rounds run at M only (at L tfjs autodiff cannot run, and tfjs-wasm's 4 GiB ` +
+      "heap holds one trainer): `TRAIN_BENCH_SIZES=L deno task bench:train` times L",
+  );
+}
 console.error(`[train rounds] ${await useBestOpenBlas()}`);
 const native = await nativeEngine.availability();
 if (!native.available) console.error(`[train rounds] engine-native: ${native.reason}`);
