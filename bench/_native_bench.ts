@@ -32,6 +32,7 @@ import { benchInput } from "./_inputs.ts";
 import { peakRssMiB } from "./_peak_rss.ts";
 import { pytorchAllocator } from "./_pytorch.ts";
 import { fmaPeak128 } from "./_fma_peak.ts";
+import { median } from "./_config.ts";
 
 interface Size {
   name: string;
@@ -149,10 +150,6 @@ function arg(name: string): string | undefined {
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.floor(q * (sorted.length - 1))];
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 let clock:
   | Deno.DynamicLibrary<{

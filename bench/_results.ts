@@ -58,13 +58,6 @@ export function trackedOf(samples: readonly number[]): number {
   return Math.min(...samples);
 }
 
-/** The median of a sample (the mean of the two middle values for an even count). */
-export function medianOf(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /** The timed iterations of a probe, or of `backend` at a row's loss and size. */
 export function anchorSamples(
   result: BenchResult,

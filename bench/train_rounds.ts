@@ -15,15 +15,11 @@
  */
 import { parseArgs } from "node:util";
 import { nativeEngine } from "../engines/native/engine.ts";
+import { median } from "./_config.ts";
 import { type Contender, contenders, type SizeName, useBestOpenBlas } from "./_train_steps.ts";
 
 /** Steps timed per contender and round, after one untimed step. */
 const TIMED = 2;
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b), mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 /** One group's contenders in `rounds` interleaved rounds: each one's step times, in ms. */
 async function roundsOf(group: Contender[], rounds: number): Promise<number[][]> {
