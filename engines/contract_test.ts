@@ -3,7 +3,8 @@
 // themselves skip prepareOn's pass); a finite one past float32 gives the right answer or such an
 // error, never a NaN or a silently wrong result.
 import assert from "node:assert";
-import { arcFaceHead, marginSoftmaxLoss, softmaxHead } from "../mod.ts";
+import { arcFaceHead, magFaceHead, marginSoftmaxLoss, softmaxHead } from "../mod.ts";
+import { isSuccessorHead } from "../losses/successor_head.ts";
 import { assertMatchesReference } from "../testing/engine_checks.ts";
 import { randomHeadInput } from "../testing/loss_checks.ts";
 import { prepareOn } from "./prepare_head.ts";
@@ -66,13 +67,28 @@ for (const engine of Object.values(ENGINES) as Engine[]) {
     name: `${engine.name}: a run's results stay as they were when the head runs again`,
     ignore: !availability.available,
     async fn() {
-      // Engines keep buffers from run to run (engine-wasm its float64 copies of x and the target
-      // rows); without `into`, nothing a run returned may change with the next run.
-      await using prepared = await prepareOn(engine, arcFaceHead(), SHAPE, {});
-      const first = await prepared.run(randomHeadInput(SIZE, 11), { reduction: "none" });
-      const kept = snapshot(first);
-      await prepared.run(randomHeadInput(SIZE, 12), { reduction: "none" });
-      assert.deepStrictEqual(snapshot(first), kept, engine.name);
+      // Engines keep buffers from run to run (engine-wasm and engine-webgpu their float64 copies
+      // of x and the target rows, which successor heads read); without `into`, nothing a run
+      // returned may change with the next run.
+      const heads = [arcFaceHead(), magFaceHead()].filter((head) =>
+        !isSuccessorHead(head) || engine.supportsSuccessor?.(head) === true
+      );
+      for (const head of heads) {
+        await using prepared = await prepareOn(engine, head, SHAPE, {});
+        const first = await prepared.run(randomHeadInput(SIZE, 11), { reduction: "none" });
+        const kept = snapshot(first);
+        const second = await prepared.run(randomHeadInput(SIZE, 12), { reduction: "none" });
+        assert.deepStrictEqual(snapshot(first), kept, `${engine.name} ${head.name}`);
+        // Queued without a wait between them, the runs give what they gave one after another.
+        const queued = await Promise.all(
+          [11, 12].map((seed) => prepared.run(randomHeadInput(SIZE, seed), { reduction: "none" })),
+        );
+        assert.deepStrictEqual(
+          queued.map(snapshot),
+          [kept, snapshot(second)],
+          `${engine.name} ${head.name}, queued`,
+        );
+      }
     },
   });
 }

@@ -106,6 +106,41 @@ export function gatherTargetRows(
   return { w: rows, wRow, subCenters: K };
 }
 
+/** A prepared head's float64 copies of x and of the target rows from its last run. */
+export interface SampleCopies {
+  x?: Float64Array;
+  w?: Float64Array;
+}
+
+/**
+ * The rows a run's per-sample maths reads, copied into float64: x and each sample's target rows
+ * ({@linkcode gatherTargetRows}), copies the finishing step may read after an await. `copies`: the
+ * arrays of the head's last run to copy into where they have the size (a new pair each run cost
+ * more than half of engine-wasm's host work at M), updated to this run's; only for a head whose
+ * last run has finished with them.
+ */
+export function copySampleRows(
+  where: string,
+  head: HostHeadSpec,
+  input: { N: number; D: number; x: ArrayLike<number>; w: Float32Array | Float64Array },
+  labels: Int32Array,
+  copies: SampleCopies = {},
+): SampleRows & {
+  x: Float64Array;
+  w: Float64Array;
+  wRow: Int32Array;
+  labels: Int32Array;
+  subCenters: number;
+} {
+  const { N, D } = input;
+  const gathered = gatherTargetRows(where, head, input.w, D, labels, copies.w);
+  const x = copies.x?.length === N * D ? copies.x : new Float64Array(N * D);
+  x.set(input.x);
+  copies.x = x;
+  copies.w = gathered.w;
+  return { N, D, labels, x, ...gathered };
+}
+
 /**
  * The head the kernels compute: the head itself, or for a successor head the scale-s angular head
  * without margin whose non-target logits s·c_ij it shares (its targets are the host's).

@@ -4,8 +4,9 @@
 // arrays of its last run where given); those copies are all that the finishing step reads, never
 // the caller's arrays.
 import {
-  gatherTargetRows,
+  copySampleRows,
   type HostHeadSpec,
+  type SampleCopies,
   type Samples as HostSamples,
   sampleTerms,
 } from "../host/samples.ts";
@@ -72,17 +73,11 @@ export interface SampleInput {
   bias?: ArrayLike<number>;
 }
 
-/** A prepared head's float64 copies from its last run, reused by the next (runs never overlap). */
-export interface SampleCopies {
-  x?: Float64Array;
-  w?: Float64Array;
-}
-
 /**
  * Copies what the run needs of the samples and their target rows (sub-center ArcFace: the K rows
- * of the target class) into float64, checks them against float32's range, and computes each
- * target's cosine, f, f′ and logit. `copies`: arrays of the head's last run to copy into, updated
- * to this run's (an allocation of each per run took more than half of the host's work at M).
+ * of the target class) into float64 (`copies`: the head's last run's arrays, see
+ * {@linkcode copySampleRows}; runs of one head never overlap), checks them against float32's
+ * range, and computes each target's cosine, f, f′ and logit.
  */
 export function sampleMaths(
   where: string,
@@ -90,19 +85,13 @@ export function sampleMaths(
   input: SampleInput,
   copies: SampleCopies = {},
 ): Samples {
-  const { N, D } = input, labels = Int32Array.from(input.labels);
-  const gathered = gatherTargetRows(where, head, input.w, D, labels, copies.w);
-  const x = copies.x?.length === N * D ? copies.x : new Float64Array(N * D);
-  x.set(input.x);
-  copies.x = x;
-  copies.w = gathered.w;
-  const size = gathered.subCenters * D;
+  const rowsOf = copySampleRows(where, head, input, Int32Array.from(input.labels), copies);
+  const { N, D, x, labels } = rowsOf, size = rowsOf.subCenters * D;
   checkFloat32(where, "features", x, D);
   for (let i = 0; i < N; i++) {
-    const row = gathered.w.subarray(i * size, (i + 1) * size);
+    const row = rowsOf.w.subarray(i * size, (i + 1) * size);
     checkFloat32(where, "weights", row, D, labels[i] * size);
   }
-  const rowsOf = { N, D, labels, x, ...gathered };
   const s = sampleTerms(head, rowsOf, input.bias, where);
   const big = s.a.findIndex((a) => !fitsFloat32(a));
   if (head.logits === "angular" && !("successor" in head) && big >= 0) {

@@ -15,13 +15,17 @@ import {
   float32Error,
   layOutWeights,
   packSamples,
-  type SampleCopies,
   sampleMaths,
   type Samples,
 } from "./_inputs.ts";
 import { checkFiniteOutput, gradFeaturesOf, logitsOf, unpad } from "./_finish.ts";
 import { type Losses, lossesOf } from "../host/losses.ts";
-import { type HostHeadSpec, successorOutputs, targetRow } from "../host/samples.ts";
+import {
+  type HostHeadSpec,
+  type SampleCopies,
+  successorOutputs,
+  targetRow,
+} from "../host/samples.ts";
 
 const RUN = "wasm run";
 

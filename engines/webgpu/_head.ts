@@ -18,7 +18,7 @@ import {
 import { createStaging, type RunView, type Staged, stageInput, stageTargets } from "./_stage.ts";
 import { headUniforms } from "./_uniforms.ts";
 import { Programs } from "./_programs.ts";
-import { type HostHeadSpec, kernelHead, type Samples } from "../host/samples.ts";
+import { type HostHeadSpec, kernelHead, type SampleCopies, type Samples } from "../host/samples.ts";
 import { onKeptInput, runHead } from "../adacos.ts";
 
 /**
@@ -66,6 +66,8 @@ export class HeadRuns {
   readonly #parts: HeadParts;
   readonly #programs: Programs;
   readonly #staging: Staged;
+  /** A successor head's float64 rows, reused by a run staged while no other is queued. */
+  readonly #copies: SampleCopies = {};
   readonly #uniforms: (settings: RunSettings, hardT?: number) => ArrayBuffer[];
   #tail: Promise<void> = Promise.resolve(); // settles when the last queued run has
   #pending = 0;
@@ -106,7 +108,9 @@ export class HeadRuns {
         const staged = job.staged = idle ? this.#staging : createStaging(layout);
         stageInput(where, layout, view, staged);
         const now = settings.head ?? head; // a run's own state or margins
-        if ("successor" in now) job.successor = stageTargets(where, now, view, staged);
+        if ("successor" in now) {
+          job.successor = stageTargets(where, now, view, staged, idle ? this.#copies : undefined);
+        }
       } catch (error) {
         return Promise.reject(error);
       }

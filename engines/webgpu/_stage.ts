@@ -8,7 +8,7 @@
 // and terms are kept for the finishing step (the targets' gradients, MagFace's terms, the state).
 import { type CheckedHeadView, NORM_EPS } from "../../losses/checks.ts";
 import type { SuccessorHeadSpec } from "../../losses/head_spec.ts";
-import { gatherTargetRows, type Samples, sampleTerms } from "../host/samples.ts";
+import { copySampleRows, type SampleCopies, type Samples, sampleTerms } from "../host/samples.ts";
 import type { Layout } from "./_layout.ts";
 
 /** The validated input of a run, as engines receive it. */
@@ -154,19 +154,18 @@ export function stageInput(where: string, layout: Layout, view: RunView, into: S
  * CurricularFace's thresholds into `into.thresholds`). The rows are copies (x and the target rows
  * of W gathered: sub-center ArcFace's K rows of the target class), since the caller's arrays may
  * change after the run's first await: the host adds the targets' part of ∂x and ∂W from them after
- * the passes.
+ * the passes. `copies`: the head's arrays of a run that has finished (see copySampleRows).
  */
 export function stageTargets(
   where: string,
   head: SuccessorHeadSpec,
   view: RunView,
   into: Staged,
+  copies?: SampleCopies,
 ): Samples {
-  const { N, D, x, w } = view, labels = Int32Array.from(view.labels);
-  const rows = gatherTargetRows(where, head, w, D, labels);
-  const copy = { N, D, labels, x: Float64Array.from(x), ...rows };
-  const samples = sampleTerms(head, copy, undefined, where);
-  for (let i = 0; i < N; i++) into.targets[i] = samples.tv[i];
+  const rows = copySampleRows(where, head, view, Int32Array.from(view.labels), copies);
+  const samples = sampleTerms(head, rows, undefined, where);
+  for (let i = 0; i < rows.N; i++) into.targets[i] = samples.tv[i];
   if (samples.hardNegatives) into.thresholds.set(samples.hardNegatives.threshold);
   return samples;
 }

@@ -19,6 +19,7 @@ import {
   type Reduction,
 } from "../../mod.ts";
 import { prepareOn } from "../prepare_head.ts";
+import { viewHeadInput } from "../../losses/checks.ts";
 import type { EngineResult, HeadShape } from "../engine.ts";
 import { toleranceOf } from "../../testing/tolerances.ts";
 import { closeness } from "../../testing/assert_close.ts";
@@ -433,6 +434,27 @@ gpuTest(
     }
   },
 );
+
+gpuTest("the engine's own head: a successor run staged while another is in flight", async () => {
+  // prepareOn queues runs itself; a caller of the engine's head may not: a run staged while
+  // another is in flight must not write the float64 rows that the other one finishes from.
+  const head = magFaceHead(), shape = { samples: 19, dims: 37, classes: 83 };
+  const inner = await webgpuEngine.prepareSuccessor!(head, shape, {});
+  try {
+    const inputs = [stepInput(6), stepInput(7), stepInput(8)];
+    const settings = { reduction: "sum", logits: false } as const;
+    const views = inputs.map((input) =>
+      viewHeadInput("test", input, { classes: "weights", allowBias: false })
+    );
+    const results = await Promise.all(views.map((view) => inner.run(view, settings)));
+    for (const [k, input] of inputs.entries()) {
+      const expected = await headLoss(input, head, { reduction: "sum" }) as HeadResult;
+      assertMatchesReference(results[k], expected, { name: `run ${k}`, rtol: RTOL });
+    }
+  } finally {
+    await inner.dispose();
+  }
+});
 
 gpuTest("dispose destroys the GPU buffers; a run after dispose is a clear error", async () => {
   const before = liveBufferCount();
