@@ -146,6 +146,9 @@ if (import.meta.main) {
       console.log(`engine-native skipped: ${native.reason}`);
       continue;
     }
+    // Which BLAS, and whether OpenBLAS runs weaker kernels than the CPU has (an environment's
+    // OPENBLAS_CORETYPE is the user's choice, kept).
+    if (native?.detail) console.log(`engine-native: ${native.detail}`);
     const r = await train(engine, data, epochs);
     const perEpoch = r.seconds.reduce((a, b) => a + b, 0) / r.seconds.length;
     rows.push(

@@ -84,13 +84,49 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message.split("\n")[0] : String(error);
 }
 
-/** The CPU's AVX-512 flags (F, BW, DQ, VL) from /proc/cpuinfo, or false when unreadable. */
-function hasAvx512(): boolean {
+/** Bits of libgcc's `__cpu_model.__cpu_features[0]` (GCC's enum processor_features). */
+const GCC_FEATURE = { avx512f: 15, avx512vl: 20, avx512bw: 21, avx512dq: 22 } as const;
+
+/**
+ * The CPU's AVX-512 flags (F, BW, DQ, VL) as libgcc's CPU probe found them (`__cpu_model`, filled
+ * by libgcc_s's constructor, with the OS's saving of the AVX-512 registers checked), read through
+ * glibc's dlvsym: FFI alone, where Deno 2.9 reads /proc/cpuinfo only with --allow-all. Undefined
+ * where either library is missing (musl, macOS).
+ */
+export function libgccAvx512(): boolean | undefined {
+  const cString = (s: string) => new TextEncoder().encode(`${s}\0`);
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+      dlvsym: { parameters: ["pointer", "buffer", "buffer"], result: "pointer" },
+    });
+  } catch {
+    return undefined;
+  }
+  try {
+    const RTLD_NOW = 2;
+    const handle = libc.symbols.dlopen(cString("libgcc_s.so.1"), RTLD_NOW);
+    if (!handle) return undefined;
+    const model = libc.symbols.dlvsym(handle, cString("__cpu_model"), cString("GCC_4.8.0"));
+    if (!model) return undefined;
+    // struct { unsigned vendor, type, subtype; unsigned features[1]; }
+    const features = new Deno.UnsafePointerView(model).getUint32(12);
+    return Object.values(GCC_FEATURE).every((bit) => (features >>> bit) & 1);
+  } finally {
+    libc.close();
+  }
+}
+
+/** The CPU's AVX-512 flags (F, BW, DQ, VL): libgcc's probe, else /proc/cpuinfo, else false. */
+export function hasAvx512(): boolean {
+  const probed = libgccAvx512();
+  if (probed !== undefined) return probed;
   if (!granted("read", "/proc/cpuinfo")) return false;
   try {
     const flags = Deno.readTextFileSync("/proc/cpuinfo").match(/^flags\s*:(.*)$/m)?.[1] ?? "";
     const set = new Set(flags.trim().split(/\s+/));
-    return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].every((f) => set.has(f));
+    return Object.keys(GCC_FEATURE).every((f) => set.has(f));
   } catch {
     return false;
   }
@@ -118,10 +154,12 @@ function envGet(name: string): string | undefined {
 }
 
 /**
- * Opens `path` with Deno.dlopen (once per path and thread). OpenBLAS 0.3.21 (Debian 12) does not
- * know recent AVX-512 processors and falls back to its Haswell (AVX2) kernels, about 1.8× slower
- * here; it reads OPENBLAS_CORETYPE when it loads, so where the variable is unset, the CPU has
- * AVX-512 and --allow-env permits, it is set to SkylakeX for the load and removed again.
+ * Opens `path` with Deno.dlopen (once per path and thread). OpenBLAS 0.3.21 (Debian 12) may not
+ * know a recent AVX-512 processor and fall back to AVX2 kernels (its Haswell ones, about 1.8×
+ * slower here, are what this machine's image sets OPENBLAS_CORETYPE to); it reads
+ * OPENBLAS_CORETYPE when it loads, so where the variable is unset, the CPU has AVX-512 and
+ * --allow-env permits, it is set to SkylakeX for the load and removed again. A variable the
+ * environment sets is the user's choice, kept: the info's note says when it is weaker than the CPU.
  * Throws when the library cannot be opened or lacks cblas_sgemm.
  */
 export function openBlas(path: string): { lib: BlasLibrary; info: BlasInfo } {

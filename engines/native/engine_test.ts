@@ -17,6 +17,7 @@ import { toleranceOf } from "../../testing/tolerances.ts";
 import { checkCase } from "../../testing/parity.ts";
 import { fixtureCases } from "../../testing/fixtures.ts";
 import { nativeBlasInfo, nativeEngine, type NativeEngineOptions } from "./engine.ts";
+import { hasAvx512, libgccAvx512 } from "./blas.ts";
 
 const availability = await nativeEngine.availability();
 if (availability.available) {
@@ -235,6 +236,26 @@ Deno.test({
       prepareOn(nativeEngine, head, shape, { library: "/nonexistent/libcblas.so" }),
       /cannot use options\.library \/nonexistent\/libcblas\.so/,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "engine-native: OpenBLAS's kernels weaker than the CPU's AVX-512 are named, without --allow-all",
+  ignore: !availability.available,
+  fn() {
+    // Deno 2.9 reads /proc/cpuinfo only with --allow-all (these tests run without it): the CPU's
+    // flags come from libgcc's probe, so that a weaker OPENBLAS_CORETYPE (this machine's image sets
+    // Haswell) is named where the user runs, not only under -A.
+    const avx512 = hasAvx512(), blas = nativeBlasInfo();
+    if (Deno.build.os === "linux" && Deno.build.arch === "x86_64" && Deno.build.env === "gnu") {
+      assert.equal(libgccAvx512(), avx512, "libgcc's probe answers on glibc");
+    }
+    if (avx512 && blas.corename && /haswell|zen/i.test(blas.corename)) {
+      assert.match(blas.note ?? "", /OPENBLAS_CORETYPE=SkylakeX/);
+    } else {console.log(
+        `engine-native: AVX-512 ${avx512}, OpenBLAS core ${blas.corename}: no note due`,
+      );}
   },
 });
 
