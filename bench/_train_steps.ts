@@ -19,7 +19,8 @@ export const HEAD = arcFaceHead({ scale: 64, margin: 0.5 });
 /** A contender's state: one step, timed by the bench, and its release. */
 export interface Trainer {
   step(): Promise<number>;
-  dispose(): void;
+  /** Releases it; PyTorch's resolves once its process has ended (its threads off the cores). */
+  dispose(): void | Promise<void>;
 }
 
 /** The model's variables on the active tfjs backend, W in `shards` shards. */
@@ -148,9 +149,12 @@ export async function pytorchTrainer(size: Size): Promise<Trainer> {
       await writer.write(step);
       return JSON.parse(await line()).loss;
     },
-    dispose() {
-      writer.write(new TextEncoder().encode("quit\n")).then(() => writer.close()).catch(() => {});
-      lines.cancel().catch(() => {});
+    async dispose() {
+      await writer.write(new TextEncoder().encode("quit\n")).then(() => writer.close()).catch(
+        () => {},
+      );
+      await lines.cancel().catch(() => {});
+      await child.status;
     },
   };
 }

@@ -40,7 +40,10 @@ import { nativeEngine } from "../engines/native/engine.ts";
 let current: { key: string; trainer: Trainer } | undefined;
 globalThis.addEventListener("unload", () => current?.trainer.dispose());
 
-/** One bench of a contender, its trainer made by the first (warm-up) iteration, released by the next. */
+/**
+ * One bench of a contender: its trainer made, and its warm-up steps taken, by the bench's first
+ * (warm-up) call, which deno bench 2.9 makes once whatever `warmup` says; released by the next.
+ */
 function bench(c: Contender): void {
   const key = `${c.group} ${c.name}`;
   Deno.bench({
@@ -49,12 +52,13 @@ function bench(c: Contender): void {
     baseline: c.baseline,
     ignore: c.ignore,
     n: c.n,
-    warmup: c.warmup,
     async fn() {
       if (current?.key !== key) {
-        current?.trainer.dispose();
+        await current?.trainer.dispose();
         current = undefined;
-        current = { key, trainer: await c.make() };
+        const trainer = await c.make();
+        for (let k = 0; k < c.warmup; k++) await trainer.step();
+        current = { key, trainer };
       }
       await current.trainer.step();
     },
