@@ -3,14 +3,15 @@
  * backend's group every trainer is made first (the heads prepared, its warm-up steps taken), then
  * each round gives every contender, in an order that rotates from round to round, one untimed step
  * (the first after a switch finds the caches holding another model) and `--timed` timed ones (2),
- * as a training loop runs them: a machine that slows down for a while slows them all; `--rounds 1
- * --timed 20` runs each contender's steps in one block instead, the steady state of a long run. Prints, per
- * contender, the median of its rounds' mean step and the median over rounds of the baseline's step
- * over its step (the group's first: tfjs autodiff), as a Markdown table. PyTorch's anchor is left
- * out (its own group in the bench).
+ * as a training loop runs them: a machine that slows down for a while slows them all. `--rounds 1
+ * --timed 20` runs each contender's steps in one block instead, the steady state of a long run.
+ * Prints, per contender, the median of its rounds' mean step and the median over rounds of the
+ * baseline's step over its step (the group's first: tfjs autodiff), as a Markdown table; PyTorch's
+ * anchor is left out (its own group in the bench).
  *
- * Run: `deno run -A bench/train_rounds.ts [--rounds 9] [--timed 2] [--groups wasm,webgpu]` (M)
- * (`deno task bench:train:rounds`).
+ * Run: `deno task bench:train:rounds [--rounds 9] [--timed 2] [--groups wasm,webgpu] [--out FILE]`
+ * (`deno run -A bench/train_rounds.ts …`; M only). `--out` prepends the report to FILE
+ * (bench/results/train-rounds.md keeps the runs the README quotes).
  *
  * @module
  */
@@ -55,6 +56,7 @@ const { values } = parseArgs({
     timed: { type: "string", default: "2" },
     size: { type: "string", default: "M" },
     groups: { type: "string", default: "wasm,webgpu" },
+    out: { type: "string" },
   },
 });
 const rounds = Number(values.rounds), timed = Number(values.timed), size = values.size as SizeName;
@@ -71,9 +73,11 @@ console.error(`[train rounds] ${await useBestOpenBlas()}`);
 const native = await nativeEngine.availability();
 if (!native.available) console.error(`[train rounds] engine-native: ${native.reason}`);
 const all = contenders(size, native.available).filter((c) => !c.ignore);
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 const started = new Date().toISOString().slice(0, 16) + "Z";
 const lines = [
-  `Training steps at ${size}, ${rounds} rounds of ${timed} timed steps per contender (${started}):`,
+  `Training steps at ${size}, ${plural(rounds, "round")} of ${plural(timed, "timed step")} per ` +
+  `contender (${started}):`,
   "",
   "| group | contender | step (median of rounds' means) | baseline ÷ it (median of rounds) |",
   "|---|---|---|---|",
@@ -89,4 +93,11 @@ for (const backend of values.groups.split(",")) {
     );
   });
 }
-console.log(lines.join("\n"));
+const command = `deno task bench:train:rounds ${Deno.args.join(" ")}`.trim();
+const report = [`<!-- ${command} -->`, ...lines, ""].join("\n");
+console.log(report);
+// --out FILE: the report is prepended to FILE (newest first), which keeps the earlier ones.
+if (values.out) {
+  const before = await Deno.readTextFile(values.out).catch(() => "");
+  await Deno.writeTextFile(values.out, before ? `${report}\n${before}` : report);
+}
