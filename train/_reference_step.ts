@@ -9,7 +9,7 @@ import { centerLoss } from "../losses/center.ts";
 import { updateCenters } from "../losses/update_centers.ts";
 import { matrix } from "../losses/matrix.ts";
 import { tf } from "./tfjs_setup.ts";
-import { type Call, type Step, weightGradients, weightValues } from "./_steps.ts";
+import { type Call, type Step, tensorFrom, weightGradients, weightValues } from "./_steps.ts";
 
 /** The call's tensors read back as a float64 head input. */
 function inputOf(call: Call<unknown>): HeadInput {
@@ -64,7 +64,7 @@ function step(
       onBackward();
       const scale = dy.dataSync()[0];
       return [
-        tf.mul(tf.tensor2d(gradFeatures, [N, D]), scale),
+        tf.mul(tensorFrom(call.where, gradFeatures, [N, D]), scale),
         tf.zerosLike(labels),
         ...weightGradients(call, gradWeights, 1).map((g) => tf.mul(g, scale)),
       ];

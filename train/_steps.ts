@@ -52,6 +52,45 @@ export function valuesNow(tensor: tf.Tensor): Float32Array {
   return (view ? backend.typedArrayFromHeap!(tensor) : tensor.dataSync()) as Float32Array;
 }
 
+/** What {@linkcode tensorFrom} uses of tfjs-wasm's backend. */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/**
+ * A new float32 tensor holding `values` (a gradient the engine computed). On tfjs-wasm the tensor
+ * is allocated first and filled through a view of the heap: tfjs's own `tf.tensor` writes the
+ * values at whatever address its malloc returns, 0 when the heap (at most 4 GiB, wasm32) is full,
+ * which overwrites the start of the heap without a word; here that is an error naming the size.
+ */
+export function tensorFrom(
+  where: string,
+  values: Float32Array,
+  shape: [number, number],
+): tf.Tensor2D {
+  const backend = tf.backend() as unknown as Partial<WasmHeapBackend>;
+  if (
+    tf.getBackend() !== "wasm" || typeof backend.makeOutput !== "function" ||
+    typeof backend.typedArrayFromHeap !== "function" || values.length === 0
+  ) {
+    return tf.tensor2d(values, shape, "float32");
+  }
+  const info = backend.makeOutput(shape, "float32");
+  const view = backend.typedArrayFromHeap!(info);
+  if (view.byteOffset === 0) {
+    backend.disposeData?.(info.dataId, true);
+    throw new RangeError(
+      `${where}: tfjs-wasm could not allocate ${(4 * values.length / 2 ** 20).toFixed(1)} MiB ` +
+        `for a ${shape.join("×")} gradient: its heap (at most 4 GiB) is full. Fewer classes per ` +
+        `step (Partial FC), a smaller batch, or engine "webgpu" on tfjs-webgpu would fit`,
+    );
+  }
+  view.set(values);
+  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+}
+
 /**
  * W's values as one C×D array, read at once (see {@linkcode valuesNow}): the one shard's own values,
  * or the shards' values copied in order into `stage` (a new array when it is absent or too small).
@@ -77,7 +116,7 @@ export function weightGradients(
   let row = 0;
   return call.weights.map((shard) => {
     const rows = shard.shape[0], D = call.D;
-    const part = tf.tensor2d(gradWeights.subarray(row * D, (row + rows) * D), [rows, D]);
+    const part = tensorFrom(call.where, gradWeights.subarray(row * D, (row + rows) * D), [rows, D]);
     row += rows;
     return scale === 1 ? part : tf.mul(part, scale);
   });

@@ -11,7 +11,14 @@ import type { HostHeadSpec } from "../engines/host/samples.ts";
 import { isSuccessorHead } from "../losses/successor_head.ts";
 import { tf } from "./tfjs_setup.ts";
 import { hostCenterStep } from "./_centers.ts";
-import { type Call, HeadCache, type Step, weightGradients, weightValues } from "./_steps.ts";
+import {
+  type Call,
+  HeadCache,
+  type Step,
+  tensorFrom,
+  weightGradients,
+  weightValues,
+} from "./_steps.ts";
 
 const RECYCLED = "this step's gradient was taken once and its memory since reused by a later " +
   "step (tfjs-wasm copies each gradient); take a step's gradient before the next step runs";
@@ -146,7 +153,7 @@ export class SyncPath<H extends StepHead> {
         moveCenters();
         if (state) onState?.({ ...state });
         const scale = dy.dataSync()[0];
-        const gx = tf.tensor2d(gradFeatures, [N, D]);
+        const gx = tensorFrom(call.where, gradFeatures, [N, D]);
         const grads = [
           scale === 1 ? gx : tf.mul(gx, scale),
           tf.zerosLike(labels),

@@ -100,3 +100,36 @@ Deno.test("tfjsHeadLoss (wasm on tfjs-wasm): a step's gradient taken after a lat
     path.dispose();
   }
 });
+
+Deno.test("tfjsHeadLoss on tfjs-wasm: a gradient that tfjs-wasm's full heap cannot hold is an error", async () => {
+  assert.ok((await useTfjsBackend("wasm")).available);
+  // tfjs's own tf.tensor writes a tensor's values at whatever its malloc returns: 0 when the heap
+  // is full, over the start of the heap. A malloc that fails for ∂W's size stands in for a full heap.
+  const module = (tf.backend() as unknown as { wasm: { _malloc: (bytes: number) => number } }).wasm;
+  const malloc = module._malloc, gradBytes = 4 * SIZE.C * SIZE.D;
+  const base = randomHeadInput(SIZE, 13);
+  const { x, w, y } = tensorsOf(base);
+  for (const engine of ["wasm", "reference"] as const) {
+    const loss = tfjsHeadLoss(HEAD, { engine, threads: 1 });
+    try {
+      module._malloc = (bytes: number) => bytes === gradBytes ? 0 : malloc(bytes);
+      assert.throws(
+        () => tf.variableGrads(() => loss(x, w, y) as tf.Scalar, [w]),
+        /tfjs-wasm could not allocate .* for a 40×8 gradient: its heap \(at most 4 GiB\) is full/,
+        engine,
+      );
+      module._malloc = malloc;
+      // Nothing was written at address 0: the next step is right.
+      const { grads, value } = tf.variableGrads(() => loss(x, w, y) as tf.Scalar, [w]);
+      assertClose(grads[w.name].dataSync(), referenceGradW([base]), {
+        rtol: 1e-5,
+        name: `${engine}: ∂W after the refused step`,
+      });
+      tf.dispose([value, grads[w.name]]);
+    } finally {
+      module._malloc = malloc;
+      loss.dispose();
+    }
+  }
+  tf.dispose([x, w, y]);
+});
