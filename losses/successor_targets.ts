@@ -21,7 +21,7 @@ export const ADAFACE_EPS = 1e-3;
 /** AdaFace's clip of the feature norms (head.py's `safe_norms`). */
 export const ADAFACE_NORM_CLIP = [0.001, 100] as const;
 /** sin θ never drops below this in a denominator (as in target.ts). */
-const SIN_FLOOR = 1e-8;
+export const SIN_FLOOR = 1e-8;
 
 /** The successor kinds whose hook is per-sample terms (see the module doc). */
 export const PER_SAMPLE_SUCCESSORS = ["elastic", "magFace", "adaFace", "curricular"] as const;

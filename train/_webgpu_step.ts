@@ -3,7 +3,9 @@
 // ∂weights into buffers of new tfjs tensors. Nothing is read back: tfjs's queued work is submitted
 // first, then ours, on the same queue, so each sees the other's results in order. This reaches into
 // tfjs-webgpu's backend (its tensor map, its buffer upload and allocation, its queue), as its own
-// kernels do; the few members used are named in WebgpuBackend below.
+// kernels do; the few members used are named in WebgpuBackend below. A successor head runs its
+// scale-s head here, each sample's target value read from a tensor that tfjs ops computed
+// (train/_webgpu_successor.ts), ∂loss/∂f handed back for it.
 import type { HeadShape } from "../engines/engine.ts";
 import type { HeadSpec } from "../losses/head_spec.ts";
 import {
@@ -83,8 +85,10 @@ export class WebgpuPath {
     if (center) this.#centers = new GpuCenters(center);
   }
 
-  #key(spec: HeadSpec, shape: HeadShape): string {
-    return `${shape.samples}×${shape.dims}×${shape.classes} ${spec.logits}`;
+  #key(spec: HeadSpec, shape: HeadShape, targets: boolean): string {
+    return `${shape.samples}×${shape.dims}×${shape.classes} ${spec.logits}${
+      targets ? " targets" : ""
+    }`;
   }
 
   /** The backend, with this path's heads dropped if its device changed. */
@@ -98,22 +102,35 @@ export class WebgpuPath {
     return backend;
   }
 
-  /** Prepares a head of `shape` ahead, asynchronously (with the device's error scopes). */
-  async prepare(call: Pick<Call, "where" | "spec">, shape: HeadShape): Promise<void> {
+  /**
+   * Prepares a head of `shape` ahead, asynchronously (with the device's error scopes); `targets`
+   * for a successor head's scale-s head, its targets computed outside (see {@linkcode step}).
+   */
+  async prepare(
+    call: Pick<Call, "where" | "spec">,
+    shape: HeadShape,
+    targets = false,
+  ): Promise<void> {
     const backend = this.#backend(call.where);
-    const key = this.#key(call.spec, shape);
+    const key = this.#key(call.spec, shape, targets);
     if (this.heads.has(key)) return;
-    this.heads.set(key, await prepareExternalHead(backend.device, call.spec, shape));
+    this.heads.set(key, await prepareExternalHead(backend.device, call.spec, shape, { targets }));
   }
 
-  /** One step: the passes submitted, the loss and the gradients as tensors on the GPU. */
-  step(call: Call, save: tf.GradSaveFunc): Step {
+  /**
+   * One step: the passes submitted, the loss and the gradients as tensors on the GPU. With
+   * `targets` (a successor head: `call.spec` is its scale-s head without margin), each sample's
+   * target value f comes from that tensor and the backward pass gives it ∂loss/∂f = s·∂loss/∂z_y
+   * after the features and the labels; the targets' part of ∂x and ∂W is the caller's (tfjs
+   * differentiates the ops that made f).
+   */
+  step(call: Call, save: tf.GradSaveFunc, targets?: { f: tf.Tensor1D; scale: number }): Step {
     const { where, spec, N, D, C, reduction } = call;
     const backend = this.#backend(where);
-    const shape = { samples: N, dims: D, classes: C };
+    const shape = { samples: N, dims: D, classes: C }, withTargets = targets !== undefined;
     const head = this.heads.get(
-      this.#key(spec, shape),
-      () => createExternalHead(backend.device, spec, shape),
+      this.#key(spec, shape, withTargets),
+      () => createExternalHead(backend.device, spec, shape, { targets: withTargets }),
     );
     const labels = call.labels.dtype === "int32" ? call.labels : tf.cast(call.labels, "int32");
     const inputs = {
@@ -123,6 +140,7 @@ export class WebgpuPath {
         rows: w.shape[0],
       })),
       labels: bufferOf(backend, where, "labels", labels),
+      ...(targets ? { targets: bufferOf(backend, where, "targets", targets.f) } : {}),
     };
     // tfjs's queued work (which may write our inputs) is submitted before ours.
     backend.ensureCommandEncoderReady();
@@ -130,11 +148,13 @@ export class WebgpuPath {
     backend.submitQueue();
     const loss = output(backend, []), gx = output(backend, [N, D]);
     const gws = call.weights.map((w) => output(backend, [w.shape[0], D]));
+    const gf = targets ? output(backend, [N]) : undefined;
     head.run(spec, {
       ...inputs,
       loss: loss.buffer,
       gradFeatures: gx.buffer,
       gradWeights: gws.map((g) => g.buffer),
+      ...(gf ? { targetGrads: gf.buffer } : {}),
     }, reduction);
     let value = loss.tensor as tf.Scalar, gradFeatures = gx.tensor as tf.Tensor2D;
     let centerSaved: tf.Tensor[] = [];
@@ -144,15 +164,19 @@ export class WebgpuPath {
       gradFeatures = tf.add(gradFeatures, c.gradient);
       centerSaved = c.saved;
     }
-    const shards = gws.length;
-    save([gradFeatures, ...gws.map((g) => g.tensor), ...centerSaved]);
+    const shards = gws.length, ownGrads = 1 + shards + (gf ? 1 : 0);
+    save([gradFeatures, ...gws.map((g) => g.tensor), ...(gf ? [gf.tensor] : []), ...centerSaved]);
     return {
       value,
       gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
-        if (this.#centers) this.#centers.move(saved.slice(1 + shards));
+        if (this.#centers) this.#centers.move(saved.slice(ownGrads));
+        const gradTargets = gf
+          ? [tf.mul(scaled(backend, saved[1 + shards], dy), targets!.scale)]
+          : [];
         return [
           scaled(backend, saved[0], dy),
           tf.zerosLike(call.labels),
+          ...gradTargets,
           ...saved.slice(1, 1 + shards).map((g) => scaled(backend, g, dy)),
         ];
       },

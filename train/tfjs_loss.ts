@@ -32,6 +32,9 @@ import { referenceStep, successorStep } from "./_reference_step.ts";
 import { WasmPath } from "./_wasm_step.ts";
 import { NativePath } from "./_native_step.ts";
 import { WebgpuPath } from "./_webgpu_step.ts";
+import { gpuSuccessorLoss } from "./_webgpu_successor.ts";
+import { gpuTargetSupport } from "./_webgpu_targets.ts";
+import { kernelHead } from "../engines/host/samples.ts";
 
 export type { HeadShape, HeadSpec, Matrix, Reduction, SuccessorHeadSpec, SuccessorHook };
 export type { Radius, TargetMargin } from "../losses/head_spec.ts";
@@ -80,12 +83,15 @@ export interface TfjsHeadLossOptions {
    * reads the tensors back like "wasm"; `await loss.prepare(shape)` starts its helper threads; a
    * head made at a call runs on the calling thread alone until its helper threads, started then,
    * are ready) or `"reference"` (the float64 reference, as exact as the library gets).
-   * A successor head runs on "reference", on "native" where engine-native computes it, and on
+   * A successor head runs on "reference", on "native" where engine-native computes it, on
    * "wasm" where engine-wasm computes its kind (its
    * `supportsSuccessor`: every successor kind, sub-center ArcFace on C·K rows of weights, AdaCos
-   * as two runs of its scale-only head); an engine that does not compute it refuses it, naming the
-   * head and the engine's reason ("webgpu" refuses them all).
-   * @default {for a successor head "wasm" where engine-wasm computes it and SharedArrayBuffer exists, else "reference"; for any other head "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
+   * as two runs of its scale-only head), and on "webgpu" for ElasticFace and MagFace (their target
+   * terms as tfjs ops on the GPU, engine-webgpu for the rest: nothing read back); an engine that
+   * does not compute it refuses it, naming the head and the engine's reason ("webgpu": AdaFace,
+   * CurricularFace and AdaCos carry a state that would have to be read back every step, sub-center
+   * ArcFace's class cosines are the largest of K rows).
+   * @default {for a successor head "webgpu" on tfjs-webgpu where it computes it, else "wasm" where engine-wasm computes it and SharedArrayBuffer exists, else "reference"; for any other head "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
    */
   engine?: TfjsLossEngine;
   /**
@@ -271,6 +277,7 @@ function engineFor(
   if (option) return option;
   const wasm = typeof SharedArrayBuffer !== "undefined";
   if (isSuccessorHead(spec)) {
+    if (tf.getBackend() === "webgpu" && successorSupport(spec, "webgpu") === true) return "webgpu";
     return wasm && successorSupport(spec, "wasm") === true ? "wasm" : "reference";
   }
   if (tf.getBackend() === "webgpu") return "webgpu";
@@ -295,11 +302,10 @@ function successorSupport(spec: SuccessorHeadSpec, engine: TfjsLossEngine): true
   const answer = e.supportsSuccessor?.(spec);
   if (typeof answer === "string") return answer;
   if (answer !== true || !e.prepareSuccessor) return `${e.name} computes no successor head`;
-  // prepareHead's engine-webgpu computes these; the runs on tfjs-webgpu's own buffers
-  // (prepareExternalHead) have no host targets yet.
-  return engine === "webgpu"
-    ? `${e.name} on tfjs-webgpu's buffers (prepareExternalHead) computes no successor head`
-    : true;
+  if (engine !== "webgpu") return true;
+  // On tfjs-webgpu's own buffers the target terms are tfjs ops (train/_webgpu_targets.ts).
+  const gpu = gpuTargetSupport(spec);
+  return gpu === true ? true : `${e.name} on tfjs-webgpu's buffers: ${gpu}`;
 }
 
 function checkEngineOptions(where: string, o: Record<string, unknown>) {
@@ -357,6 +363,20 @@ function checkSuccessorEngine(where: string, spec: SuccessorHeadSpec, engine: Tf
   );
 }
 
+/** Refuses centers that are not one per class (C×D; C / K classes for sub-center ArcFace). */
+function checkCenterShape(
+  where: string,
+  center: CheckedCenter | undefined,
+  { classes, rows, D }: { classes: number; rows: number; D: number },
+): void {
+  if (!center || (center.centers.rows === classes && center.centers.cols === D)) return;
+  throw new RangeError(
+    `${where}: options.center.centers must be C×D = ${classes}×${D} (one center per ${
+      classes === rows ? "row of weights" : "class"
+    }), got ${center.centers.rows}×${center.centers.cols}`,
+  );
+}
+
 /** The classes of a head on C rows of weights: C / K for sub-center ArcFace, else C. */
 function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
   const hook = isSuccessorHead(spec) ? spec.successor : undefined;
@@ -371,7 +391,8 @@ function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
  * - tfjs-webgpu: engine-webgpu runs on tfjs's own device, reading the tensors' GPU buffers and
  *   writing the loss and both gradients into new tensors' buffers; nothing is read back, so it
  *   works in Deno too (no 2-D canvas needed). A label outside [0, C) or a non-finite input makes
- *   the loss NaN there, since checking would need a read-back.
+ *   the loss NaN there, since checking would need a read-back. ElasticFace and MagFace run there
+ *   too: their target terms as tfjs ops, which tfjs differentiates, the rest on engine-webgpu.
  * - tfjs-wasm and tfjs-cpu: engine-wasm on a prepared synchronous head: its worker threads compute
  *   while the calling thread waits in Atomics.wait (Deno, Node.js, workers); on a browser's main
  *   thread, which may not block, the calling thread computes alone.
@@ -472,25 +493,17 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
   const native = new NativePath(threads === undefined ? {} : { threads });
   const synchronous = { wasm, native } as const;
   const specNow = () => typeof head === "function" ? checkHead(where, head()) : head;
+  const handOver = onState as ((state: Record<string, number>) => void) | undefined;
+  let now: HeadSpec | SuccessorHeadSpec | undefined; // the head of the call the op runs
   const op = tf.customGrad(
     ((features: tf.Tensor2D, labels: tf.Tensor1D, ...rest: [...tf.Tensor2D[], tf.GradSaveFunc]) => {
       const save = rest.pop() as tf.GradSaveFunc, weights = rest as tf.Tensor2D[];
       const { N, D, C } = checkTensors(where, features, weights, labels);
-      const spec = specNow(), classes = classesOf(spec, C);
-      if (center && (center.centers.rows !== classes || center.centers.cols !== D)) {
-        throw new RangeError(
-          `${where}: options.center.centers must be C×D = ${classes}×${D} (one center per ` +
-            `${
-              classes === C ? "row of weights" : "class"
-            }), got ${center.centers.rows}×${center.centers.cols}`,
-        );
-      }
-      const chosen = engineFor(engine, spec);
+      const spec = now!, chosen = engineFor(engine, spec);
       if (isSuccessorHead(spec)) {
         checkSuccessorEngine(where, spec, chosen);
         checkSyncReadBack(where, chosen);
         const hooked = { where, spec, features, weights, labels, N, D, C, reduction, center };
-        const handOver = onState as ((state: Record<string, number>) => void) | undefined;
         return chosen === "wasm" || chosen === "native"
           ? synchronous[chosen].step(hooked, handOver)
           : successorStep(hooked, handOver);
@@ -512,17 +525,29 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
       return chosen === "reference" ? referenceStep(call) : synchronous[chosen].step(call);
     }) as CustomGradient,
   ) as (f: tf.Tensor, l: tf.Tensor, ...w: tf.Tensor[]) => tf.Scalar;
+  const onGpu = gpuSuccessorLoss(where, webgpu, { reduction, center, onState: handOver });
   const loss = ((features: tf.Tensor, weights: tf.Tensor | tf.Tensor[], labels: tf.Tensor) => {
     // Checked here too: a malformed call should not reach tfjs's own checks first.
-    checkTensors(where, features, weights, labels);
-    return op(features, labels, ...(Array.isArray(weights) ? weights : [weights]));
+    const { D, C } = checkTensors(where, features, weights, labels);
+    const shards = Array.isArray(weights) ? weights : [weights];
+    const spec = now = specNow(); // the head of this call, for the op
+    checkCenterShape(where, center, { classes: classesOf(spec, C), rows: C, D });
+    if (isSuccessorHead(spec) && engineFor(engine, spec) === "webgpu") {
+      checkSuccessorEngine(where, spec, "webgpu");
+      return onGpu(spec, features as tf.Tensor2D, shards as tf.Tensor2D[], labels as tf.Tensor1D);
+    }
+    return op(features, labels, ...shards);
   }) as unknown as TfjsHeadLoss;
   return Object.assign(loss, {
     engine: () => engineFor(engine, specNow()),
     async prepare(shape: HeadShape) {
       const spec = specNow(), chosen = engineFor(engine, spec);
-      if (isSuccessorHead(spec)) checkSuccessorEngine(where, spec, chosen);
-      else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
+      if (isSuccessorHead(spec)) {
+        checkSuccessorEngine(where, spec, chosen);
+        if (chosen === "webgpu") {
+          await webgpu.prepare({ where, spec: kernelHead(spec) }, shape, true);
+        }
+      } else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
       if (chosen === "wasm" || chosen === "native") {
         await synchronous[chosen].prepare({ spec }, shape);
       }

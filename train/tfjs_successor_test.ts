@@ -46,6 +46,9 @@ interface Successor {
 /** Whether engine-wasm computes a head, by the engine's own answer. */
 const onWasm = (head: SuccessorHeadSpec) => wasmEngine.supportsSuccessor?.(head) === true;
 
+/** The successors engine "webgpu" runs on tfjs-webgpu's own buffers (the others need a read-back). */
+const onGpu = (s: Successor) => s.name === "magFace" || s.name.startsWith("elasticFace");
+
 /**
  * AdaCos's scale on engine-wasm comes from float32 per-sample losses: it matches the float64
  * reference's to about float32's precision, not bit for bit; every other state is the same maths
@@ -424,36 +427,30 @@ Deno.test("tfjsHeadLoss: a successor head's default engine is wasm where engine-
 
 Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it, naming it and the engine's reason", async () => {
   assert.ok((await useTfjsBackend("cpu")).available);
+  const stateReason = (kind: string) =>
+    `its state \\(${kind}\\) would have to be read back from the GPU every step`;
   const refusals: [SuccessorHeadSpec, "wasm" | "webgpu", string][] = [
     [
       adaCosHead(),
       "webgpu",
       'the adaCos head \\(successor hook "adaCos"\\) is not computed by engine "webgpu": ' +
-      "engine-webgpu on tfjs-webgpu's buffers \\(prepareExternalHead\\) computes no successor " +
-      'head \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
+      `engine-webgpu on tfjs-webgpu's buffers: ${stateReason("adaCos")} ` +
+      '\\(omit options\\.engine or pass "reference" or "wasm"\\)$',
     ],
     [
       subCenterArcFaceHead({ subCenters: 3 }),
       "webgpu",
       'the subCenterArcFace head \\(successor hook "subCenter"\\) is not computed by engine ' +
-      '"webgpu": ' +
-      "engine-webgpu on tfjs-webgpu's buffers \\(prepareExternalHead\\) computes no successor " +
-      'head \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
+      '"webgpu": engine-webgpu on tfjs-webgpu\'s buffers: its class cosines are the largest of K ' +
+      "rows, which the runs on tfjs's buffers do not compute " +
+      '\\(omit options\\.engine or pass "reference" or "wasm"\\)$',
     ],
     [
       curricularFaceHead(),
       "webgpu",
       'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
-      '"webgpu": ' +
-      "engine-webgpu on tfjs-webgpu's buffers \\(prepareExternalHead\\) computes no successor " +
-      'head \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
-    ],
-    [
-      magFaceHead(),
-      "webgpu",
-      'the magFace head \\(successor hook "magFace"\\) is not computed by engine "webgpu": ' +
-      "engine-webgpu on tfjs-webgpu's buffers \\(prepareExternalHead\\) computes no successor " +
-      'head \\(omit options\\.engine or pass "reference" or "wasm"\\)$',
+      `"webgpu": engine-webgpu on tfjs-webgpu's buffers: ${stateReason("curricular")} ` +
+      '\\(omit options\\.engine or pass "reference" or "wasm"\\)$',
     ],
   ];
   for (const [head, engine, text] of refusals) {
@@ -471,12 +468,11 @@ Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it,
       assert.throws(() => loss(x, w, y), message);
     });
   }
-  // engine-webgpu refuses every successor head here (on tfjs-webgpu's own buffers).
+  // engine-webgpu computes ElasticFace and MagFace on tfjs-webgpu's own buffers, and only those.
   for (const s of SUCCESSORS) {
-    assert.throws(
-      () => tfjsHeadLoss(s.head(4, undefined, 1), { engine: "webgpu" }),
-      /is not computed by engine "webgpu"/,
-    );
+    const make = () => tfjsHeadLoss(s.head(4, undefined, 1), { engine: "webgpu" });
+    if (onGpu(s)) make().dispose();
+    else assert.throws(make, /is not computed by engine "webgpu"/);
   }
 });
 
@@ -519,4 +515,74 @@ Deno.test("tfjsHeadLoss: a successor head is checked (also a head function's, at
     () => tfjsHeadLoss(curricularFaceHead(), { onState: 1 as never }),
     /^TypeError: tfjsHeadLoss: options\.onState must be a function \(state\) => void, got number$/,
   );
+});
+
+const WEBGPU = await useTfjsBackend("webgpu");
+
+Deno.test({
+  name:
+    "tfjsHeadLoss on tfjs-webgpu: ElasticFace and MagFace on engine-webgpu, nothing read back, equal their loss pages; 20 Adam steps lower them",
+  ignore: !WEBGPU.available,
+  async fn(t) {
+    for (const s of SUCCESSORS.filter(onGpu)) {
+      await t.step(`${s.name}: the default engine, gradients, loss and state`, async () => {
+        assert.ok((await useTfjsBackend("webgpu")).available);
+        let worst = 0, calls = 0;
+        for (const seed of [1, 2, 3, 4]) {
+          const b = batch(s, { N: 6, D: 5, C: 4 }, seed);
+          using loss = disposing(tfjsHeadLoss(s.head(6, undefined, seed), {
+            onState: (next) => {
+              calls++;
+              assert.deepStrictEqual(next, {});
+            },
+          }));
+          assert.equal(loss.engine(), "webgpu");
+          const { x, w, y } = tensorsOf(b);
+          const { value, grads } = tf.valueAndGrads((a, c) =>
+            loss(a as tf.Tensor2D, c as tf.Tensor2D, y)
+          )([x, w]);
+          const [gx, gw, v] = await Promise.all(
+            [...grads, value].map((g) => g.data() as Promise<Float32Array>),
+          );
+          tf.dispose([x, w, y, value, ...grads]);
+          const expected = s.page(b.input, undefined, seed);
+          worst = Math.max(
+            worst,
+            closeness(gx, expected.gradFeatures.data).relError,
+            closeness(gw, expected.gradWeights.data).relError,
+          );
+          assert.ok(
+            Math.abs(v[0] - expected.loss) <= 1e-5 * Math.abs(expected.loss),
+            `${s.name} seed ${seed}: loss ${v[0]} vs ${expected.loss}`,
+          );
+        }
+        console.log(
+          `tfjs-webgpu ${s.name}: worst relative gradient difference ${worst.toExponential(2)}`,
+        );
+        assert.ok(worst <= RTOL, `${s.name}: ${worst} > ${RTOL}`);
+        assert.equal(calls, 4, "onState once per backward pass");
+      });
+      await t.step(`${s.name}: 20 Adam steps`, async () => {
+        const b = batch(s, { N: 32, D: 4, C: 5 }, 11);
+        const x = tf.variable(tf.tensor2d(b.x, [32, 4]));
+        const w = tf.variable(tf.tensor2d(b.w, [b.rows, 4]));
+        const y = tf.tensor1d(b.labels, "int32");
+        let step = 0;
+        using loss = disposing(tfjsHeadLoss(() => s.head(32, undefined, 100 + step), {
+          engine: "webgpu",
+        }));
+        const optimizer = tf.train.adam(0.05);
+        const losses: number[] = [];
+        for (; step < 20; step++) {
+          const value = optimizer.minimize(() => loss(x, w, y) as tf.Scalar, true)!;
+          losses.push((await value.data())[0]);
+          value.dispose();
+        }
+        optimizer.dispose();
+        tf.dispose([x, w, y]);
+        assert.ok(losses.every(Number.isFinite), `${s.name}: ${losses}`);
+        assert.ok(losses[19] < losses[0], `${s.name}: ${losses[0]} → ${losses[19]}`);
+      });
+    }
+  },
 });

@@ -72,6 +72,13 @@ export interface ExternalBuffers {
   gradFeatures: GPUBuffer;
   /** Receives ∂loss/∂weights, C×D float32: one buffer, or one per shard of `weights`. */
   gradWeights: GPUBuffer | GPUBuffer[];
+  /**
+   * A head prepared with `targets` (a successor head's target terms computed outside): each
+   * sample's target value f(c_iy), N float32 (read); the target logit is s·f(c_iy).
+   */
+  targets?: GPUBuffer;
+  /** With `targets`: receives ∂loss/∂z_iy for each sample, N float32 (the targets' part is the caller's). */
+  targetGrads?: GPUBuffer;
 }
 
 /** A head prepared on a device that the caller owns, run on the caller's GPU buffers. */
@@ -219,6 +226,20 @@ fn main(@builtin(local_invocation_index) t: u32) {
   return { code, bindings };
 }
 
+/** Each sample's ∂loss/∂z_iy, from the row pass's stats, into the caller's N floats. */
+export function targetGradShader(): Shader {
+  const bindings = [bind("stats", "read"), bind("out", "read_write")];
+  const code = `${PRELUDE}
+${declare(bindings)}
+@compute @workgroup_size(${LINE})
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.N) { return; }
+  out[i] = stats[i * ${ROW_STATS}u + 6u];
+}`;
+  return { code, bindings };
+}
+
 /** The head's own buffers: everything but the caller's inputs, labels and outputs. */
 interface OwnBuffers {
   named: HeadBuffers["named"];
@@ -263,6 +284,12 @@ export interface ExternalOptions {
   chunkClasses?: number;
   /** Classes per slice of the ∂X sum (a multiple of 16). */
   sliceClasses?: number;
+  /**
+   * Each run's target values come from `buffers.targets` and ∂loss/∂z_iy goes to
+   * `buffers.targetGrads`: a successor head (its scale-s head without margin runs here) whose
+   * target terms the caller computes, and differentiates, itself. @default {false}
+   */
+  targets?: boolean;
 }
 
 /** Plans the head's layout with room for the weights' binding offsets; throws past a limit. */
@@ -276,7 +303,17 @@ function planExternal(
     ...gpu.limits,
     maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize - OFFSET_ALIGN,
   };
-  const layout = planLayout(shape, limits, { angular: head.logits === "angular", ...options });
+  const layout = planLayout(shape, limits, {
+    angular: head.logits === "angular",
+    chunkClasses: options.chunkClasses,
+    sliceClasses: options.sliceClasses,
+    hostTargets: options.targets === true && head.logits === "angular",
+  });
+  if (options.targets && !layout.hostTargets) {
+    throw new RangeError(
+      `${PREPARE}: targets from a buffer need an angular head, got ${head.name}`,
+    );
+  }
   const problem = layoutProblem(layout, limits, false);
   if (problem) throw new RangeError(`${PREPARE}: ${problem}`);
   if (3 * shape.dims > 65535) {
@@ -296,6 +333,7 @@ function compileAll(gpu: Gpu, head: HeadSpec, layout: Layout): void {
   }
   compile(gpu, stagingShader(angular), "engine-webgpu staging");
   compile(gpu, lossShader(), "engine-webgpu loss");
+  if (layout.hostTargets) compile(gpu, targetGradShader(), "engine-webgpu target gradients");
 }
 
 /**
@@ -383,6 +421,7 @@ function checkBuffers(layout: Layout, io: ExternalBuffers): Shards {
     ["loss", 4],
     ["gradFeatures", 4 * N * D],
   ];
+  if (layout.hostTargets) need.push(["targets", 4 * N], ["targetGrads", 4 * N]);
   for (const [name, bytes] of need) {
     const buffer = io[name] as GPUBuffer;
     if (!(buffer?.size >= bytes)) throw tooSmall(`buffers.${name}`, bytes, buffer);
@@ -530,6 +569,20 @@ function gradTargets(gpu: Gpu, layout: Layout, own: OwnBuffers, shards: Shards):
   );
 }
 
+/** The pass that copies each sample's ∂loss/∂z_iy out of the row pass's stats. */
+function targetGradStep(gpu: Gpu, layout: Layout, own: OwnBuffers, out: GPUBuffer): Step {
+  const shader = targetGradShader(), label = "engine-webgpu target gradients";
+  return {
+    pipeline: compile(gpu, shader, label).pipeline,
+    group: group(gpu, shader, label, [
+      { buffer: own.chunks[0].uniform },
+      { buffer: own.named.stats! },
+      { buffer: out, size: 4 * layout.N },
+    ]),
+    groups: [Math.ceil(layout.N / LINE)],
+  };
+}
+
 /** Encodes and submits one run: staging, the engine's passes, the loss, ∂W's copies. */
 function encodeRun(
   gpu: Gpu,
@@ -546,7 +599,12 @@ function encodeRun(
   });
   const targets = gradTargets(gpu, layout, own, shards);
   const bound = {
-    named: { ...own.named, labels: io.labels, gx: io.gradFeatures },
+    named: {
+      ...own.named,
+      labels: io.labels,
+      gx: io.gradFeatures,
+      ...(layout.hostTargets ? { targets: io.targets } : {}),
+    },
     chunks: own.chunks.map((c, k) => ({ ...c, gw: targets[k] })),
   };
   const staging = { features: io.features, shards: shards.weights, segments };
@@ -564,6 +622,7 @@ function encodeRun(
       ]),
       groups: [1],
     },
+    ...(layout.hostTargets ? [targetGradStep(gpu, layout, own, io.targetGrads!)] : []),
   ];
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();

@@ -217,6 +217,17 @@ export const webgpuEngine: Engine<Float32Array, WebgpuEngineOptions> = {
 
 export type { ExternalBuffers, ExternalHead, WeightShard } from "./_external.ts";
 
+/** Options of {@linkcode prepareExternalHead}: the engine's sizes, and where the targets come from. */
+export interface ExternalHeadOptions extends WebgpuEngineOptions {
+  /**
+   * Each run's target values f(c_iy) come from `buffers.targets` and ∂loss/∂z_iy goes to
+   * `buffers.targetGrads` (an angular head; its target logit is s·f): a successor head whose
+   * target terms the caller computes and differentiates itself runs its scale-s head without
+   * margin here. @default {false}
+   */
+  targets?: boolean;
+}
+
 /**
  * Prepares `head` for `shape` on `device`, a WebGPU device the caller opened (TensorFlow.js's, for
  * one), for runs on the caller's own GPU buffers: N×D float32 features, C×D float32 weights and N
@@ -228,14 +239,14 @@ export type { ExternalBuffers, ExternalHead, WeightShard } from "./_external.ts"
  * @param device The caller's device.
  * @param head The head the runs start with (its pipelines are compiled here).
  * @param shape N samples, D dims, C classes of every run.
- * @param options Sizes that tests force small (as the engine's own).
+ * @param options Sizes that tests force small (as the engine's own); `targets` for a successor head.
  * @returns The prepared head.
  */
 export async function prepareExternalHead(
   device: GPUDevice,
   head: HeadSpec,
   shape: HeadShape,
-  options?: WebgpuEngineOptions,
+  options?: ExternalHeadOptions,
 ): Promise<ExternalHead> {
   checkHeadSpec("prepareExternalHead (webgpu)", head);
   return await prepareExternal(device, head, shape, externalOptions(options));
@@ -248,22 +259,23 @@ export async function prepareExternalHead(
  * @param device The caller's device.
  * @param head The head the runs start with.
  * @param shape N samples, D dims, C classes of every run.
- * @param options Sizes that tests force small (as the engine's own).
+ * @param options Sizes that tests force small (as the engine's own); `targets` for a successor head.
  * @returns The prepared head.
  */
 export function createExternalHead(
   device: GPUDevice,
   head: HeadSpec,
   shape: HeadShape,
-  options?: WebgpuEngineOptions,
+  options?: ExternalHeadOptions,
 ): ExternalHead {
   checkHeadSpec("createExternalHead (webgpu)", head);
   return createExternal(device, head, shape, externalOptions(options));
 }
 
-function externalOptions(options: WebgpuEngineOptions | undefined) {
+function externalOptions(options: ExternalHeadOptions | undefined) {
   return {
     chunkClasses: sizeOption("chunkClasses", options?.chunkClasses),
     sliceClasses: sizeOption("sliceClasses", options?.sliceClasses),
+    targets: options?.targets === true,
   };
 }
