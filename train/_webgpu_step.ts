@@ -85,10 +85,10 @@ export class WebgpuPath {
     if (center) this.#centers = new GpuCenters(center);
   }
 
-  #key(spec: HeadSpec, shape: HeadShape, targets: boolean): string {
-    return `${shape.samples}×${shape.dims}×${shape.classes} ${spec.logits}${
-      targets ? " targets" : ""
-    }`;
+  /** A head's key: its shape and kind, and with targets from a tensor, its sub-centers. */
+  #key(spec: HeadSpec, shape: HeadShape, targets?: { subCenters?: number }): string {
+    const from = targets ? ` targets K=${targets.subCenters ?? 0}` : "";
+    return `${shape.samples}×${shape.dims}×${shape.classes} ${spec.logits}${from}`;
   }
 
   /** The backend, with this path's heads dropped if its device changed. */
@@ -109,12 +109,13 @@ export class WebgpuPath {
   async prepare(
     call: Pick<Call, "where" | "spec">,
     shape: HeadShape,
-    targets = false,
+    targets?: { subCenters?: number },
   ): Promise<void> {
     const backend = this.#backend(call.where);
     const key = this.#key(call.spec, shape, targets);
     if (this.heads.has(key)) return;
-    this.heads.set(key, await prepareExternalHead(backend.device, call.spec, shape, { targets }));
+    const options = targets ? { targets: true, subCenters: targets.subCenters } : {};
+    this.heads.set(key, await prepareExternalHead(backend.device, call.spec, shape, options));
   }
 
   /**
@@ -124,13 +125,18 @@ export class WebgpuPath {
    * after the features and the labels; the targets' part of ∂x and ∂W is the caller's (tfjs
    * differentiates the ops that made f).
    */
-  step(call: Call, save: tf.GradSaveFunc, targets?: { f: tf.Tensor1D; scale: number }): Step {
+  step(
+    call: Call,
+    save: tf.GradSaveFunc,
+    targets?: { f: tf.Tensor1D; scale: number; subCenters?: number },
+  ): Step {
     const { where, spec, N, D, C, reduction } = call;
     const backend = this.#backend(where);
-    const shape = { samples: N, dims: D, classes: C }, withTargets = targets !== undefined;
+    const shape = { samples: N, dims: D, classes: C };
+    const options = targets ? { targets: true, subCenters: targets.subCenters } : {};
     const head = this.heads.get(
-      this.#key(spec, shape, withTargets),
-      () => createExternalHead(backend.device, spec, shape, { targets: withTargets }),
+      this.#key(spec, shape, targets),
+      () => createExternalHead(backend.device, spec, shape, options),
     );
     const labels = call.labels.dtype === "int32" ? call.labels : tf.cast(call.labels, "int32");
     const inputs = {

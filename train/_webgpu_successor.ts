@@ -5,7 +5,7 @@
 // loss as tfjs ops, reduced as the head's losses are.
 import type { SuccessorHeadSpec } from "../losses/head_spec.ts";
 import type { Reduction } from "../losses/types.ts";
-import { kernelHead } from "../engines/host/samples.ts";
+import { kernelHead, kernelSubCenters } from "../engines/host/samples.ts";
 import { tf } from "./tfjs_setup.ts";
 import type { Call, CheckedCenter } from "./_steps.ts";
 import type { WebgpuPath } from "./_webgpu_step.ts";
@@ -52,7 +52,11 @@ export function gpuSuccessorLoss(
         C,
         ...options,
       };
-      const step = webgpu.step(call, save, { f, scale: spec.successor.scale as number });
+      const step = webgpu.step(call, save, {
+        f,
+        scale: spec.successor.scale as number,
+        subCenters: kernelSubCenters(spec),
+      });
       return {
         value: step.value,
         gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {

@@ -1,12 +1,12 @@
 // A successor head's target terms on tfjs-webgpu as tfjs ops on the GPU, so that nothing is read
-// back: each sample's target cosine c_iy from x and its target row of W, the target value f(c_iy)
-// with the slopes of losses/successor_targets.ts as custom gradients (the same formulas, in
-// float32), and MagFace's regulariser. tfjs differentiates them; engine-webgpu computes the rest of
-// the head (its scale-s head without margin, the targets read from a buffer: train/_webgpu_step.ts).
-// ElasticFace and MagFace: the kinds whose terms need nothing but the batch. AdaFace, CurricularFace
-// and AdaCos carry a state from batch to batch that would have to come back to the host (onState),
-// and sub-center ArcFace's class cosines are the largest of K rows, which the external runs do not
-// compute: they stay on the engines that read the tensors back.
+// back: each sample's target cosine c_iy from x and its target row of W (sub-center ArcFace: the
+// largest of its K rows), the target value f(c_iy) with the slopes of losses/successor_targets.ts
+// as custom gradients (the same formulas, in float32), and MagFace's regulariser. tfjs
+// differentiates them; engine-webgpu computes the rest of the head (its scale-s head without margin,
+// the targets read from a buffer: train/_webgpu_step.ts). ElasticFace, MagFace and sub-center
+// ArcFace: the kinds whose terms need nothing but the batch. AdaFace, CurricularFace and AdaCos carry
+// a state from batch to batch that would have to come back to the host (onState) every step: they
+// stay on the engines that read the tensors back.
 import type { SuccessorHeadSpec, SuccessorHook } from "../losses/head_spec.ts";
 import { NORM_EPS } from "../losses/checks.ts";
 import { SIN_FLOOR } from "../losses/successor_targets.ts";
@@ -17,10 +17,8 @@ type Hook<K extends SuccessorHook["kind"]> = Extract<SuccessorHook, { kind: K }>
 /** Whether the target terms of `spec` are computed here, or why not. */
 export function gpuTargetSupport(spec: SuccessorHeadSpec): true | string {
   const kind = spec.successor.kind;
-  if (kind === "elastic" || kind === "magFace") return true;
-  return kind === "subCenter"
-    ? "its class cosines are the largest of K rows, which the runs on tfjs's buffers do not compute"
-    : `its state (${kind}) would have to be read back from the GPU every step`;
+  if (kind === "elastic" || kind === "magFace" || kind === "subCenter") return true;
+  return `its state (${kind}) would have to be read back from the GPU every step`;
 }
 
 /** Rows divided by their norms, max(‖row‖, ε) as the reference divides. */
@@ -29,21 +27,44 @@ function unitRows(m: tf.Tensor2D): tf.Tensor2D {
   return tf.div(m, tf.maximum(norms, NORM_EPS));
 }
 
-/** The target rows of W (one tensor, or shards of consecutive rows) for each label. */
-function targetRows(weights: tf.Tensor2D[], labels: tf.Tensor1D): tf.Tensor2D {
-  if (weights.length === 1) return tf.gather(weights[0], labels);
+/** The rows `rows` of W (one tensor, or shards of consecutive rows), gathered. */
+function rowsOf(weights: tf.Tensor2D[], rows: tf.Tensor1D): tf.Tensor2D {
+  if (weights.length === 1) return tf.gather(weights[0], rows);
   let first = 0, sum: tf.Tensor2D | undefined;
   for (const shard of weights) {
-    const rows = shard.shape[0], local = tf.sub(labels, first);
-    const inside = tf.logicalAnd(tf.greaterEqual(local, 0), tf.less(local, rows));
+    const count = shard.shape[0], local = tf.sub(rows, tf.scalar(first, "int32"));
+    const inside = tf.logicalAnd(tf.greaterEqual(local, 0), tf.less(local, count));
     const picked = tf.mul(
-      tf.gather(shard, tf.clipByValue(local, 0, rows - 1)),
+      tf.gather(shard, tf.clipByValue(local, 0, count - 1)),
       tf.expandDims(tf.cast(inside, "float32"), 1),
     ) as tf.Tensor2D;
     sum = sum ? tf.add(sum, picked) : picked;
-    first += rows;
+    first += count;
   }
   return sum!;
+}
+
+/**
+ * Each sample's target cosine: x̂_i·ŵ_{y_i}, or with K sub-centers (rows y·K … y·K + K − 1) the
+ * largest of the K (the gradient goes to that row, as tf.max's does).
+ */
+function targetCosines(
+  features: tf.Tensor2D,
+  weights: tf.Tensor2D[],
+  labels: tf.Tensor1D,
+  K: number,
+) {
+  const x = unitRows(features);
+  if (K <= 1) return tf.sum(tf.mul(x, unitRows(rowsOf(weights, labels))), 1) as tf.Tensor1D;
+  const N = labels.shape[0], D = features.shape[1];
+  const rows = tf.reshape(
+    tf.add(tf.expandDims(tf.mul(labels, tf.scalar(K, "int32")), 1), tf.range(0, K, 1, "int32")),
+    [
+      N * K,
+    ],
+  );
+  const w = tf.reshape(unitRows(rowsOf(weights, rows as tf.Tensor1D)), [N, K, D]);
+  return tf.max(tf.sum(tf.mul(tf.expandDims(x, 1), w), 2), 1) as tf.Tensor1D;
 }
 
 /** The value of a target function and its slopes ∂/∂c and ∂/∂m, as tensors. */
@@ -134,6 +155,33 @@ function elastic(
 }
 
 /**
+ * ArcFace's cos(θ + m) with its fallback (insightface: where θ + m < π, i.e. c > cos(π − m), else
+ * c − sin(π − m)·m; "easy": where c > 0, else c), m per sample; `exact` false holds the margin
+ * term's slope at 1, as a detached margin gradient does.
+ */
+function arcWithFallback(
+  c: tf.Tensor1D,
+  m: tf.Tensor1D,
+  fallback: "insightface" | "easy",
+  exact: boolean,
+): tf.Tensor1D {
+  return targetOp(c, m, (cc, mm) => {
+    const arc = arcTerms(cc, mm), ones = tf.onesLike(cc);
+    const angular = exact ? arc : { ...arc, dc: ones };
+    if (fallback === "easy") {
+      return select(tf.greater(cc, 0), angular, { value: cc, dc: ones, dm: tf.zerosLike(mm) });
+    }
+    const sinPiM = tf.sin(tf.sub(Math.PI, mm));
+    const linear = {
+      value: tf.sub(cc, tf.mul(sinPiM, mm)),
+      dc: ones,
+      dm: tf.neg(tf.add(sinPiM, tf.mul(mm, tf.cos(mm)))),
+    };
+    return select(tf.greater(cc, tf.cos(tf.sub(Math.PI, mm))), angular, linear);
+  });
+}
+
+/**
  * MagFace's f and regulariser from c and ‖x_i‖: a = clip(‖x‖, l_a, u_a), m = linear in a,
  * cos(θ + m) where the fallback allows (insightface: c > cos(π − m), else c − sin(π − m)·m;
  * "easy": c > 0, else c); the regulariser λ_g·(a/u_a² + 1/a). tfjs's clip passes no gradient
@@ -143,18 +191,7 @@ function magFace(hook: Hook<"magFace">, c: tf.Tensor1D, norms: tf.Tensor1D) {
   const { lowerNorm: la, upperNorm: ua, lowerMargin: lm, upperMargin: um } = hook;
   const a = tf.clipByValue(norms, la, ua);
   const m = tf.add(tf.mul(tf.sub(a, la), (um - lm) / (ua - la)), lm) as tf.Tensor1D;
-  const f = targetOp(c, m, (cc, mm) => {
-    const identity = { value: cc, dc: tf.onesLike(cc), dm: tf.zerosLike(mm) };
-    if (hook.fallback === "easy") return select(tf.greater(cc, 0), arcTerms(cc, mm), identity);
-    // insightface: cos(θ + m) while θ + m < π, else c − sin(π − m)·m.
-    const sinPiM = tf.sin(tf.sub(Math.PI, mm));
-    const linear = {
-      value: tf.sub(cc, tf.mul(sinPiM, mm)),
-      dc: tf.onesLike(cc),
-      dm: tf.neg(tf.add(sinPiM, tf.mul(mm, tf.cos(mm)))),
-    };
-    return select(tf.greater(cc, tf.cos(tf.sub(Math.PI, mm))), arcTerms(cc, mm), linear);
-  });
+  const f = arcWithFallback(c, m, hook.fallback, true);
   const extra = tf.mul(
     tf.add(tf.div(a, ua * ua), tf.div(1, a)),
     hook.regularization,
@@ -173,12 +210,16 @@ export function gpuTargets(
   weights: tf.Tensor2D[],
   labels: tf.Tensor1D,
 ): { f: tf.Tensor1D; extra?: tf.Tensor1D } {
-  const hook = spec.successor;
-  const raw = tf.sum(tf.mul(unitRows(features), unitRows(targetRows(weights, labels))), 1);
-  const c = tf.clipByValue(raw, -1, 1) as tf.Tensor1D; // the reference's unitCosine, with its pass
+  const hook = spec.successor, K = hook.kind === "subCenter" ? hook.subCenters : 1;
+  // The reference's unitCosine, with its pass: clipped, no gradient outside [−1, 1].
+  const c = tf.clipByValue(targetCosines(features, weights, labels, K), -1, 1) as tf.Tensor1D;
   if (hook.kind === "elastic") return { f: elastic(where, spec, hook, c) };
   if (hook.kind === "magFace") {
     return magFace(hook, c, tf.sqrt(tf.sum(tf.square(features), 1)) as tf.Tensor1D);
+  }
+  if (hook.kind === "subCenter") {
+    const m = tf.fill([c.shape[0]], hook.margin) as tf.Tensor1D;
+    return { f: arcWithFallback(c, m, hook.fallback, spec.marginGradient === "exact") };
   }
   throw new RangeError(`${where}: the ${spec.name} head: ${gpuTargetSupport(spec)}`);
 }

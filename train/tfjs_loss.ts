@@ -34,7 +34,7 @@ import { NativePath } from "./_native_step.ts";
 import { WebgpuPath } from "./_webgpu_step.ts";
 import { gpuSuccessorLoss } from "./_webgpu_successor.ts";
 import { gpuTargetSupport } from "./_webgpu_targets.ts";
-import { kernelHead } from "../engines/host/samples.ts";
+import { kernelHead, kernelSubCenters } from "../engines/host/samples.ts";
 
 export type { HeadShape, HeadSpec, Matrix, Reduction, SuccessorHeadSpec, SuccessorHook };
 export type { Radius, TargetMargin } from "../losses/head_spec.ts";
@@ -86,11 +86,11 @@ export interface TfjsHeadLossOptions {
    * A successor head runs on "reference", on "native" where engine-native computes it, on
    * "wasm" where engine-wasm computes its kind (its
    * `supportsSuccessor`: every successor kind, sub-center ArcFace on C·K rows of weights, AdaCos
-   * as two runs of its scale-only head), and on "webgpu" for ElasticFace and MagFace (their target
-   * terms as tfjs ops on the GPU, engine-webgpu for the rest: nothing read back); an engine that
-   * does not compute it refuses it, naming the head and the engine's reason ("webgpu": AdaFace,
-   * CurricularFace and AdaCos carry a state that would have to be read back every step, sub-center
-   * ArcFace's class cosines are the largest of K rows).
+   * as two runs of its scale-only head), and on "webgpu" for ElasticFace, MagFace and sub-center
+   * ArcFace (their target terms as tfjs ops on the GPU, engine-webgpu for the rest: nothing read
+   * back); an engine that does not compute it refuses it, naming the head and the engine's reason
+   * ("webgpu": AdaFace, CurricularFace and AdaCos carry a state that would have to be read back
+   * every step).
    * @default {for a successor head "webgpu" on tfjs-webgpu where it computes it, else "wasm" where engine-wasm computes it and SharedArrayBuffer exists, else "reference"; for any other head "webgpu" on tfjs-webgpu, else "wasm" (where SharedArrayBuffer exists, else "reference")}
    */
   engine?: TfjsLossEngine;
@@ -391,8 +391,9 @@ function classesOf(spec: HeadSpec | SuccessorHeadSpec, rows: number): number {
  * - tfjs-webgpu: engine-webgpu runs on tfjs's own device, reading the tensors' GPU buffers and
  *   writing the loss and both gradients into new tensors' buffers; nothing is read back, so it
  *   works in Deno too (no 2-D canvas needed). A label outside [0, C) or a non-finite input makes
- *   the loss NaN there, since checking would need a read-back. ElasticFace and MagFace run there
- *   too: their target terms as tfjs ops, which tfjs differentiates, the rest on engine-webgpu.
+ *   the loss NaN there, since checking would need a read-back. ElasticFace, MagFace and
+ *   sub-center ArcFace run there too: their target terms as tfjs ops, which tfjs differentiates,
+ *   the rest on engine-webgpu.
  * - tfjs-wasm and tfjs-cpu: engine-wasm on a prepared synchronous head: its worker threads compute
  *   while the calling thread waits in Atomics.wait (Deno, Node.js, workers); on a browser's main
  *   thread, which may not block, the calling thread computes alone.
@@ -545,7 +546,9 @@ export function tfjsHeadLoss(head: TfjsHead, options?: TfjsHeadLossOptions): Tfj
       if (isSuccessorHead(spec)) {
         checkSuccessorEngine(where, spec, chosen);
         if (chosen === "webgpu") {
-          await webgpu.prepare({ where, spec: kernelHead(spec) }, shape, true);
+          await webgpu.prepare({ where, spec: kernelHead(spec) }, shape, {
+            subCenters: kernelSubCenters(spec),
+          });
         }
       } else if (chosen === "webgpu") await webgpu.prepare({ where, spec }, shape);
       if (chosen === "wasm" || chosen === "native") {

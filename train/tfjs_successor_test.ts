@@ -47,7 +47,8 @@ interface Successor {
 const onWasm = (head: SuccessorHeadSpec) => wasmEngine.supportsSuccessor?.(head) === true;
 
 /** The successors engine "webgpu" runs on tfjs-webgpu's own buffers (the others need a read-back). */
-const onGpu = (s: Successor) => s.name === "magFace" || s.name.startsWith("elasticFace");
+const onGpu = (s: Successor) =>
+  s.name === "magFace" || s.name.startsWith("elasticFace") || s.name.startsWith("subCenter");
 
 /**
  * AdaCos's scale on engine-wasm comes from float32 per-sample losses: it matches the float64
@@ -438,14 +439,6 @@ Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it,
       '\\(omit options\\.engine or pass "reference" or "wasm"\\)$',
     ],
     [
-      subCenterArcFaceHead({ subCenters: 3 }),
-      "webgpu",
-      'the subCenterArcFace head \\(successor hook "subCenter"\\) is not computed by engine ' +
-      '"webgpu": engine-webgpu on tfjs-webgpu\'s buffers: its class cosines are the largest of K ' +
-      "rows, which the runs on tfjs's buffers do not compute " +
-      '\\(omit options\\.engine or pass "reference" or "wasm"\\)$',
-    ],
-    [
       curricularFaceHead(),
       "webgpu",
       'the curricularFace head \\(successor hook "curricular"\\) is not computed by engine ' +
@@ -468,7 +461,8 @@ Deno.test("tfjsHeadLoss: engines that do not compute a successor head refuse it,
       assert.throws(() => loss(x, w, y), message);
     });
   }
-  // engine-webgpu computes ElasticFace and MagFace on tfjs-webgpu's own buffers, and only those.
+  // engine-webgpu computes ElasticFace, MagFace and sub-center ArcFace on tfjs-webgpu's own
+  // buffers, and only those.
   for (const s of SUCCESSORS) {
     const make = () => tfjsHeadLoss(s.head(4, undefined, 1), { engine: "webgpu" });
     if (onGpu(s)) make().dispose();
@@ -521,7 +515,7 @@ const WEBGPU = await useTfjsBackend("webgpu");
 
 Deno.test({
   name:
-    "tfjsHeadLoss on tfjs-webgpu: ElasticFace and MagFace on engine-webgpu, nothing read back, equal their loss pages; 20 Adam steps lower them",
+    "tfjsHeadLoss on tfjs-webgpu: ElasticFace, MagFace and sub-center ArcFace on engine-webgpu, nothing read back, equal their loss pages; 20 Adam steps lower them",
   ignore: !WEBGPU.available,
   async fn(t) {
     for (const s of SUCCESSORS.filter(onGpu)) {
@@ -562,6 +556,31 @@ Deno.test({
         assert.ok(worst <= RTOL, `${s.name}: ${worst} > ${RTOL}`);
         assert.equal(calls, 4, "onState once per backward pass");
       });
+      await t.step(
+        `${s.name}: W in two shards (sub-center ArcFace: a class's rows across them)`,
+        async () => {
+          const b = batch(s, { N: 6, D: 5, C: 4 }, 7);
+          using loss = disposing(tfjsHeadLoss(s.head(6, undefined, 7), { engine: "webgpu" }));
+          const { x, w, y } = tensorsOf(b);
+          const cut = Math.ceil(b.rows / 2) + 1;
+          const shards = [tf.slice(w, [0, 0], [cut, 5]), tf.slice(w, [cut, 0], [b.rows - cut, 5])];
+          const { value, grads } = tf.valueAndGrads((a, p, q) =>
+            loss(a as tf.Tensor2D, [p as tf.Tensor2D, q as tf.Tensor2D], y)
+          )([x, ...shards]);
+          const [gx, g0, g1, v] = await Promise.all(
+            [...grads, value].map((g) => g.data() as Promise<Float32Array>),
+          );
+          tf.dispose([x, w, y, value, ...grads, ...shards]);
+          const expected = s.page(b.input, undefined, 7);
+          const gw = Float32Array.from([...g0, ...g1]);
+          const worst = Math.max(
+            closeness(gx, expected.gradFeatures.data).relError,
+            closeness(gw, expected.gradWeights.data).relError,
+          );
+          assert.ok(worst <= RTOL, `${s.name} in shards: ${worst} > ${RTOL}`);
+          assert.ok(Math.abs(v[0] - expected.loss) <= 1e-5 * Math.abs(expected.loss));
+        },
+      );
       await t.step(`${s.name}: 20 Adam steps`, async () => {
         const b = batch(s, { N: 32, D: 4, C: 5 }, 11);
         const x = tf.variable(tf.tensor2d(b.x, [32, 4]));

@@ -290,6 +290,11 @@ export interface ExternalOptions {
    * target terms the caller computes, and differentiates, itself. @default {false}
    */
   targets?: boolean;
+  /**
+   * Sub-center ArcFace's K, with `targets`: W's C rows are C/K classes of K adjacent rows, each
+   * class's cosine the largest of them. @default {0}
+   */
+  subCenters?: number;
 }
 
 /** Plans the head's layout with room for the weights' binding offsets; throws past a limit. */
@@ -308,7 +313,14 @@ function planExternal(
     chunkClasses: options.chunkClasses,
     sliceClasses: options.sliceClasses,
     hostTargets: options.targets === true && head.logits === "angular",
+    subCenters: options.targets ? options.subCenters ?? 0 : 0,
   });
+  const K = layout.subCenters;
+  if (K && !(Number.isInteger(K) && K >= 1 && shape.classes % K === 0)) {
+    throw new RangeError(
+      `${PREPARE}: subCenters must be an integer ≥ 1 dividing W's ${shape.classes} rows, got ${K}`,
+    );
+  }
   if (options.targets && !layout.hostTargets) {
     throw new RangeError(
       `${PREPARE}: targets from a buffer need an angular head, got ${head.name}`,

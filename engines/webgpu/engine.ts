@@ -226,6 +226,11 @@ export interface ExternalHeadOptions extends WebgpuEngineOptions {
    * margin here. @default {false}
    */
   targets?: boolean;
+  /**
+   * With `targets`, sub-center ArcFace's K: W's rows are C/K classes of K adjacent rows, each
+   * class's cosine the largest of them (labels are classes). @default {0}
+   */
+  subCenters?: number;
 }
 
 /**
@@ -277,5 +282,6 @@ function externalOptions(options: ExternalHeadOptions | undefined) {
     chunkClasses: sizeOption("chunkClasses", options?.chunkClasses),
     sliceClasses: sizeOption("sliceClasses", options?.sliceClasses),
     targets: options?.targets === true,
+    subCenters: options?.subCenters ?? 0,
   };
 }
