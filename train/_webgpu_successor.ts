@@ -50,7 +50,8 @@ export function gpuSuccessorLoss(
         N,
         D,
         C,
-        ...options,
+        reduction: options.reduction,
+        center: options.center,
       };
       const step = webgpu.step(call, save, {
         f,
