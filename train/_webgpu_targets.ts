@@ -21,9 +21,13 @@ export function gpuTargetSupport(spec: SuccessorHeadSpec): true | string {
   return `its state (${kind}) would have to be read back from the GPU every step`;
 }
 
-/** Rows divided by their norms, max(‖row‖, ε) as the reference divides. */
-function unitRows(m: tf.Tensor2D): tf.Tensor2D {
-  const norms = tf.sqrt(tf.sum(tf.square(m), 1, true));
+/** Each row's norm, as a column (N×1). */
+function rowNorms(m: tf.Tensor2D): tf.Tensor2D {
+  return tf.sqrt(tf.sum(tf.square(m), 1, true));
+}
+
+/** Rows divided by their norms (`norms`, when known), max(‖row‖, ε) as the reference divides. */
+function unitRows(m: tf.Tensor2D, norms = rowNorms(m)): tf.Tensor2D {
   return tf.div(m, tf.maximum(norms, NORM_EPS));
 }
 
@@ -45,25 +49,20 @@ function rowsOf(weights: tf.Tensor2D[], rows: tf.Tensor1D): tf.Tensor2D {
 }
 
 /**
- * Each sample's target cosine: x̂_i·ŵ_{y_i}, or with K sub-centers (rows y·K … y·K + K − 1) the
+ * Each sample's target cosine from the unit features x̂: x̂_i·ŵ_{y_i}, or with K sub-centers (rows y·K … y·K + K − 1) the
  * largest of the K (the gradient goes to that row, as tf.max's does).
  */
 function targetCosines(
-  features: tf.Tensor2D,
+  x: tf.Tensor2D,
   weights: tf.Tensor2D[],
   labels: tf.Tensor1D,
   K: number,
 ) {
-  const x = unitRows(features);
   if (K <= 1) return tf.sum(tf.mul(x, unitRows(rowsOf(weights, labels))), 1) as tf.Tensor1D;
-  const N = labels.shape[0], D = features.shape[1];
-  const rows = tf.reshape(
-    tf.add(tf.expandDims(tf.mul(labels, tf.scalar(K, "int32")), 1), tf.range(0, K, 1, "int32")),
-    [
-      N * K,
-    ],
-  );
-  const w = tf.reshape(unitRows(rowsOf(weights, rows as tf.Tensor1D)), [N, K, D]);
+  const [N, D] = x.shape;
+  const first = tf.expandDims(tf.mul(labels, tf.scalar(K, "int32")), 1);
+  const rows = tf.reshape(tf.add(first, tf.range(0, K, 1, "int32")), [N * K]) as tf.Tensor1D;
+  const w = tf.reshape(unitRows(rowsOf(weights, rows)), [N, K, D]);
   return tf.max(tf.sum(tf.mul(tf.expandDims(x, 1), w), 2), 1) as tf.Tensor1D;
 }
 
@@ -211,12 +210,11 @@ export function gpuTargets(
   labels: tf.Tensor1D,
 ): { f: tf.Tensor1D; extra?: tf.Tensor1D } {
   const hook = spec.successor, K = hook.kind === "subCenter" ? hook.subCenters : 1;
+  const norms = rowNorms(features), x = unitRows(features, norms);
   // The reference's unitCosine, with its pass: clipped, no gradient outside [−1, 1].
-  const c = tf.clipByValue(targetCosines(features, weights, labels, K), -1, 1) as tf.Tensor1D;
+  const c = tf.clipByValue(targetCosines(x, weights, labels, K), -1, 1) as tf.Tensor1D;
   if (hook.kind === "elastic") return { f: elastic(where, spec, hook, c) };
-  if (hook.kind === "magFace") {
-    return magFace(hook, c, tf.sqrt(tf.sum(tf.square(features), 1)) as tf.Tensor1D);
-  }
+  if (hook.kind === "magFace") return magFace(hook, c, tf.squeeze(norms, [1]) as tf.Tensor1D);
   if (hook.kind === "subCenter") {
     const m = tf.fill([c.shape[0]], hook.margin) as tf.Tensor1D;
     return { f: arcWithFallback(c, m, hook.fallback, spec.marginGradient === "exact") };
